@@ -1,0 +1,295 @@
+//! Rule files and what they mean.
+//!
+//! A rule list is written, in order, into a fresh v1 device cgroup directly
+//! below an allow-all root, as runc does on cgroup v1. The resulting state,
+//! a [`RuleSet`], is what a device program must enforce. Two input formats:
+//! v1 lines (`allow c 1:3 rwm`, `deny a`, `#` comments) and OCI JSON (an array
+//! of `linux.resources.devices` entries, or a whole `config.json`).
+
+use std::fmt;
+use std::path::Path;
+
+use oci_spec::runtime::LinuxDeviceCgroup;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use thiserror::Error;
+
+use crate::device::{Behavior, Exception};
+use crate::v1text::{self, ParseError, V1Text};
+
+/// Which file a rule is written to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RuleKind {
+    Allow,
+    Deny,
+}
+
+impl RuleKind {
+    pub fn file_name(self) -> &'static str {
+        match self {
+            RuleKind::Allow => "devices.allow",
+            RuleKind::Deny => "devices.deny",
+        }
+    }
+    pub fn keyword(self) -> &'static str {
+        match self {
+            RuleKind::Allow => "allow",
+            RuleKind::Deny => "deny",
+        }
+    }
+}
+
+/// Where a rule came from, for error messages and reports.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Origin {
+    pub file: String,
+    pub line: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// One write to devices.allow or devices.deny.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Rule {
+    pub kind: RuleKind,
+    /// The text as written to the file.
+    pub text: String,
+    /// How the kernel parses `text`.
+    pub parsed: V1Text,
+    pub origin: Origin,
+}
+
+impl Rule {
+    /// A rule from its text; refused exactly where the kernel says EINVAL.
+    pub fn new(kind: RuleKind, text: impl Into<String>) -> Result<Rule, ParseError> {
+        let text = text.into();
+        let parsed = v1text::parse(&text)?;
+        Ok(Rule { kind, text, parsed, origin: Origin::default() })
+    }
+
+    /// A rule from an already valid parse; its text is the canonical form.
+    pub fn from_parsed(kind: RuleKind, parsed: V1Text) -> Rule {
+        let text = match parsed {
+            V1Text::All => "a".to_string(),
+            V1Text::Exception(ex) => canonical_text(&ex),
+        };
+        Rule { kind, text, parsed, origin: Origin::default() }
+    }
+}
+
+/// `c 1:3 rwm` with `*` for wildcards: devices.list form, but an empty access
+/// set stays empty (and so cannot be written back).
+fn canonical_text(ex: &Exception) -> String {
+    ex.to_string()
+}
+
+/// The v1 line form, `allow c 1:3 rwm`.
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind.keyword(), self.text.trim())
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum RuleError {
+    #[error("{origin}: {reason}")]
+    Invalid { origin: Origin, reason: String },
+    #[error("{file}: {source}")]
+    Io {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl RuleError {
+    fn invalid(file: &str, line: usize, reason: impl Into<String>) -> Self {
+        RuleError::Invalid { origin: Origin { file: file.to_string(), line }, reason: reason.into() }
+    }
+}
+
+/// Rule file reading and format detection.
+pub struct RuleFile;
+
+impl RuleFile {
+    pub fn read(path: &Path) -> Result<Vec<Rule>, RuleError> {
+        let name = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| RuleError::Io { file: name.clone(), source })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| RuleError::invalid(&name, line_of_offset_bytes(e.as_bytes(), e.utf8_error().valid_up_to()), "not UTF-8"))?;
+        Self::parse(&name, &text)
+    }
+
+    /// Parses `content`: OCI JSON when the name ends in `.json` or the text
+    /// starts with `[` or `{`, v1 lines otherwise.
+    pub fn parse(name: &str, content: &str) -> Result<Vec<Rule>, RuleError> {
+        let first = content.trim_start().chars().next();
+        if name.ends_with(".json") || matches!(first, Some('[') | Some('{')) {
+            parse_oci(name, content)
+        } else {
+            parse_v1_lines(name, content)
+        }
+    }
+}
+
+fn line_of_offset_bytes(text: &[u8], offset: usize) -> usize {
+    text[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+fn parse_v1_lines(name: &str, content: &str) -> Result<Vec<Rule>, RuleError> {
+    let mut rules = Vec::new();
+    for (idx, line) in content.lines().enumerate() {
+        let lineno = idx + 1;
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let (word, rest) = trimmed.split_once(char::is_whitespace).unwrap_or((trimmed, ""));
+        let kind = match word {
+            "allow" => RuleKind::Allow,
+            "deny" => RuleKind::Deny,
+            other => {
+                return Err(RuleError::invalid(
+                    name,
+                    lineno,
+                    format!("expected `allow TEXT` or `deny TEXT`, found {other:?}"),
+                ))
+            }
+        };
+        let text = rest.trim_start();
+        let mut rule = Rule::new(kind, text).map_err(|e| {
+            RuleError::invalid(name, lineno, format!("{} {text:?}: {e} (the kernel answers EINVAL)", kind.file_name()))
+        })?;
+        rule.origin = Origin { file: name.to_string(), line: lineno };
+        rules.push(rule);
+    }
+    Ok(rules)
+}
+
+#[derive(Deserialize)]
+struct OciConfig<'a> {
+    #[serde(borrow)]
+    linux: Option<OciLinux<'a>>,
+}
+#[derive(Deserialize)]
+struct OciLinux<'a> {
+    #[serde(borrow)]
+    resources: Option<OciResources<'a>>,
+}
+#[derive(Deserialize)]
+struct OciResources<'a> {
+    #[serde(borrow)]
+    devices: Option<Vec<&'a RawValue>>,
+}
+
+fn parse_oci(name: &str, content: &str) -> Result<Vec<Rule>, RuleError> {
+    let json_err = |e: serde_json::Error| RuleError::invalid(name, e.line(), format!("invalid JSON: {e}"));
+    let entries: Vec<&RawValue> = if content.trim_start().starts_with('[') {
+        serde_json::from_str(content).map_err(json_err)?
+    } else {
+        let config: OciConfig = serde_json::from_str(content).map_err(json_err)?;
+        config
+            .linux
+            .and_then(|l| l.resources)
+            .and_then(|r| r.devices)
+            .ok_or_else(|| RuleError::invalid(name, 1, "OCI config has no linux.resources.devices"))?
+    };
+    let base = content.as_ptr() as usize;
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(idx, raw)| {
+            let offset = raw.get().as_ptr() as usize - base;
+            let line = line_of_offset_bytes(content.as_bytes(), offset);
+            oci_entry(raw.get(), idx).map(|mut rule| {
+                rule.origin = Origin { file: name.to_string(), line };
+                rule
+            })
+            .map_err(|reason| RuleError::invalid(name, line, format!("devices[{idx}]: {reason}")))
+        })
+        .collect()
+}
+
+/// One OCI entry becomes the text runc would write to devices.allow/deny:
+/// type (default `a`), major and minor (absent or -1 is `*`), access.
+fn oci_entry(raw: &str, _idx: usize) -> Result<Rule, String> {
+    let value: serde_json::Value = serde_json::from_str(raw).map_err(|e| e.to_string())?;
+    let obj = value.as_object().ok_or("entry is not an object")?;
+    if !obj.get("allow").is_some_and(|a| a.is_boolean()) {
+        return Err("`allow` (true or false) is required".into());
+    }
+    let entry: LinuxDeviceCgroup = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
+    let num = |n: Option<i64>| match n {
+        None | Some(-1) => "*".to_string(),
+        Some(n) => n.to_string(),
+    };
+    let ty = entry.typ().map_or_else(|| "a".to_string(), |t| t.as_str().to_string());
+    let access = entry.access().clone().unwrap_or_default();
+    let text = format!("{ty} {}:{} {access}", num(entry.major()), num(entry.minor()));
+    let kind = if entry.allow() { RuleKind::Allow } else { RuleKind::Deny };
+    Rule::new(kind, text.clone())
+        .map_err(|e| format!("{} {text:?}: {e} (the kernel answers EINVAL)", kind.file_name()))
+}
+
+/// The v1 state a rule list leaves in a fresh cgroup below an allow-all
+/// root. There no write can fail for permission reasons: the root allows
+/// everything and has no exceptions, and the new cgroup has no children.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleSet {
+    pub behavior: Behavior,
+    pub exceptions: Vec<Exception>,
+}
+
+impl Default for RuleSet {
+    fn default() -> Self {
+        RuleSet { behavior: Behavior::Allow, exceptions: Vec::new() }
+    }
+}
+
+impl RuleSet {
+    pub fn from_rules(rules: &[Rule]) -> RuleSet {
+        let mut set = RuleSet::default();
+        for rule in rules {
+            set.apply(rule.kind, &rule.parsed);
+        }
+        set
+    }
+
+    fn apply(&mut self, kind: RuleKind, text: &V1Text) {
+        match (*text, kind) {
+            // `a`: the behavior changes and the list becomes the parent's
+            // (the root's, which is empty) or is cleared.
+            (V1Text::All, RuleKind::Allow) => *self = RuleSet { behavior: Behavior::Allow, exceptions: vec![] },
+            (V1Text::All, RuleKind::Deny) => *self = RuleSet { behavior: Behavior::Deny, exceptions: vec![] },
+            // Writing to the file that matches the behavior removes.
+            (V1Text::Exception(ex), RuleKind::Allow) if self.behavior == Behavior::Allow => self.remove(&ex),
+            (V1Text::Exception(ex), RuleKind::Deny) if self.behavior == Behavior::Deny => self.remove(&ex),
+            (V1Text::Exception(ex), _) => self.add(ex),
+        }
+    }
+
+    /// Same key: access OR-ed in place; otherwise appended.
+    fn add(&mut self, ex: Exception) {
+        match self.exceptions.iter_mut().find(|e| e.key() == ex.key()) {
+            Some(e) => e.access = e.access.union(ex.access),
+            None => self.exceptions.push(ex),
+        }
+    }
+
+    /// Exact key only: clear the bits, drop an entry left with none. A
+    /// wildcard entry is never split by a narrower removal.
+    fn remove(&mut self, ex: &Exception) {
+        if let Some(pos) = self.exceptions.iter().position(|e| e.key() == ex.key()) {
+            let left = self.exceptions[pos].access.without(ex.access);
+            if left.is_empty() {
+                self.exceptions.remove(pos);
+            } else {
+                self.exceptions[pos].access = left;
+            }
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! Strategies turn a rule list into a device program. One module per
+//! strategy, all behind [`Strategy`]; adding one is one file plus a line in
+//! [`all`].
+
+use thiserror::Error;
+
+use crate::asm::AsmError;
+use crate::insn::Program;
+use crate::rules::Rule;
+
+pub mod linear;
+
+/// The context field offsets of `struct bpf_cgroup_dev_ctx`.
+pub mod ctx {
+    pub const ACCESS_TYPE: i16 = 0;
+    pub const MAJOR: i16 = 4;
+    pub const MINOR: i16 = 8;
+}
+
+#[derive(Debug, Error)]
+pub enum CompileError {
+    #[error("assembler: {0}")]
+    Asm(#[from] AsmError),
+    /// What a modelled runtime itself would refuse, with its message.
+    #[error("{strategy} refuses this rule list: {reason}")]
+    Refused { strategy: &'static str, reason: String },
+    #[error("program would need {insns} instructions, over the limit of {limit}")]
+    TooLarge { insns: usize, limit: usize },
+}
+
+pub trait Strategy: Send + Sync {
+    /// Short name used on the command line.
+    fn name(&self) -> &'static str;
+    /// One line for `--help` and reports.
+    fn summary(&self) -> &'static str;
+    /// Whether this is one of devcg's own strategies (which must never
+    /// diverge) rather than a model of another runtime's generator.
+    fn is_own(&self) -> bool {
+        true
+    }
+    fn compile(&self, rules: &[Rule]) -> Result<Program, CompileError>;
+}
+
+/// Every strategy, in report order.
+pub fn all() -> Vec<Box<dyn Strategy>> {
+    vec![Box::new(linear::Linear)]
+}
+
+pub fn by_name(name: &str) -> Option<Box<dyn Strategy>> {
+    all().into_iter().find(|s| s.name() == name)
+}
+
+pub fn names() -> Vec<&'static str> {
+    all().iter().map(|s| s.name()).collect()
+}
