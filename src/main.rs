@@ -1,1 +1,236 @@
-fn main() {}
+//! The `devcg` command line.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use devcg::verify::{self, Answer, OracleCase, VerifyConfig};
+use devcg_emulator::Emulator;
+use devcg_engine::{disasm, strategy, Program, Request, RuleFile, Strategy};
+
+#[derive(Parser)]
+#[command(name = "devcg", version, about = "Proves Linux cgroup device filters right")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Differential test: random rule lists, oracle vs the strategy's program
+    /// in the emulator. Exit 1 on any divergence.
+    Verify {
+        /// Strategy name, or `all`.
+        #[arg(long, default_value = "all")]
+        strategy: String,
+        /// Rule sets to draw per strategy.
+        #[arg(long, default_value_t = 2_000)]
+        cases: u64,
+        /// Requests checked against each rule set.
+        #[arg(long, default_value_t = 64)]
+        checks_per_case: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Print the table as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compile a rule file into a device program.
+    Compile {
+        #[arg(long)]
+        strategy: String,
+        #[arg(long, value_enum, default_value_t = Format::Asm)]
+        format: Format,
+        /// Write here instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        rules: PathBuf,
+    },
+    /// Decide accesses such as `c 1:3 rw` with the oracle and a program.
+    Check {
+        #[arg(long, conflicts_with = "program", required_unless_present = "program")]
+        strategy: Option<String>,
+        /// A program file: raw `bpf_insn` bytes, or `compile --format json`.
+        #[arg(long)]
+        program: Option<PathBuf>,
+        rules: PathBuf,
+        /// `TYPE MAJOR:MINOR ACCESS`, ACCESS from `rwm` or `-`; quoted as one
+        /// argument or as three.
+        #[arg(required = true, num_args = 1..)]
+        access: Vec<String>,
+    },
+    /// Run a v1 oracle script, printing one JSON object per command.
+    Oracle { script: PathBuf },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Raw,
+    Asm,
+    Json,
+}
+
+/// Exit codes: 0 agreement, 1 a divergence found, 2 bad input.
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Verify { strategy, cases, checks_per_case, seed, json } => {
+            let cfg = VerifyConfig { cases, checks_per_case, seed, progress: true, ..VerifyConfig::default() };
+            cmd_verify(&strategy, &cfg, json)
+        }
+        Command::Compile { strategy, format, output, rules } => cmd_compile(&strategy, format, output, &rules),
+        Command::Check { strategy, program, rules, access } => cmd_check(strategy, program, &rules, &access),
+        Command::Oracle { script } => cmd_oracle(&script),
+    }
+}
+
+fn strategies(name: &str) -> Result<Vec<Box<dyn Strategy>>> {
+    if name == "all" {
+        return Ok(strategy::all());
+    }
+    strategy::by_name(name)
+        .map(|s| vec![s])
+        .ok_or_else(|| anyhow!("unknown strategy {name:?}; known: all, {}", strategy::names().join(", ")))
+}
+
+fn cmd_verify(name: &str, cfg: &VerifyConfig, json: bool) -> Result<ExitCode> {
+    let reports: Vec<_> = strategies(name)?.iter().map(|s| verify::verify(s.as_ref(), cfg)).collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        println!(
+            "{:<12} {:>9} {:>10} {:>11} {:>8} {:>12}",
+            "strategy", "rule sets", "checks", "divergences", "refused", "checks/s"
+        );
+        for r in &reports {
+            println!(
+                "{:<12} {:>9} {:>10} {:>11} {:>8} {:>12.0}",
+                r.strategy,
+                r.rule_sets,
+                r.checks,
+                r.divergences,
+                r.refused,
+                r.checks_per_second()
+            );
+        }
+        for r in reports.iter().filter(|r| r.counterexample.is_some()) {
+            println!("\n{}: smallest counterexample found\n{}", r.strategy, r.counterexample.as_ref().unwrap());
+        }
+    }
+    // Models of other runtimes show what they show; ours must not diverge.
+    let diverged = reports
+        .iter()
+        .any(|r| r.divergences > 0 && strategy::by_name(&r.strategy).is_some_and(|s| s.is_own()));
+    Ok(if diverged { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn read_rules(path: &Path) -> Result<Vec<devcg_engine::Rule>> {
+    Ok(RuleFile::read(path)?)
+}
+
+fn compile(name: &str, rules: &[devcg_engine::Rule]) -> Result<Program> {
+    let s = strategies(name)?;
+    let [s] = s.as_slice() else { bail!("compile needs one strategy, not `all`") };
+    Ok(s.compile(rules)?)
+}
+
+fn cmd_compile(name: &str, format: Format, output: Option<PathBuf>, rules: &Path) -> Result<ExitCode> {
+    let program = compile(name, &read_rules(rules)?)?;
+    let bytes = match format {
+        Format::Raw => {
+            if output.is_none() && std::io::stdout().is_terminal() {
+                bail!("refusing to write raw program bytes to a terminal; use -o FILE or redirect");
+            }
+            program.to_bytes()
+        }
+        Format::Asm => disasm::disassemble(&program.insns).into_bytes(),
+        Format::Json => {
+            let mut text = serde_json::to_string_pretty(&program)?;
+            text.push('\n');
+            text.into_bytes()
+        }
+    };
+    match output {
+        Some(path) => std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?,
+        None => std::io::stdout().write_all(&bytes)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A program file: JSON as `compile --format json` writes it, else raw bytes.
+fn read_program(path: &Path) -> Result<Program> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if bytes.first() == Some(&b'{') {
+        let text = std::str::from_utf8(&bytes).with_context(|| format!("{}: not UTF-8", path.display()))?;
+        return serde_json::from_str(text)
+            .map_err(|e| anyhow!("{}:{}: invalid program JSON: {e}", path.display(), e.line()));
+    }
+    Program::from_bytes(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
+fn parse_requests(args: &[String]) -> Result<Vec<Request>> {
+    let words: Vec<&str> = args.iter().flat_map(|a| a.split_whitespace()).collect();
+    if words.len() % 3 != 0 {
+        bail!("accesses are `TYPE MAJOR:MINOR ACCESS` triples, got {} words: {}", words.len(), words.join(" "));
+    }
+    words
+        .chunks(3)
+        .map(|w| {
+            let text = w.join(" ");
+            Request::parse(&text)
+                .ok_or_else(|| anyhow!("bad access {text:?}: expected `c|b MAJOR:MINOR ACCESS`, ACCESS from rwm or -"))
+        })
+        .collect()
+}
+
+fn cmd_check(strategy: Option<String>, program: Option<PathBuf>, rules: &Path, access: &[String]) -> Result<ExitCode> {
+    let rule_list = read_rules(rules)?;
+    let requests = parse_requests(access)?;
+    let program = match (&strategy, &program) {
+        (Some(name), _) => compile(name, &rule_list)?,
+        (None, Some(path)) => read_program(path)?,
+        (None, None) => bail!("give --strategy or --program"),
+    };
+    let emulator = Emulator::new(&program).map_err(|e| anyhow!("program refused by the emulator: {e}"))?;
+    let oracle = OracleCase::new(&rule_list);
+    let mut disagreements = 0;
+    for req in &requests {
+        let want = oracle.decide(req);
+        let got = match emulator.run(req) {
+            Ok(v) => Answer::Verdict(v),
+            Err(e) => Answer::Error(e.to_string()),
+        };
+        let agree = got == Answer::Verdict(want);
+        disagreements += usize::from(!agree);
+        println!(
+            "{:<24} oracle {:<5}  program {:<5}  {}",
+            req.to_string(),
+            want.to_string(),
+            got.to_string(),
+            if agree { "agree" } else { "DIFFER" }
+        );
+    }
+    Ok(if disagreements > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn cmd_oracle(script: &Path) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(script).with_context(|| format!("reading {}", script.display()))?;
+    let outputs = devcg_oracle::script::run(&text).map_err(|e| anyhow!("{}: {e}", script.display()))?;
+    let mut out = std::io::stdout().lock();
+    for o in outputs {
+        writeln!(out, "{}", serde_json::to_string(&o)?)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

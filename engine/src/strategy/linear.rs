@@ -19,10 +19,10 @@ use crate::strategy::{ctx, CompileError, Strategy};
 
 pub struct Linear;
 
-const TYPE: Reg = R2;
-const ACCESS: Reg = R3;
-const MAJOR: Reg = R4;
-const MINOR: Reg = R5;
+pub(crate) const TYPE: Reg = R2;
+pub(crate) const ACCESS: Reg = R3;
+pub(crate) const MAJOR: Reg = R4;
+pub(crate) const MINOR: Reg = R5;
 
 /// r2 = type, r3 = access, r4 = major, r5 = minor.
 pub fn load_context(a: &mut Asm) {

@@ -9,6 +9,9 @@ use crate::insn::Program;
 use crate::rules::Rule;
 
 pub mod linear;
+pub mod map;
+pub mod models;
+pub mod tree;
 
 /// The context field offsets of `struct bpf_cgroup_dev_ctx`.
 pub mod ctx {
@@ -42,8 +45,11 @@ pub trait Strategy: Send + Sync {
 }
 
 /// Every strategy, in report order.
+/// Every strategy, in report order: ours, then the models.
 pub fn all() -> Vec<Box<dyn Strategy>> {
-    vec![Box::new(linear::Linear)]
+    let mut all: Vec<Box<dyn Strategy>> = vec![Box::new(linear::Linear), Box::new(tree::Tree), Box::new(map::Map)];
+    all.extend(models::all());
+    all
 }
 
 pub fn by_name(name: &str) -> Option<Box<dyn Strategy>> {

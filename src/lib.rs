@@ -1,0 +1,5 @@
+//! devcg as a library: the differential runner behind the CLI and the
+//! random generators the tests share.
+
+pub mod gen;
+pub mod verify;
