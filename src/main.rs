@@ -36,6 +36,15 @@ enum Command {
         /// Print the table as JSON.
         #[arg(long)]
         json: bool,
+        /// Decide every equivalence class for the rule file RULES instead of
+        /// sampling (with --strategy NAME or --program FILE).
+        #[arg(long, requires = "rules")]
+        exhaustive: bool,
+        /// With --exhaustive: a program file instead of a strategy.
+        #[arg(long, requires = "exhaustive")]
+        program: Option<PathBuf>,
+        /// The rule file for --exhaustive.
+        rules: Option<PathBuf>,
     },
     /// Compile a rule file into a device program.
     Compile {
@@ -86,7 +95,13 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Verify { strategy, cases, checks_per_case, seed, json } => {
+        Command::Verify { exhaustive: true, strategy, program, rules, json, .. } => {
+            cmd_exhaustive(&strategy, program, rules.as_deref().expect("clap requires it"), json)
+        }
+        Command::Verify { strategy, cases, checks_per_case, seed, json, rules, .. } => {
+            if let Some(rules) = rules {
+                bail!("a rule file ({}) is only taken with --exhaustive", rules.display());
+            }
             let cfg = VerifyConfig { cases, checks_per_case, seed, progress: true, ..VerifyConfig::default() };
             cmd_verify(&strategy, &cfg, json)
         }
@@ -134,6 +149,31 @@ fn cmd_verify(name: &str, cfg: &VerifyConfig, json: bool) -> Result<ExitCode> {
         .iter()
         .any(|r| r.divergences > 0 && strategy::by_name(&r.strategy).is_some_and(|s| s.is_own()));
     Ok(if diverged { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn cmd_exhaustive(name: &str, program: Option<PathBuf>, rules: &Path, json: bool) -> Result<ExitCode> {
+    let rule_list = read_rules(rules)?;
+    let (label, program) = match program {
+        Some(path) => (path.display().to_string(), read_program(&path)?),
+        None => (name.to_string(), compile(name, &rule_list)?),
+    };
+    let outcome = devcg::exhaustive::run(&rule_list, &program)
+        .map_err(|e| anyhow!("{label}: program refused by the emulator: {e}"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        let mode = if outcome.full_product { "full major x minor product" } else { "per-major minor classes" };
+        if outcome.equivalent() {
+            println!("{label}: equivalent ({} classes, {mode})", outcome.classes);
+        } else {
+            println!("{label}: {} of {} classes differ ({mode})", outcome.differences.len(), outcome.classes);
+            for d in &outcome.differences {
+                println!("  {:<28} oracle {:<5}  program {}", d.request, d.oracle.to_string(), d.program);
+            }
+        }
+        println!("time: {:.3} s", outcome.elapsed.as_secs_f64());
+    }
+    Ok(if outcome.equivalent() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn read_rules(path: &Path) -> Result<Vec<devcg_engine::Rule>> {

@@ -5,10 +5,12 @@
 
 use crate::strategy::Strategy;
 
+mod common;
 pub mod crun;
 pub mod libvirt;
 pub mod lxc;
 pub mod runc;
+mod shared;
 pub mod systemd;
 pub mod youki;
 
