@@ -78,7 +78,11 @@ pub enum AsmError {
     #[error("label {0} is bound twice")]
     BoundTwice(usize),
     #[error("jump at instruction {at} to label {label} needs offset {offset}, beyond 16 bits")]
-    OutOfRange { at: usize, label: usize, offset: i64 },
+    OutOfRange {
+        at: usize,
+        label: usize,
+        offset: i64,
+    },
 }
 
 #[derive(Default)]
@@ -130,11 +134,23 @@ impl Asm {
     }
 
     pub fn alu_imm(&mut self, width: Width, operation: u8, dst: Reg, imm: i32) -> &mut Self {
-        self.raw(Insn::new(Self::class(width) | operation | op::K, dst.0, 0, 0, imm))
+        self.raw(Insn::new(
+            Self::class(width) | operation | op::K,
+            dst.0,
+            0,
+            0,
+            imm,
+        ))
     }
 
     pub fn alu_reg(&mut self, width: Width, operation: u8, dst: Reg, src: Reg) -> &mut Self {
-        self.raw(Insn::new(Self::class(width) | operation | op::X, dst.0, src.0, 0, 0))
+        self.raw(Insn::new(
+            Self::class(width) | operation | op::X,
+            dst.0,
+            src.0,
+            0,
+            0,
+        ))
     }
 
     pub fn mov_imm(&mut self, width: Width, dst: Reg, imm: i32) -> &mut Self {
@@ -147,28 +163,58 @@ impl Asm {
 
     /// `dst = *(size *)(src + off)`
     pub fn ldx(&mut self, size: Size, dst: Reg, src: Reg, off: i16) -> &mut Self {
-        self.raw(Insn::new(op::LDX | op::MEM | size.code(), dst.0, src.0, off, 0))
+        self.raw(Insn::new(
+            op::LDX | op::MEM | size.code(),
+            dst.0,
+            src.0,
+            off,
+            0,
+        ))
     }
 
     /// `*(size *)(dst + off) = src`
     pub fn stx(&mut self, size: Size, dst: Reg, off: i16, src: Reg) -> &mut Self {
-        self.raw(Insn::new(op::STX | op::MEM | size.code(), dst.0, src.0, off, 0))
+        self.raw(Insn::new(
+            op::STX | op::MEM | size.code(),
+            dst.0,
+            src.0,
+            off,
+            0,
+        ))
     }
 
     /// `*(size *)(dst + off) = imm`
     pub fn st_imm(&mut self, size: Size, dst: Reg, off: i16, imm: i32) -> &mut Self {
-        self.raw(Insn::new(op::ST | op::MEM | size.code(), dst.0, 0, off, imm))
+        self.raw(Insn::new(
+            op::ST | op::MEM | size.code(),
+            dst.0,
+            0,
+            off,
+            imm,
+        ))
     }
 
     /// A 64-bit constant (`lddw`, two slots).
     pub fn lddw(&mut self, dst: Reg, value: u64) -> &mut Self {
-        self.raw(Insn::new(op::LD | op::IMM | op::DW, dst.0, 0, 0, value as u32 as i32));
+        self.raw(Insn::new(
+            op::LD | op::IMM | op::DW,
+            dst.0,
+            0,
+            0,
+            value as u32 as i32,
+        ));
         self.raw(Insn::new(0, 0, 0, 0, (value >> 32) as u32 as i32))
     }
 
     /// `dst = &maps[index]`, relocated by whoever loads the program.
     pub fn ld_map(&mut self, dst: Reg, index: u32) -> &mut Self {
-        self.raw(Insn::new(op::LD | op::IMM | op::DW, dst.0, op::PSEUDO_MAP_FD, 0, index as i32));
+        self.raw(Insn::new(
+            op::LD | op::IMM | op::DW,
+            dst.0,
+            op::PSEUDO_MAP_FD,
+            0,
+            index as i32,
+        ));
         self.raw(Insn::new(0, 0, 0, 0, 0))
     }
 
@@ -186,12 +232,44 @@ impl Asm {
 
     /// `if dst <cond> imm goto target`. With `W64` the kernel sign-extends
     /// `imm` to 64 bits; compare 32-bit context fields with `W32`.
-    pub fn jmp_imm(&mut self, width: Width, cond: Cond, dst: Reg, imm: i32, target: Label) -> &mut Self {
-        self.jump(Insn::new(Self::jmp_class(width) | cond.code() | op::K, dst.0, 0, 0, imm), target)
+    pub fn jmp_imm(
+        &mut self,
+        width: Width,
+        cond: Cond,
+        dst: Reg,
+        imm: i32,
+        target: Label,
+    ) -> &mut Self {
+        self.jump(
+            Insn::new(
+                Self::jmp_class(width) | cond.code() | op::K,
+                dst.0,
+                0,
+                0,
+                imm,
+            ),
+            target,
+        )
     }
 
-    pub fn jmp_reg(&mut self, width: Width, cond: Cond, dst: Reg, src: Reg, target: Label) -> &mut Self {
-        self.jump(Insn::new(Self::jmp_class(width) | cond.code() | op::X, dst.0, src.0, 0, 0), target)
+    pub fn jmp_reg(
+        &mut self,
+        width: Width,
+        cond: Cond,
+        dst: Reg,
+        src: Reg,
+        target: Label,
+    ) -> &mut Self {
+        self.jump(
+            Insn::new(
+                Self::jmp_class(width) | cond.code() | op::X,
+                dst.0,
+                src.0,
+                0,
+                0,
+            ),
+            target,
+        )
     }
 
     pub fn ja(&mut self, target: Label) -> &mut Self {
@@ -219,7 +297,11 @@ impl Asm {
         for &(at, label) in &self.fixups {
             let target = self.bound[label.0].ok_or(AsmError::Unbound(label.0))?;
             let offset = target as i64 - (at as i64 + 1);
-            self.insns[at].off = i16::try_from(offset).map_err(|_| AsmError::OutOfRange { at, label: label.0, offset })?;
+            self.insns[at].off = i16::try_from(offset).map_err(|_| AsmError::OutOfRange {
+                at,
+                label: label.0,
+                offset,
+            })?;
         }
         Ok(self.insns)
     }
@@ -273,6 +355,9 @@ mod tests {
         }
         a.bind(l);
         a.exit();
-        assert!(matches!(a.finish(), Err(AsmError::OutOfRange { at: 0, .. })));
+        assert!(matches!(
+            a.finish(),
+            Err(AsmError::OutOfRange { at: 0, .. })
+        ));
     }
 }

@@ -51,7 +51,9 @@ impl fmt::Display for DeviceType {
 /// A set of access bits: mknod = 1, read = 2, write = 4, as both the v1
 /// controller and the BPF context number them. The empty set is a real
 /// request: `access(F_OK)` asks with 0.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 pub struct Access(pub u8);
 
 impl Access {
@@ -110,7 +112,11 @@ impl Access {
 /// nothing, as the kernel does.
 impl fmt::Display for Access {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (bit, ch) in [(Access::READ, 'r'), (Access::WRITE, 'w'), (Access::MKNOD, 'm')] {
+        for (bit, ch) in [
+            (Access::READ, 'r'),
+            (Access::WRITE, 'w'),
+            (Access::MKNOD, 'm'),
+        ] {
             if self.contains(bit) {
                 write!(f, "{ch}")?;
             }
@@ -177,7 +183,12 @@ pub struct Request {
 
 impl Request {
     pub fn new(ty: DeviceType, major: u32, minor: u32, access: Access) -> Self {
-        Request { ty, major, minor, access }
+        Request {
+            ty,
+            major,
+            minor,
+            access,
+        }
     }
 
     /// `struct bpf_cgroup_dev_ctx` as the kernel lays it out (little-endian
@@ -211,13 +222,22 @@ impl Request {
         if parts.next().is_some() {
             return None;
         }
-        Some(Request::new(ty, major.parse().ok()?, minor.parse().ok()?, access))
+        Some(Request::new(
+            ty,
+            major.parse().ok()?,
+            minor.parse().ok()?,
+            access,
+        ))
     }
 }
 
 impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let acc = if self.access.is_empty() { "-".to_string() } else { self.access.to_string() };
+        let acc = if self.access.is_empty() {
+            "-".to_string()
+        } else {
+            self.access.to_string()
+        };
         write!(f, "{} {}:{} {}", self.ty, self.major, self.minor, acc)
     }
 }

@@ -67,9 +67,15 @@ pub fn format_insn(insn: &Insn, next: Option<&Insn>) -> String {
                 _ => format!("{r}{d} {} {}", alu_op(c), insn.imm),
             }
         }
-        op::LDX if op::mode(c) == op::MEM => format!("r{d} = *({} *)(r{s} {:+})", size_name(c), insn.off),
-        op::STX if op::mode(c) == op::MEM => format!("*({} *)(r{d} {:+}) = r{s}", size_name(c), insn.off),
-        op::ST if op::mode(c) == op::MEM => format!("*({} *)(r{d} {:+}) = {}", size_name(c), insn.off, insn.imm),
+        op::LDX if op::mode(c) == op::MEM => {
+            format!("r{d} = *({} *)(r{s} {:+})", size_name(c), insn.off)
+        }
+        op::STX if op::mode(c) == op::MEM => {
+            format!("*({} *)(r{d} {:+}) = r{s}", size_name(c), insn.off)
+        }
+        op::ST if op::mode(c) == op::MEM => {
+            format!("*({} *)(r{d} {:+}) = {}", size_name(c), insn.off, insn.imm)
+        }
         op::LD if insn.is_lddw() => {
             if s == op::PSEUDO_MAP_FD {
                 format!("r{d} = map[idx:{}]", insn.imm)
@@ -89,7 +95,10 @@ pub fn format_insn(insn: &Insn, next: Option<&Insn>) -> String {
                 },
                 _ => match (jmp_op(c), op::source(c) == op::X) {
                     (Some(cmp), true) => format!("if {r}{d} {cmp} {r}{s} goto pc{:+}", insn.off),
-                    (Some(cmp), false) => format!("if {r}{d} {cmp} {:#x} goto pc{:+}", insn.imm as u32, insn.off),
+                    (Some(cmp), false) => format!(
+                        "if {r}{d} {cmp} {:#x} goto pc{:+}",
+                        insn.imm as u32, insn.off
+                    ),
                     (None, _) => format!("BUG_{c:02x}"),
                 },
             }

@@ -123,7 +123,13 @@ impl Insn {
     pub const SIZE: usize = 8;
 
     pub fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Self {
-        Insn { code, dst, src, off, imm }
+        Insn {
+            code,
+            dst,
+            src,
+            off,
+            imm,
+        }
     }
 
     /// The kernel's little-endian layout: code, dst:4|src:4, off, imm.
@@ -168,7 +174,10 @@ pub fn decode_all(bytes: &[u8]) -> Result<Vec<Insn>, DecodeError> {
     if bytes.len() % Insn::SIZE != 0 {
         return Err(DecodeError::Length(bytes.len()));
     }
-    Ok(bytes.chunks_exact(8).map(|c| Insn::decode(c.try_into().expect("8 bytes"))).collect())
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|c| Insn::decode(c.try_into().expect("8 bytes")))
+        .collect())
 }
 
 pub fn encode_all(insns: &[Insn]) -> Vec<u8> {
@@ -204,7 +213,10 @@ pub struct Program {
 
 impl Program {
     pub fn new(insns: Vec<Insn>) -> Self {
-        Program { insns, maps: Vec::new() }
+        Program {
+            insns,
+            maps: Vec::new(),
+        }
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {

@@ -68,7 +68,12 @@ impl Rule {
     pub fn new(kind: RuleKind, text: impl Into<String>) -> Result<Rule, ParseError> {
         let text = text.into();
         let parsed = v1text::parse(&text)?;
-        Ok(Rule { kind, text, parsed, origin: Origin::default() })
+        Ok(Rule {
+            kind,
+            text,
+            parsed,
+            origin: Origin::default(),
+        })
     }
 
     /// A rule from an already valid parse; its text is the canonical form.
@@ -77,7 +82,12 @@ impl Rule {
             V1Text::All => "a".to_string(),
             V1Text::Exception(ex) => canonical_text(&ex),
         };
-        Rule { kind, text, parsed, origin: Origin::default() }
+        Rule {
+            kind,
+            text,
+            parsed,
+            origin: Origin::default(),
+        }
     }
 }
 
@@ -108,7 +118,13 @@ pub enum RuleError {
 
 impl RuleError {
     fn invalid(file: &str, line: usize, reason: impl Into<String>) -> Self {
-        RuleError::Invalid { origin: Origin { file: file.to_string(), line }, reason: reason.into() }
+        RuleError::Invalid {
+            origin: Origin {
+                file: file.to_string(),
+                line,
+            },
+            reason: reason.into(),
+        }
     }
 }
 
@@ -118,9 +134,17 @@ pub struct RuleFile;
 impl RuleFile {
     pub fn read(path: &Path) -> Result<Vec<Rule>, RuleError> {
         let name = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| RuleError::Io { file: name.clone(), source })?;
-        let text = String::from_utf8(bytes)
-            .map_err(|e| RuleError::invalid(&name, line_of_offset_bytes(e.as_bytes(), e.utf8_error().valid_up_to()), "not UTF-8"))?;
+        let bytes = std::fs::read(path).map_err(|source| RuleError::Io {
+            file: name.clone(),
+            source,
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            RuleError::invalid(
+                &name,
+                line_of_offset_bytes(e.as_bytes(), e.utf8_error().valid_up_to()),
+                "not UTF-8",
+            )
+        })?;
         Self::parse(&name, &text)
     }
 
@@ -137,7 +161,11 @@ impl RuleFile {
 }
 
 fn line_of_offset_bytes(text: &[u8], offset: usize) -> usize {
-    text[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+    text[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 fn parse_v1_lines(name: &str, content: &str) -> Result<Vec<Rule>, RuleError> {
@@ -148,7 +176,9 @@ fn parse_v1_lines(name: &str, content: &str) -> Result<Vec<Rule>, RuleError> {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let (word, rest) = trimmed.split_once(char::is_whitespace).unwrap_or((trimmed, ""));
+        let (word, rest) = trimmed
+            .split_once(char::is_whitespace)
+            .unwrap_or((trimmed, ""));
         let kind = match word {
             "allow" => RuleKind::Allow,
             "deny" => RuleKind::Deny,
@@ -162,9 +192,19 @@ fn parse_v1_lines(name: &str, content: &str) -> Result<Vec<Rule>, RuleError> {
         };
         let text = rest.trim_start();
         let mut rule = Rule::new(kind, text).map_err(|e| {
-            RuleError::invalid(name, lineno, format!("{} {text:?}: {e} (the kernel answers EINVAL)", kind.file_name()))
+            RuleError::invalid(
+                name,
+                lineno,
+                format!(
+                    "{} {text:?}: {e} (the kernel answers EINVAL)",
+                    kind.file_name()
+                ),
+            )
         })?;
-        rule.origin = Origin { file: name.to_string(), line: lineno };
+        rule.origin = Origin {
+            file: name.to_string(),
+            line: lineno,
+        };
         rules.push(rule);
     }
     Ok(rules)
@@ -187,7 +227,8 @@ struct OciResources<'a> {
 }
 
 fn parse_oci(name: &str, content: &str) -> Result<Vec<Rule>, RuleError> {
-    let json_err = |e: serde_json::Error| RuleError::invalid(name, e.line(), format!("invalid JSON: {e}"));
+    let json_err =
+        |e: serde_json::Error| RuleError::invalid(name, e.line(), format!("invalid JSON: {e}"));
     let entries: Vec<&RawValue> = if content.trim_start().starts_with('[') {
         serde_json::from_str(content).map_err(json_err)?
     } else {
@@ -196,7 +237,9 @@ fn parse_oci(name: &str, content: &str) -> Result<Vec<Rule>, RuleError> {
             .linux
             .and_then(|l| l.resources)
             .and_then(|r| r.devices)
-            .ok_or_else(|| RuleError::invalid(name, 1, "OCI config has no linux.resources.devices"))?
+            .ok_or_else(|| {
+                RuleError::invalid(name, 1, "OCI config has no linux.resources.devices")
+            })?
     };
     let base = content.as_ptr() as usize;
     entries
@@ -205,11 +248,17 @@ fn parse_oci(name: &str, content: &str) -> Result<Vec<Rule>, RuleError> {
         .map(|(idx, raw)| {
             let offset = raw.get().as_ptr() as usize - base;
             let line = line_of_offset_bytes(content.as_bytes(), offset);
-            oci_entry(raw.get(), idx).map(|mut rule| {
-                rule.origin = Origin { file: name.to_string(), line };
-                rule
-            })
-            .map_err(|reason| RuleError::invalid(name, line, format!("devices[{idx}]: {reason}")))
+            oci_entry(raw.get(), idx)
+                .map(|mut rule| {
+                    rule.origin = Origin {
+                        file: name.to_string(),
+                        line,
+                    };
+                    rule
+                })
+                .map_err(|reason| {
+                    RuleError::invalid(name, line, format!("devices[{idx}]: {reason}"))
+                })
         })
         .collect()
 }
@@ -222,17 +271,32 @@ fn oci_entry(raw: &str, _idx: usize) -> Result<Rule, String> {
     if !obj.get("allow").is_some_and(|a| a.is_boolean()) {
         return Err("`allow` (true or false) is required".into());
     }
-    let entry: LinuxDeviceCgroup = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
+    let entry: LinuxDeviceCgroup =
+        serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
     let num = |n: Option<i64>| match n {
         None | Some(-1) => "*".to_string(),
         Some(n) => n.to_string(),
     };
-    let ty = entry.typ().map_or_else(|| "a".to_string(), |t| t.as_str().to_string());
+    let ty = entry
+        .typ()
+        .map_or_else(|| "a".to_string(), |t| t.as_str().to_string());
     let access = entry.access().clone().unwrap_or_default();
-    let text = format!("{ty} {}:{} {access}", num(entry.major()), num(entry.minor()));
-    let kind = if entry.allow() { RuleKind::Allow } else { RuleKind::Deny };
-    Rule::new(kind, text.clone())
-        .map_err(|e| format!("{} {text:?}: {e} (the kernel answers EINVAL)", kind.file_name()))
+    let text = format!(
+        "{ty} {}:{} {access}",
+        num(entry.major()),
+        num(entry.minor())
+    );
+    let kind = if entry.allow() {
+        RuleKind::Allow
+    } else {
+        RuleKind::Deny
+    };
+    Rule::new(kind, text.clone()).map_err(|e| {
+        format!(
+            "{} {text:?}: {e} (the kernel answers EINVAL)",
+            kind.file_name()
+        )
+    })
 }
 
 /// The v1 state a rule list leaves in a fresh cgroup below an allow-all
@@ -246,7 +310,10 @@ pub struct RuleSet {
 
 impl Default for RuleSet {
     fn default() -> Self {
-        RuleSet { behavior: Behavior::Allow, exceptions: Vec::new() }
+        RuleSet {
+            behavior: Behavior::Allow,
+            exceptions: Vec::new(),
+        }
     }
 }
 
@@ -263,11 +330,25 @@ impl RuleSet {
         match (*text, kind) {
             // `a`: the behavior changes and the list becomes the parent's
             // (the root's, which is empty) or is cleared.
-            (V1Text::All, RuleKind::Allow) => *self = RuleSet { behavior: Behavior::Allow, exceptions: vec![] },
-            (V1Text::All, RuleKind::Deny) => *self = RuleSet { behavior: Behavior::Deny, exceptions: vec![] },
+            (V1Text::All, RuleKind::Allow) => {
+                *self = RuleSet {
+                    behavior: Behavior::Allow,
+                    exceptions: vec![],
+                }
+            }
+            (V1Text::All, RuleKind::Deny) => {
+                *self = RuleSet {
+                    behavior: Behavior::Deny,
+                    exceptions: vec![],
+                }
+            }
             // Writing to the file that matches the behavior removes.
-            (V1Text::Exception(ex), RuleKind::Allow) if self.behavior == Behavior::Allow => self.remove(&ex),
-            (V1Text::Exception(ex), RuleKind::Deny) if self.behavior == Behavior::Deny => self.remove(&ex),
+            (V1Text::Exception(ex), RuleKind::Allow) if self.behavior == Behavior::Allow => {
+                self.remove(&ex)
+            }
+            (V1Text::Exception(ex), RuleKind::Deny) if self.behavior == Behavior::Deny => {
+                self.remove(&ex)
+            }
             (V1Text::Exception(ex), _) => self.add(ex),
         }
     }

@@ -50,8 +50,14 @@ fn strip(text: &[u8]) -> &[u8] {
         Some(nul) => &text[..nul],
         None => text,
     };
-    let start = text.iter().position(|&b| !is_space(b)).unwrap_or(text.len());
-    let end = text.iter().rposition(|&b| !is_space(b)).map_or(start, |i| i + 1);
+    let start = text
+        .iter()
+        .position(|&b| !is_space(b))
+        .unwrap_or(text.len());
+    let end = text
+        .iter()
+        .rposition(|&b| !is_space(b))
+        .map_or(start, |i| i + 1);
     &text[start..end]
 }
 
@@ -94,7 +100,12 @@ pub fn parse(text: &str) -> Result<V1Text, ParseError> {
         });
         i += 1;
     }
-    Ok(V1Text::Exception(Exception { ty, major, minor, access }))
+    Ok(V1Text::Exception(Exception {
+        ty,
+        major,
+        minor,
+        access,
+    }))
 }
 
 /// `*` or up to 11 digits for kstrtou32; a twelfth digit is left in place and
@@ -116,7 +127,10 @@ fn parse_number(s: &[u8], i: &mut usize, field: &'static str) -> Result<u32, Par
         return Err(ParseError::TooManyDigits { field });
     }
     let digits = std::str::from_utf8(&s[start..*i]).expect("ascii digits");
-    digits.parse::<u32>().map_err(|_| ParseError::Overflow { field, digits: digits.to_string() })
+    digits.parse::<u32>().map_err(|_| ParseError::Overflow {
+        field,
+        digits: digits.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -125,7 +139,12 @@ mod tests {
     use rstest::rstest;
 
     fn ex(ty: DeviceType, major: u32, minor: u32, access: u8) -> V1Text {
-        V1Text::Exception(Exception { ty, major, minor, access: Access(access) })
+        V1Text::Exception(Exception {
+            ty,
+            major,
+            minor,
+            access: Access(access),
+        })
     }
 
     #[rstest]

@@ -57,7 +57,13 @@ fn allow_list(a: &mut Asm, exceptions: &[Exception]) {
         number_test(a, MAJOR, ex.major, false, next);
         number_test(a, MINOR, ex.minor, false, next);
         // Any requested bit outside the rule's access: not covered.
-        a.jmp_imm(Width::W32, Cond::Set, ACCESS, !i32::from(ex.access.bits()), next);
+        a.jmp_imm(
+            Width::W32,
+            Cond::Set,
+            ACCESS,
+            !i32::from(ex.access.bits()),
+            next,
+        );
         a.ret(1);
         a.bind(next);
     }
@@ -72,7 +78,13 @@ fn deny_list(a: &mut Asm, exceptions: &[Exception]) {
         a.jmp_imm(Width::W32, Cond::Ne, TYPE, ex.ty.code() as i32, next);
         number_test(a, MAJOR, ex.major, true, next);
         number_test(a, MINOR, ex.minor, true, next);
-        a.jmp_imm(Width::W32, Cond::Set, ACCESS, i32::from(ex.access.bits()), deny);
+        a.jmp_imm(
+            Width::W32,
+            Cond::Set,
+            ACCESS,
+            i32::from(ex.access.bits()),
+            deny,
+        );
         a.bind(next);
     }
     a.ret(1);

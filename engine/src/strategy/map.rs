@@ -40,12 +40,17 @@ pub const VALUE_SIZE: u32 = 4;
 const KEY: i16 = -16;
 
 pub fn key(ty: u32, major: u32, minor: u32) -> Vec<u8> {
-    [ty, major, minor].iter().flat_map(|v| v.to_le_bytes()).collect()
+    [ty, major, minor]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect()
 }
 
 fn entries(set: &RuleSet) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut map: BTreeMap<(u32, u32, u32), u32> = BTreeMap::new();
-    let mut or = |k: (u32, u32, u32), ex: &Exception| *map.entry(k).or_default() |= u32::from(ex.access.bits());
+    let mut or = |k: (u32, u32, u32), ex: &Exception| {
+        *map.entry(k).or_default() |= u32::from(ex.access.bits())
+    };
     for ex in &set.exceptions {
         let t = ex.ty.code();
         or((t, ex.major, ex.minor), ex);
@@ -55,7 +60,9 @@ fn entries(set: &RuleSet) -> Vec<(Vec<u8>, Vec<u8>)> {
             or((t + AGG_ALL, 0, 0), ex);
         }
     }
-    map.into_iter().map(|((t, ma, mi), acc)| (key(t, ma, mi), acc.to_le_bytes().to_vec())).collect()
+    map.into_iter()
+        .map(|((t, ma, mi), acc)| (key(t, ma, mi), acc.to_le_bytes().to_vec()))
+        .collect()
 }
 
 /// Looks up key (type + type_offset, major, minor) and jumps to `hit` when
@@ -110,10 +117,18 @@ fn emit_lookup(a: &mut Asm, l: &Lookup, behavior: Behavior, hit: Label) {
 }
 
 fn device_lookups() -> Vec<Lookup> {
-    let (maj, min, any) = (Field::Request(MAJOR), Field::Request(MINOR), Field::Const(WILDCARD));
+    let (maj, min, any) = (
+        Field::Request(MAJOR),
+        Field::Request(MINOR),
+        Field::Const(WILDCARD),
+    );
     [(maj, min), (maj, any), (any, min), (any, any)]
         .into_iter()
-        .map(|(major, minor)| Lookup { type_offset: 0, major, minor })
+        .map(|(major, minor)| Lookup {
+            type_offset: 0,
+            major,
+            minor,
+        })
         .collect()
 }
 
@@ -147,19 +162,31 @@ pub fn compile_set(set: &RuleSet) -> Result<Program, CompileError> {
             a.bind(wild_major);
             let only_major = a.new_label();
             a.jmp_imm(Width::W32, Cond::Ne, MINOR, WILDCARD as i32, only_major);
-            let all = Lookup { type_offset: AGG_ALL, major: Field::Const(0), minor: Field::Const(0) };
+            let all = Lookup {
+                type_offset: AGG_ALL,
+                major: Field::Const(0),
+                minor: Field::Const(0),
+            };
             emit_lookup(&mut a, &all, Behavior::Allow, hit);
             a.ja(exact);
             a.bind(only_major);
             for minor in [Field::Request(MINOR), Field::Const(WILDCARD)] {
-                let l = Lookup { type_offset: AGG_BY_MINOR, major: Field::Const(0), minor };
+                let l = Lookup {
+                    type_offset: AGG_BY_MINOR,
+                    major: Field::Const(0),
+                    minor,
+                };
                 emit_lookup(&mut a, &l, Behavior::Allow, hit);
             }
             a.ja(exact);
             // A requested ~0 minor (with a real major) matches any minor.
             a.bind(wild_minor);
             for major in [Field::Request(MAJOR), Field::Const(WILDCARD)] {
-                let l = Lookup { type_offset: AGG_BY_MAJOR, major, minor: Field::Const(0) };
+                let l = Lookup {
+                    type_offset: AGG_BY_MAJOR,
+                    major,
+                    minor: Field::Const(0),
+                };
                 emit_lookup(&mut a, &l, Behavior::Allow, hit);
             }
             a.bind(exact);
@@ -177,7 +204,10 @@ pub fn compile_set(set: &RuleSet) -> Result<Program, CompileError> {
         max_entries: entries.len().max(1) as u32,
         entries,
     };
-    Ok(Program { insns: a.finish()?, maps: vec![map] })
+    Ok(Program {
+        insns: a.finish()?,
+        maps: vec![map],
+    })
 }
 
 impl Strategy for Map {

@@ -26,7 +26,10 @@ pub enum CompileError {
     Asm(#[from] AsmError),
     /// What a modelled runtime itself would refuse, with its message.
     #[error("{strategy} refuses this rule list: {reason}")]
-    Refused { strategy: &'static str, reason: String },
+    Refused {
+        strategy: &'static str,
+        reason: String,
+    },
     #[error("program would need {insns} instructions, over the limit of {limit}")]
     TooLarge { insns: usize, limit: usize },
 }
@@ -47,7 +50,11 @@ pub trait Strategy: Send + Sync {
 /// Every strategy, in report order.
 /// Every strategy, in report order: ours, then the models.
 pub fn all() -> Vec<Box<dyn Strategy>> {
-    let mut all: Vec<Box<dyn Strategy>> = vec![Box::new(linear::Linear), Box::new(tree::Tree), Box::new(map::Map)];
+    let mut all: Vec<Box<dyn Strategy>> = vec![
+        Box::new(linear::Linear),
+        Box::new(tree::Tree),
+        Box::new(map::Map),
+    ];
     all.extend(models::all());
     all
 }

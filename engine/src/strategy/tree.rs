@@ -90,14 +90,16 @@ impl Emitter<'_> {
     fn search(&mut self, field: Reg, values: &[(u32, Label)], other: Label) {
         if values.len() <= CHAIN {
             for &(v, target) in values {
-                self.asm.jmp_imm(Width::W32, Cond::Eq, field, v as i32, target);
+                self.asm
+                    .jmp_imm(Width::W32, Cond::Eq, field, v as i32, target);
             }
             self.asm.ja(other);
             return;
         }
         let mid = values.len() / 2;
         let right = self.asm.new_label();
-        self.asm.jmp_imm(Width::W32, Cond::Gt, field, values[mid - 1].0 as i32, right);
+        self.asm
+            .jmp_imm(Width::W32, Cond::Gt, field, values[mid - 1].0 as i32, right);
         self.search(field, &values[..mid], other);
         self.asm.bind(right);
         self.search(field, &values[mid..], other);
@@ -107,7 +109,11 @@ impl Emitter<'_> {
     /// applying to each, and those applying to any other value.
     fn split(&self, set: &[usize], field: fn(&Exception) -> u32) -> (Vec<(u32, Set)>, Set) {
         let of = |i: usize| field(&self.exceptions[i]);
-        let mut values: Vec<u32> = set.iter().map(|&i| of(i)).filter(|&v| v != WILDCARD).collect();
+        let mut values: Vec<u32> = set
+            .iter()
+            .map(|&i| of(i))
+            .filter(|&v| v != WILDCARD)
+            .collect();
         if self.behavior == Behavior::Allow {
             values.push(WILDCARD);
         }
@@ -115,7 +121,15 @@ impl Emitter<'_> {
         values.dedup();
         let per_value = values
             .into_iter()
-            .map(|v| (v, set.iter().copied().filter(|&i| applies(self.behavior, of(i), v)).collect()))
+            .map(|v| {
+                (
+                    v,
+                    set.iter()
+                        .copied()
+                        .filter(|&i| applies(self.behavior, of(i), v))
+                        .collect(),
+                )
+            })
             .collect();
         let other = set.iter().copied().filter(|&i| of(i) == WILDCARD).collect();
         (per_value, other)
@@ -123,15 +137,21 @@ impl Emitter<'_> {
 
     fn emit_minor(&mut self, set: Set) {
         let (per_value, other) = self.split(&set, |e| e.minor);
-        let targets: Vec<(u32, Label)> = per_value.iter().map(|(v, s)| (*v, self.leaf(s))).collect();
+        let targets: Vec<(u32, Label)> =
+            per_value.iter().map(|(v, s)| (*v, self.leaf(s))).collect();
         let other = self.leaf(&other);
         self.search(MINOR, &targets, other);
     }
 
     fn emit_type(&mut self, ty: DeviceType) {
-        let set: Set = (0..self.exceptions.len()).filter(|&i| self.exceptions[i].ty == ty).collect();
+        let set: Set = (0..self.exceptions.len())
+            .filter(|&i| self.exceptions[i].ty == ty)
+            .collect();
         let (per_value, other) = self.split(&set, |e| e.major);
-        let targets: Vec<(u32, Label)> = per_value.into_iter().map(|(v, s)| (v, self.minor_subtree(s))).collect();
+        let targets: Vec<(u32, Label)> = per_value
+            .into_iter()
+            .map(|(v, s)| (v, self.minor_subtree(s)))
+            .collect();
         let other = self.minor_subtree(other);
         self.search(MAJOR, &targets, other);
     }
@@ -178,8 +198,20 @@ pub fn compile_set(set: &RuleSet) -> Result<Program, CompileError> {
         e.asm.jmp_imm(Width::W32, Cond::Gt, ACCESS, 7, unmatched);
     }
     let block = e.asm.new_label();
-    e.asm.jmp_imm(Width::W32, Cond::Eq, TYPE, DeviceType::Block.code() as i32, block);
-    e.asm.jmp_imm(Width::W32, Cond::Ne, TYPE, DeviceType::Char.code() as i32, unmatched);
+    e.asm.jmp_imm(
+        Width::W32,
+        Cond::Eq,
+        TYPE,
+        DeviceType::Block.code() as i32,
+        block,
+    );
+    e.asm.jmp_imm(
+        Width::W32,
+        Cond::Ne,
+        TYPE,
+        DeviceType::Char.code() as i32,
+        unmatched,
+    );
     e.emit_type(DeviceType::Char);
     e.asm.bind(block);
     e.emit_type(DeviceType::Block);

@@ -75,7 +75,7 @@ use crate::asm::{Asm, Cond, Label, Size, Width};
 use crate::device::{Access, DeviceType, Exception, WILDCARD};
 use crate::insn::{helper, op, MapKind, MapSpec, Program, R0, R1, R10, R2, R6};
 use crate::rules::{Rule, RuleKind};
-use crate::strategy::models::shared::nothing_attached;
+use crate::strategy::models::common::nothing_attached;
 use crate::strategy::{ctx, CompileError, Strategy};
 use crate::v1text::V1Text;
 
@@ -487,7 +487,7 @@ mod tests {
         let list = rules(text);
         let prog = Libvirt.compile(&list).unwrap();
         assert_eq!(
-            crate::strategy::models::shared::verdicts(&prog, &list, request),
+            crate::strategy::models::common::verdicts(&prog, &list, request),
             (model, v1)
         );
     }

@@ -88,7 +88,7 @@
 use crate::asm::{Asm, Cond, Width};
 use crate::insn::{op, Program, R0, R1, R2, R3, R4, R5};
 use crate::rules::Rule;
-use crate::strategy::models::shared::{dev_ctx_prologue, nothing_attached};
+use crate::strategy::models::common::{load_context, nothing_attached};
 use crate::strategy::{CompileError, Strategy};
 
 pub struct Lxc;
@@ -410,7 +410,7 @@ fn program(devices: &BpfDevices) -> Result<Program, CompileError> {
         return Ok(nothing_attached());
     }
     let mut a = Asm::new();
-    dev_ctx_prologue(&mut a);
+    load_context(&mut a);
     for dev in devices
         .devices
         .iter()
@@ -662,7 +662,7 @@ mod tests {
         let list = rules(text);
         let prog = Lxc.compile(&list).unwrap();
         assert_eq!(
-            crate::strategy::models::shared::verdicts(&prog, &list, request),
+            crate::strategy::models::common::verdicts(&prog, &list, request),
             (model, v1)
         );
     }

@@ -10,7 +10,6 @@ pub mod crun;
 pub mod libvirt;
 pub mod lxc;
 pub mod runc;
-mod shared;
 pub mod systemd;
 pub mod youki;
 

@@ -512,7 +512,10 @@ mod tests {
     #[case::weird("deny b 8:1 rwm\nallow a\ndeny b 8:2 rwm", DENY_B_8_2)]
     #[case::sign_extension("allow a\ndeny c 1:3 w\ndeny c 2147483648:* rwm", SIGN_EXTENDED)]
     fn with_defaults(#[case] text: &str, #[case] body: &str) {
-        assert_eq!(asm(compile_with_defaults(&rules(text))), format!("{PROLOGUE}{body}"));
+        assert_eq!(
+            asm(compile_with_defaults(&rules(text))),
+            format!("{PROLOGUE}{body}")
+        );
     }
 
     /// The library alone: `TestDeviceFilter_Nil`, a partial-access deny
@@ -592,10 +595,7 @@ mod tests {
 "
     )]
     fn library_alone(#[case] text: &str, #[case] body: &str) {
-        assert_eq!(
-            asm(Runc.compile(&rules(text))),
-            format!("{PROLOGUE}{body}")
-        );
+        assert_eq!(asm(Runc.compile(&rules(text))), format!("{PROLOGUE}{body}"));
     }
 
     #[rstest]
@@ -631,7 +631,9 @@ mod tests {
     #[test]
     fn same_key_hole_is_fine_and_exact() {
         // Removing from the very wildcard entry is no hole: v1 and runc agree.
-        let p = Runc.compile(&rules("deny a\nallow c 1:* rw\ndeny c 1:* w")).unwrap();
+        let p = Runc
+            .compile(&rules("deny a\nallow c 1:* rw\ndeny c 1:* w"))
+            .unwrap();
         assert_eq!(
             disassemble(&p.insns),
             format!(

@@ -86,7 +86,7 @@ use crate::asm::{Asm, Cond, Label, Width};
 use crate::device::{Access, DeviceType, Exception, WILDCARD};
 use crate::insn::{op, Program, R0, R1, R2, R3, R4, R5};
 use crate::rules::{Rule, RuleKind};
-use crate::strategy::models::shared::{dev_ctx_prologue, nothing_attached};
+use crate::strategy::models::common::{load_context, nothing_attached};
 use crate::strategy::{CompileError, Strategy};
 use crate::v1text::V1Text;
 
@@ -279,7 +279,7 @@ pub fn compile_unit(
     }
     let mut a = Asm::new();
     if policy == DevicePolicy::Closed || allow_list {
-        dev_ctx_prologue(&mut a);
+        load_context(&mut a);
     }
     let pass = a.new_label();
     let mut any = false;
@@ -626,7 +626,7 @@ mod tests {
         let list = rules(text);
         let prog = Systemd.compile(&list).unwrap();
         assert_eq!(
-            crate::strategy::models::shared::verdicts(&prog, &list, request),
+            crate::strategy::models::common::verdicts(&prog, &list, request),
             (model, v1)
         );
     }
