@@ -222,12 +222,13 @@ impl Request {
         if parts.next().is_some() {
             return None;
         }
-        Some(Request::new(
-            ty,
-            major.parse().ok()?,
-            minor.parse().ok()?,
-            access,
-        ))
+        let number = |s: &str| -> Option<u32> {
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            s.parse().ok()
+        };
+        Some(Request::new(ty, number(major)?, number(minor)?, access))
     }
 }
 
@@ -239,6 +240,32 @@ impl fmt::Display for Request {
             self.access.to_string()
         };
         write!(f, "{} {}:{} {}", self.ty, self.major, self.minor, acc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("c 1:3 rw", Some(Request::new(DeviceType::Char, 1, 3, Access(6))))]
+    #[case("b 8:0 -", Some(Request::new(DeviceType::Block, 8, 0, Access(0))))]
+    #[case("c 4294967295:0 m", Some(Request::new(DeviceType::Char, u32::MAX, 0, Access(1))))]
+    #[case("c +1:3 r", None)]
+    #[case("c 1:* r", None)]
+    #[case("c 1:3", None)]
+    #[case("c 1:3 rx", None)]
+    #[case("x 1:3 r", None)]
+    #[case("c 4294967296:0 r", None)]
+    fn request_parse(#[case] text: &str, #[case] want: Option<Request>) {
+        assert_eq!(Request::parse(text), want);
+    }
+
+    #[test]
+    fn ctx_layout_is_the_kernels() {
+        let ctx = Request::new(DeviceType::Char, 1, 3, Access(6)).to_ctx();
+        assert_eq!(ctx, [2, 0, 6, 0, 1, 0, 0, 0, 3, 0, 0, 0]);
     }
 }
 
