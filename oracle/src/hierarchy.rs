@@ -156,6 +156,11 @@ impl Hierarchy {
         text: &str,
     ) -> Result<Result<(), Errno>, OracleError> {
         let idx = self.find(path)?;
+        // A zero-length write(2) never reaches the controller: it returns 0
+        // and changes nothing (seen on 6.18). Whitespace alone is EINVAL.
+        if text.is_empty() {
+            return Ok(Ok(()));
+        }
         Ok(match v1text::parse(text) {
             Ok(parsed) => self.update(idx, kind, parsed),
             Err(_) => Err(Errno::EINVAL),

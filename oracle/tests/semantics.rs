@@ -400,3 +400,15 @@ fn state_of_rules() {
     );
     assert_eq!(state_of(&[]), (Behavior::Allow, vec![]));
 }
+
+#[test]
+fn zero_length_write_changes_nothing() {
+    let mut h = Hierarchy::new();
+    h.mkdir("a").unwrap();
+    h.write("a", RuleKind::Deny, "a").unwrap();
+    assert_eq!(h.write("a", RuleKind::Allow, ""), Ok(()));
+    assert_eq!(h.write("a", RuleKind::Deny, ""), Ok(()));
+    assert_eq!(h.list("a").unwrap(), "");
+    // Whitespace alone does reach the parser, which finds nothing.
+    assert_eq!(h.write("a", RuleKind::Allow, " "), Err(Errno::EINVAL));
+}
