@@ -1,1 +1,181 @@
+//! Runs `BPF_PROG_TYPE_CGROUP_DEVICE` programs on rbpf's interpreter and
+//! gives the kernel's verdict.
+//!
+//! rbpf is a component to be checked, not ground truth: it differs from the
+//! kernel in several places (see `rewrite` and the `gap_*` tests). So an
+//! [`Emulator`] first checks the program with a static verifier of its own
+//! (`decode`: structure as the kernel's check_subprogs/check_cfg and field
+//! checks; `verify`: abstract interpretation over register and stack
+//! types), then rewrites it so that rbpf's interpreter computes exactly
+//! what the kernel would (`rewrite`), once, in [`Emulator::new`]. Runs then
+//! only copy the 12-byte context and interpret.
+//!
+//! Anything the emulator cannot run faithfully is refused with a typed
+//! [`EmuError`]; refusing a program the kernel would load is allowed, a
+//! wrong verdict is not.
+//!
+//! Where rbpf 0.4.1's interpreter and the kernel part (tests in
+//! `tests/gaps.rs`):
+//!
+//! | gap | handling | test |
+//! |---|---|---|
+//! | 64-bit JEQ/JNE/JGT/JGE/JLT/JLE zero-extend a negative imm | rewritten into two signed jumps | `gap_jmp64_imm_is_sign_extended` |
+//! | `w %= 0` keeps the upper half | `w = w` appended | `gap_mod32_by_zero_zero_extends` |
+//! | `-i64::MIN` panics with overflow checks | `x ^= -1; x += 1` | `gap_neg64_of_min_does_not_panic` |
+//! | no instruction budget | loops unrolled into copies, then `Budget` | `gap_loops_are_bounded` |
+//! | `off` ignored: sdiv/smod, movsx; unknown v4 opcodes panic | refused | `gap_cpu_v4_and_other_unemulated_instructions_are_refused` |
+//! | `unreachable!()` on bad END widths, unknown opcodes, running off the end | refused statically | `gap_rbpf_panics_become_errors`, `gap_falling_off_the_end_is_refused` |
+//! | jump targets computed in i16 | programs over 32767 slots refused | `gap_rbpf_jump_arithmetic_is_i16` |
+//! | allowed memory checked at its first byte only | value bounds checked statically | `gap_map_value_bounds_are_static` |
+//! | map-fd `lddw` loaded as a plain index | relocated to a helper handle | `gap_map_fd_loads_are_relocated` |
+//! | registers zeroed, r1-r5 kept after calls, stack zeroed | reads refused | `gap_uninitialized_register_read_is_refused`, `gap_helper_call_clobbers_r1_to_r5`, `gap_stack_alignment_and_initialization` |
+//! | context writable, any return value, reserved fields, div-by-0 / wide-shift immediates, misaligned stack, dead code, LD_ABS | refused as the kernel does | `gap_context_is_read_only`, `gap_return_value_must_be_0_or_1`, `gap_reserved_fields_are_refused`, `gap_div_by_zero_and_wide_shift_immediates_are_refused`, `gap_kernel_only_structural_rules` |
+//!
+//! Checked and equal (kept as `same_semantics_as_the_kernel`): 32-bit ALU
+//! zero-extension, ALU32 MOV, ARSH, shifts by registers (masked), div/mod
+//! by zero registers other than mod32, sign-extended 64-bit ALU
+//! immediates, JSET and signed jumps, JMP32, byte order, narrow loads.
 
+mod decode;
+mod error;
+mod maps;
+mod rewrite;
+mod scalar;
+mod verify;
+
+use devcg_engine::insn::{decode_all, DecodeError, Program};
+use devcg_engine::{Request, Verdict};
+use rbpf::EbpfVmRaw;
+
+pub use error::EmuError;
+
+use crate::maps::Maps;
+use crate::rewrite::{BUDGET_TAG, TAG_MASK};
+
+/// rbpf's VM over the rewritten program.
+struct Vm(EbpfVmRaw<'static>);
+
+// SAFETY: EbpfVmRaw is neither Send nor Sync only because its stack-usage
+// verifier can hold a `Box<dyn Any>` (set by set_stack_usage_calculator,
+// never called here: it stays None) and because of JIT memory (never
+// compiled here). What remains is plain data: the program slice, hash maps
+// of fn pointers and address ranges. `execute_program` takes `&self`, has
+// no interior mutability and allocates its own stack per call.
+unsafe impl Send for Vm {}
+unsafe impl Sync for Vm {}
+
+/// A verified, rewritten program, ready to answer requests.
+pub struct Emulator {
+    /// Borrows `code`: declared first so that it is dropped first.
+    vm: Vm,
+    /// The rewritten program. Never mutated or moved out of its heap
+    /// allocation while `vm` exists.
+    code: Box<[u8]>,
+    maps: Option<Maps>,
+    budget: usize,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("slots", &(self.code.len() / 8))
+            .field("maps", &self.maps.is_some())
+            .field("loop_budget", &self.budget)
+            .finish()
+    }
+}
+
+fn rbpf_error(e: std::io::Error) -> EmuError {
+    EmuError::Runtime {
+        message: e.to_string(),
+    }
+}
+
+impl Emulator {
+    /// Verifies `program` (with its maps) and prepares it to run.
+    pub fn new(program: &Program) -> Result<Emulator, EmuError> {
+        let ops = decode::decode(&program.insns, program.maps.len(), true)?;
+        rewrite::check_size(&ops)?;
+        let facts = verify::verify(&ops, &program.maps)?;
+        let rewritten = rewrite::rewrite(&program.insns, &ops, &facts)?;
+        let maps = if program.maps.is_empty() {
+            None
+        } else {
+            Some(Maps::new(&program.maps, &facts)?)
+        };
+        let code: Box<[u8]> = devcg_engine::insn::encode_all(&rewritten.insns).into_boxed_slice();
+        // SAFETY: the slice points into `code`'s heap allocation, which the
+        // Emulator owns, never mutates, and frees only after `vm` (field
+        // order). Moving the Box into the struct does not move the bytes.
+        // The 'static lifetime never escapes: `vm` is private and runs only
+        // borrow it for the length of a call.
+        let prog: &'static [u8] = unsafe { std::slice::from_raw_parts(code.as_ptr(), code.len()) };
+        let mut vm = EbpfVmRaw::new(None).map_err(rbpf_error)?;
+        vm.set_verifier(rewrite::rbpf_verifier)
+            .map_err(rbpf_error)?;
+        vm.set_program(prog).map_err(rbpf_error)?;
+        if let Some(m) = &maps {
+            for r in m.ranges() {
+                vm.register_allowed_memory(r.clone());
+            }
+            use devcg_engine::insn::helper;
+            vm.register_helper(helper::MAP_LOOKUP_ELEM as u32, maps::helper_lookup)
+                .map_err(rbpf_error)?;
+            vm.register_helper(helper::MAP_UPDATE_ELEM as u32, maps::helper_update)
+                .map_err(rbpf_error)?;
+            vm.register_helper(helper::MAP_DELETE_ELEM as u32, maps::helper_delete)
+                .map_err(rbpf_error)?;
+        }
+        Ok(Emulator {
+            vm: Vm(vm),
+            code,
+            maps,
+            budget: rewritten.copies - 1,
+        })
+    }
+
+    /// Raw `struct bpf_insn` bytes, without maps.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Emulator, EmuError> {
+        let insns = decode_all(bytes).map_err(|e| match e {
+            DecodeError::Empty => EmuError::Empty,
+            DecodeError::Length(len) => EmuError::Length { len },
+        })?;
+        Emulator::new(&Program::new(insns))
+    }
+
+    pub fn run(&self, req: &Request) -> Result<Verdict, EmuError> {
+        self.run_ctx(&req.to_ctx())
+    }
+
+    /// Runs on a raw `struct bpf_cgroup_dev_ctx`.
+    pub fn run_ctx(&self, ctx: &[u8; 12]) -> Result<Verdict, EmuError> {
+        let mut mem = *ctx;
+        let ret = match &self.maps {
+            None => self.vm.0.execute_program(&mut mem),
+            Some(maps) => maps.with_active(|| self.vm.0.execute_program(&mut mem)),
+        }
+        .map_err(rbpf_error)?;
+        match ret {
+            0 => Ok(Verdict::Deny),
+            1 => Ok(Verdict::Allow),
+            v if v & TAG_MASK == BUDGET_TAG => Err(EmuError::Budget {
+                insn: (v & !TAG_MASK) as usize,
+                budget: self.budget,
+            }),
+            // The verifier proved r0 in [0, 1]: unreachable, but never a verdict.
+            value => Err(EmuError::BadReturn { value }),
+        }
+    }
+
+    /// How many back-edges one run may take before [`EmuError::Budget`]
+    /// (0 for loop-free programs).
+    pub fn loop_budget(&self) -> usize {
+        self.budget
+    }
+
+    /// The program rbpf runs (rewritten, map loads relocated), for
+    /// inspection or for running it elsewhere (e.g. rbpf's JIT).
+    pub fn rewritten_bytes(&self) -> &[u8] {
+        &self.code
+    }
+}

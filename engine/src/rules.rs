@@ -91,16 +91,26 @@ impl Rule {
     }
 }
 
-/// `c 1:3 rwm` with `*` for wildcards: devices.list form, but an empty access
-/// set stays empty (and so cannot be written back).
+/// `c 1:3 rwm` with `*` for wildcards. An empty access set has no plain
+/// text (the kernel strips trailing blanks and then finds no access field),
+/// so it is written as the kernel reads it: a newline ends the field early.
 fn canonical_text(ex: &Exception) -> String {
-    ex.to_string()
+    if ex.access.is_empty() {
+        format!("{}\n-", ex)
+    } else {
+        ex.to_string()
+    }
 }
 
 /// The v1 line form, `allow c 1:3 rwm`.
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.kind.keyword(), self.text.trim())
+        let text = self.text.trim();
+        if text.chars().any(char::is_control) {
+            write!(f, "{} {:?}", self.kind.keyword(), text)
+        } else {
+            write!(f, "{} {text}", self.kind.keyword())
+        }
     }
 }
 
@@ -372,5 +382,26 @@ impl RuleSet {
                 self.exceptions[pos].access = left;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::{Access, DeviceType};
+
+    #[test]
+    fn canonical_text_reparses_to_the_same_rule() {
+        for access in Access::every() {
+            let ex = Exception { ty: DeviceType::Char, major: 1, minor: crate::WILDCARD, access };
+            let rule = Rule::from_parsed(RuleKind::Allow, V1Text::Exception(ex));
+            assert_eq!(v1text::parse(&rule.text), Ok(V1Text::Exception(ex)), "{rule}");
+        }
+    }
+
+    #[test]
+    fn empty_access_prints_escaped() {
+        let ex = Exception { ty: DeviceType::Char, major: 1, minor: 3, access: Access::NONE };
+        assert_eq!(Rule::from_parsed(RuleKind::Deny, V1Text::Exception(ex)).to_string(), r#"deny "c 1:3 \n-""#);
     }
 }

@@ -71,20 +71,20 @@ fn allow_list(a: &mut Asm, exceptions: &[Exception]) {
 }
 
 fn deny_list(a: &mut Asm, exceptions: &[Exception]) {
-    let deny = a.new_label();
     // An exception without access bits can never match partially.
-    for ex in exceptions.iter().filter(|ex| !ex.access.is_empty()) {
+    let live: Vec<&Exception> = exceptions.iter().filter(|ex| !ex.access.is_empty()).collect();
+    if live.is_empty() {
+        // No deny block: the verifier refuses unreachable code.
+        a.ret(1);
+        return;
+    }
+    let deny = a.new_label();
+    for ex in live {
         let next = a.new_label();
         a.jmp_imm(Width::W32, Cond::Ne, TYPE, ex.ty.code() as i32, next);
         number_test(a, MAJOR, ex.major, true, next);
         number_test(a, MINOR, ex.minor, true, next);
-        a.jmp_imm(
-            Width::W32,
-            Cond::Set,
-            ACCESS,
-            i32::from(ex.access.bits()),
-            deny,
-        );
+        a.jmp_imm(Width::W32, Cond::Set, ACCESS, i32::from(ex.access.bits()), deny);
         a.bind(next);
     }
     a.ret(1);
