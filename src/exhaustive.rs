@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use devcg_emulator::Emulator;
 use devcg_engine::v1text::V1Text;
-use devcg_engine::{Access, Behavior, DeviceType, Program, Request, Rule, RuleSet, Verdict, WILDCARD};
+use devcg_engine::{
+    Access, Behavior, DeviceType, Program, Request, Rule, RuleSet, Verdict, WILDCARD,
+};
 use serde::Serialize;
 
 use crate::verify::{Answer, OracleCase};
@@ -82,7 +84,10 @@ pub fn program_constants(program: &Program) -> BTreeSet<u32> {
     }
     for map in &program.maps {
         for (key, _) in &map.entries {
-            out.extend(key.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])));
+            out.extend(
+                key.chunks_exact(4)
+                    .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])),
+            );
         }
     }
     out
@@ -149,9 +154,18 @@ pub fn run(rules: &[Rule], program: &Program) -> Result<Outcome, devcg_emulator:
                 Err(e) => Answer::Error(e.to_string()),
             };
             if got != Answer::Verdict(want) {
-                differences.push(Difference { request: req.to_string(), oracle: want, program: got });
+                differences.push(Difference {
+                    request: req.to_string(),
+                    oracle: want,
+                    program: got,
+                });
             }
         }
     }
-    Ok(Outcome { classes, full_product, differences, elapsed: start.elapsed() })
+    Ok(Outcome {
+        classes,
+        full_product,
+        differences,
+        elapsed: start.elapsed(),
+    })
 }

@@ -53,12 +53,14 @@ pub fn rule() -> impl Strategy<Value = Rule> {
 
 /// Both modes: half of the lists start with `deny a` (an allow list).
 pub fn rules(max_len: usize) -> impl Strategy<Value = Vec<Rule>> {
-    (any::<bool>(), prop::collection::vec(rule(), 0..=max_len)).prop_map(|(allow_list, mut rules)| {
-        if allow_list {
-            rules.insert(0, Rule::from_parsed(RuleKind::Deny, V1Text::All));
-        }
-        rules
-    })
+    (any::<bool>(), prop::collection::vec(rule(), 0..=max_len)).prop_map(
+        |(allow_list, mut rules)| {
+            if allow_list {
+                rules.insert(0, Rule::from_parsed(RuleKind::Deny, V1Text::All));
+            }
+            rules
+        },
+    )
 }
 
 /// Numbers a rule list names, for requests that hit its rules.

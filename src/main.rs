@@ -11,7 +11,11 @@ use devcg_emulator::Emulator;
 use devcg_engine::{disasm, strategy, Program, Request, RuleFile, Strategy};
 
 #[derive(Parser)]
-#[command(name = "devcg", version, about = "Proves Linux cgroup device filters right")]
+#[command(
+    name = "devcg",
+    version,
+    about = "Proves Linux cgroup device filters right"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -95,18 +99,55 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Verify { exhaustive: true, strategy, program, rules, json, .. } => {
-            cmd_exhaustive(&strategy, program, rules.as_deref().expect("clap requires it"), json)
-        }
-        Command::Verify { strategy, cases, checks_per_case, seed, json, rules, .. } => {
+        Command::Verify {
+            exhaustive: true,
+            strategy,
+            program,
+            rules,
+            json,
+            ..
+        } => cmd_exhaustive(
+            &strategy,
+            program,
+            rules.as_deref().expect("clap requires it"),
+            json,
+        ),
+        Command::Verify {
+            strategy,
+            cases,
+            checks_per_case,
+            seed,
+            json,
+            rules,
+            ..
+        } => {
             if let Some(rules) = rules {
-                bail!("a rule file ({}) is only taken with --exhaustive", rules.display());
+                bail!(
+                    "a rule file ({}) is only taken with --exhaustive",
+                    rules.display()
+                );
             }
-            let cfg = VerifyConfig { cases, checks_per_case, seed, progress: true, ..VerifyConfig::default() };
+            let cfg = VerifyConfig {
+                cases,
+                checks_per_case,
+                seed,
+                progress: true,
+                ..VerifyConfig::default()
+            };
             cmd_verify(&strategy, &cfg, json)
         }
-        Command::Compile { strategy, format, output, rules } => cmd_compile(&strategy, format, output, &rules),
-        Command::Check { strategy, program, rules, access } => cmd_check(strategy, program, &rules, &access),
+        Command::Compile {
+            strategy,
+            format,
+            output,
+            rules,
+        } => cmd_compile(&strategy, format, output, &rules),
+        Command::Check {
+            strategy,
+            program,
+            rules,
+            access,
+        } => cmd_check(strategy, program, &rules, &access),
         Command::Oracle { script } => cmd_oracle(&script),
     }
 }
@@ -115,13 +156,19 @@ fn strategies(name: &str) -> Result<Vec<Box<dyn Strategy>>> {
     if name == "all" {
         return Ok(strategy::all());
     }
-    strategy::by_name(name)
-        .map(|s| vec![s])
-        .ok_or_else(|| anyhow!("unknown strategy {name:?}; known: all, {}", strategy::names().join(", ")))
+    strategy::by_name(name).map(|s| vec![s]).ok_or_else(|| {
+        anyhow!(
+            "unknown strategy {name:?}; known: all, {}",
+            strategy::names().join(", ")
+        )
+    })
 }
 
 fn cmd_verify(name: &str, cfg: &VerifyConfig, json: bool) -> Result<ExitCode> {
-    let reports: Vec<_> = strategies(name)?.iter().map(|s| verify::verify(s.as_ref(), cfg)).collect();
+    let reports: Vec<_> = strategies(name)?
+        .iter()
+        .map(|s| verify::verify(s.as_ref(), cfg))
+        .collect();
     if json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     } else {
@@ -141,17 +188,30 @@ fn cmd_verify(name: &str, cfg: &VerifyConfig, json: bool) -> Result<ExitCode> {
             );
         }
         for r in reports.iter().filter(|r| r.counterexample.is_some()) {
-            println!("\n{}: smallest counterexample found\n{}", r.strategy, r.counterexample.as_ref().unwrap());
+            println!(
+                "\n{}: smallest counterexample found\n{}",
+                r.strategy,
+                r.counterexample.as_ref().unwrap()
+            );
         }
     }
     // Models of other runtimes show what they show; ours must not diverge.
     let diverged = reports
         .iter()
         .any(|r| r.divergences > 0 && strategy::by_name(&r.strategy).is_some_and(|s| s.is_own()));
-    Ok(if diverged { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if diverged {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
-fn cmd_exhaustive(name: &str, program: Option<PathBuf>, rules: &Path, json: bool) -> Result<ExitCode> {
+fn cmd_exhaustive(
+    name: &str,
+    program: Option<PathBuf>,
+    rules: &Path,
+    json: bool,
+) -> Result<ExitCode> {
     let rule_list = read_rules(rules)?;
     let (label, program) = match program {
         Some(path) => (path.display().to_string(), read_program(&path)?),
@@ -162,18 +222,35 @@ fn cmd_exhaustive(name: &str, program: Option<PathBuf>, rules: &Path, json: bool
     if json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
-        let mode = if outcome.full_product { "full major x minor product" } else { "per-major minor classes" };
+        let mode = if outcome.full_product {
+            "full major x minor product"
+        } else {
+            "per-major minor classes"
+        };
         if outcome.equivalent() {
             println!("{label}: equivalent ({} classes, {mode})", outcome.classes);
         } else {
-            println!("{label}: {} of {} classes differ ({mode})", outcome.differences.len(), outcome.classes);
+            println!(
+                "{label}: {} of {} classes differ ({mode})",
+                outcome.differences.len(),
+                outcome.classes
+            );
             for d in &outcome.differences {
-                println!("  {:<28} oracle {:<5}  program {}", d.request, d.oracle.to_string(), d.program);
+                println!(
+                    "  {:<28} oracle {:<5}  program {}",
+                    d.request,
+                    d.oracle.to_string(),
+                    d.program
+                );
             }
         }
         println!("time: {:.3} s", outcome.elapsed.as_secs_f64());
     }
-    Ok(if outcome.equivalent() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if outcome.equivalent() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn read_rules(path: &Path) -> Result<Vec<devcg_engine::Rule>> {
@@ -182,11 +259,18 @@ fn read_rules(path: &Path) -> Result<Vec<devcg_engine::Rule>> {
 
 fn compile(name: &str, rules: &[devcg_engine::Rule]) -> Result<Program> {
     let s = strategies(name)?;
-    let [s] = s.as_slice() else { bail!("compile needs one strategy, not `all`") };
+    let [s] = s.as_slice() else {
+        bail!("compile needs one strategy, not `all`")
+    };
     Ok(s.compile(rules)?)
 }
 
-fn cmd_compile(name: &str, format: Format, output: Option<PathBuf>, rules: &Path) -> Result<ExitCode> {
+fn cmd_compile(
+    name: &str,
+    format: Format,
+    output: Option<PathBuf>,
+    rules: &Path,
+) -> Result<ExitCode> {
     let program = compile(name, &read_rules(rules)?)?;
     let bytes = match format {
         Format::Raw => {
@@ -203,7 +287,9 @@ fn cmd_compile(name: &str, format: Format, output: Option<PathBuf>, rules: &Path
         }
     };
     match output {
-        Some(path) => std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?,
+        Some(path) => {
+            std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?
+        }
         None => std::io::stdout().write_all(&bytes)?,
     }
     Ok(ExitCode::SUCCESS)
@@ -213,7 +299,8 @@ fn cmd_compile(name: &str, format: Format, output: Option<PathBuf>, rules: &Path
 fn read_program(path: &Path) -> Result<Program> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     if bytes.first() == Some(&b'{') {
-        let text = std::str::from_utf8(&bytes).with_context(|| format!("{}: not UTF-8", path.display()))?;
+        let text = std::str::from_utf8(&bytes)
+            .with_context(|| format!("{}: not UTF-8", path.display()))?;
         return serde_json::from_str(text)
             .map_err(|e| anyhow!("{}:{}: invalid program JSON: {e}", path.display(), e.line()));
     }
@@ -223,19 +310,31 @@ fn read_program(path: &Path) -> Result<Program> {
 fn parse_requests(args: &[String]) -> Result<Vec<Request>> {
     let words: Vec<&str> = args.iter().flat_map(|a| a.split_whitespace()).collect();
     if words.len() % 3 != 0 {
-        bail!("accesses are `TYPE MAJOR:MINOR ACCESS` triples, got {} words: {}", words.len(), words.join(" "));
+        bail!(
+            "accesses are `TYPE MAJOR:MINOR ACCESS` triples, got {} words: {}",
+            words.len(),
+            words.join(" ")
+        );
     }
     words
         .chunks(3)
         .map(|w| {
             let text = w.join(" ");
-            Request::parse(&text)
-                .ok_or_else(|| anyhow!("bad access {text:?}: expected `c|b MAJOR:MINOR ACCESS`, ACCESS from rwm or -"))
+            Request::parse(&text).ok_or_else(|| {
+                anyhow!(
+                    "bad access {text:?}: expected `c|b MAJOR:MINOR ACCESS`, ACCESS from rwm or -"
+                )
+            })
         })
         .collect()
 }
 
-fn cmd_check(strategy: Option<String>, program: Option<PathBuf>, rules: &Path, access: &[String]) -> Result<ExitCode> {
+fn cmd_check(
+    strategy: Option<String>,
+    program: Option<PathBuf>,
+    rules: &Path,
+    access: &[String],
+) -> Result<ExitCode> {
     let rule_list = read_rules(rules)?;
     let requests = parse_requests(access)?;
     let program = match (&strategy, &program) {
@@ -243,7 +342,8 @@ fn cmd_check(strategy: Option<String>, program: Option<PathBuf>, rules: &Path, a
         (None, Some(path)) => read_program(path)?,
         (None, None) => bail!("give --strategy or --program"),
     };
-    let emulator = Emulator::new(&program).map_err(|e| anyhow!("program refused by the emulator: {e}"))?;
+    let emulator =
+        Emulator::new(&program).map_err(|e| anyhow!("program refused by the emulator: {e}"))?;
     let oracle = OracleCase::new(&rule_list);
     let mut disagreements = 0;
     for req in &requests {
@@ -262,12 +362,18 @@ fn cmd_check(strategy: Option<String>, program: Option<PathBuf>, rules: &Path, a
             if agree { "agree" } else { "DIFFER" }
         );
     }
-    Ok(if disagreements > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if disagreements > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn cmd_oracle(script: &Path) -> Result<ExitCode> {
-    let text = std::fs::read_to_string(script).with_context(|| format!("reading {}", script.display()))?;
-    let outputs = devcg_oracle::script::run(&text).map_err(|e| anyhow!("{}: {e}", script.display()))?;
+    let text =
+        std::fs::read_to_string(script).with_context(|| format!("reading {}", script.display()))?;
+    let outputs =
+        devcg_oracle::script::run(&text).map_err(|e| anyhow!("{}: {e}", script.display()))?;
     let mut out = std::io::stdout().lock();
     for o in outputs {
         writeln!(out, "{}", serde_json::to_string(&o)?)?;

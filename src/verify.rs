@@ -28,7 +28,13 @@ pub struct VerifyConfig {
 
 impl Default for VerifyConfig {
     fn default() -> Self {
-        VerifyConfig { cases: 2_000, checks_per_case: 64, max_rules: 12, seed: 0, progress: false }
+        VerifyConfig {
+            cases: 2_000,
+            checks_per_case: 64,
+            max_rules: 12,
+            seed: 0,
+            progress: false,
+        }
     }
 }
 
@@ -63,7 +69,11 @@ impl std::fmt::Display for Counterexample {
         for r in &self.rules {
             writeln!(f, "  {r}")?;
         }
-        write!(f, "request {}: oracle {}, program {}", self.request, self.oracle, self.program)
+        write!(
+            f,
+            "request {}: oracle {}, program {}",
+            self.request, self.oracle, self.program
+        )
     }
 }
 
@@ -111,7 +121,9 @@ impl OracleCase {
     }
 
     pub fn decide(&self, req: &Request) -> Verdict {
-        self.hierarchy.check(Self::CGROUP, req).expect("cgroup exists")
+        self.hierarchy
+            .check(Self::CGROUP, req)
+            .expect("cgroup exists")
     }
 }
 
@@ -150,12 +162,17 @@ pub fn verify(strategy: &dyn Strategy, cfg: &VerifyConfig) -> Report {
         counterexample: None,
     };
     for case in 0..cfg.cases {
-        let mut tree = rules_strategy.new_tree(&mut runner).expect("rule generator");
-        let rules = tree.current();
-        let requests = proptest::collection::vec(gen::request(gen::named_numbers(&rules)), cfg.checks_per_case)
+        let mut tree = rules_strategy
             .new_tree(&mut runner)
-            .expect("request generator")
-            .current();
+            .expect("rule generator");
+        let rules = tree.current();
+        let requests = proptest::collection::vec(
+            gen::request(gen::named_numbers(&rules)),
+            cfg.checks_per_case,
+        )
+        .new_tree(&mut runner)
+        .expect("request generator")
+        .current();
         report.rule_sets += 1;
         let program = match strategy.compile(&rules) {
             Ok(p) => p,
@@ -183,7 +200,13 @@ pub fn verify(strategy: &dyn Strategy, cfg: &VerifyConfig) -> Report {
             }
         }
         if progress && case % 64 == 0 {
-            eprint!("\r{}: {}/{} rule sets, {} divergences", strategy.name(), case, cfg.cases, report.divergences);
+            eprint!(
+                "\r{}: {}/{} rule sets, {} divergences",
+                strategy.name(),
+                case,
+                cfg.cases,
+                report.divergences
+            );
             let _ = std::io::stderr().flush();
         }
     }
@@ -195,7 +218,11 @@ pub fn verify(strategy: &dyn Strategy, cfg: &VerifyConfig) -> Report {
 }
 
 /// Shrinks the rule list while the request still diverges.
-fn shrink(strategy: &dyn Strategy, tree: &mut impl ValueTree<Value = Vec<Rule>>, req: &Request) -> Counterexample {
+fn shrink(
+    strategy: &dyn Strategy,
+    tree: &mut impl ValueTree<Value = Vec<Rule>>,
+    req: &Request,
+) -> Counterexample {
     let mut best = tree.current();
     let mut steps = 0;
     if tree.simplify() {
@@ -206,13 +233,18 @@ fn shrink(strategy: &dyn Strategy, tree: &mut impl ValueTree<Value = Vec<Rule>>,
             if still {
                 best = candidate;
             }
-            let more = if still { tree.simplify() } else { tree.complicate() };
+            let more = if still {
+                tree.simplify()
+            } else {
+                tree.complicate()
+            };
             if !more || steps > 10_000 {
                 break;
             }
         }
     }
-    let program = diverges(strategy, &best, req).unwrap_or_else(|| Answer::Error("not reproducible".into()));
+    let program =
+        diverges(strategy, &best, req).unwrap_or_else(|| Answer::Error("not reproducible".into()));
     Counterexample {
         rules: best.iter().map(|r| r.to_string()).collect(),
         request: req.to_string(),

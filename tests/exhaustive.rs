@@ -12,8 +12,14 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use rstest::rstest;
 
 fn random_rules(len: usize, seed: u8) -> Vec<Rule> {
-    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32]));
-    let strat = (proptest::bool::ANY, proptest::collection::vec(gen::rule(), len));
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32]),
+    );
+    let strat = (
+        proptest::bool::ANY,
+        proptest::collection::vec(gen::rule(), len),
+    );
     let (allow_list, mut rules) = strat.new_tree(&mut runner).unwrap().current();
     if allow_list {
         rules[0] = Rule::new(devcg_engine::RuleKind::Deny, "a").unwrap();
@@ -27,7 +33,12 @@ fn own_strategies_are_equivalent(#[values(1, 10, 100, 1000)] len: usize, #[value
     for s in strategy::all().iter().filter(|s| s.is_own()) {
         let program = s.compile(&rules).unwrap();
         let outcome = exhaustive::run(&rules, &program).unwrap();
-        assert!(outcome.equivalent(), "{} on {len} rules: {:?}", s.name(), &outcome.differences[..3.min(outcome.differences.len())]);
+        assert!(
+            outcome.equivalent(),
+            "{} on {len} rules: {:?}",
+            s.name(),
+            &outcome.differences[..3.min(outcome.differences.len())]
+        );
         assert!(outcome.classes >= 16, "{} classes", outcome.classes);
     }
 }
@@ -48,9 +59,16 @@ fn finds_a_planted_divergence() {
     a.ret(0);
     let program = Program::new(a.finish().unwrap());
     let outcome = exhaustive::run(&rules, &program).unwrap();
-    let diffs: Vec<&str> = outcome.differences.iter().map(|d| d.request.as_str()).collect();
+    let diffs: Vec<&str> = outcome
+        .differences
+        .iter()
+        .map(|d| d.request.as_str())
+        .collect();
     // Everything but r and - on c 1:3 is allowed by the program and denied
     // by the rules: w, rw, m, rm, wm, rwm.
     assert_eq!(diffs.len(), 6, "{diffs:?}");
-    assert!(diffs.contains(&"c 1:3 w") && diffs.contains(&"c 1:3 rwm"), "{diffs:?}");
+    assert!(
+        diffs.contains(&"c 1:3 w") && diffs.contains(&"c 1:3 rwm"),
+        "{diffs:?}"
+    );
 }
