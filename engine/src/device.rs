@@ -251,7 +251,10 @@ mod tests {
     #[rstest]
     #[case("c 1:3 rw", Some(Request::new(DeviceType::Char, 1, 3, Access(6))))]
     #[case("b 8:0 -", Some(Request::new(DeviceType::Block, 8, 0, Access(0))))]
-    #[case("c 4294967295:0 m", Some(Request::new(DeviceType::Char, u32::MAX, 0, Access(1))))]
+    #[case(
+        "c 4294967295:0 m",
+        Some(Request::new(DeviceType::Char, u32::MAX, 0, Access(1)))
+    )]
     #[case("c +1:3 r", None)]
     #[case("c 1:* r", None)]
     #[case("c 1:3", None)]

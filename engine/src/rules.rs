@@ -393,15 +393,32 @@ mod tests {
     #[test]
     fn canonical_text_reparses_to_the_same_rule() {
         for access in Access::every() {
-            let ex = Exception { ty: DeviceType::Char, major: 1, minor: crate::WILDCARD, access };
+            let ex = Exception {
+                ty: DeviceType::Char,
+                major: 1,
+                minor: crate::WILDCARD,
+                access,
+            };
             let rule = Rule::from_parsed(RuleKind::Allow, V1Text::Exception(ex));
-            assert_eq!(v1text::parse(&rule.text), Ok(V1Text::Exception(ex)), "{rule}");
+            assert_eq!(
+                v1text::parse(&rule.text),
+                Ok(V1Text::Exception(ex)),
+                "{rule}"
+            );
         }
     }
 
     #[test]
     fn empty_access_prints_escaped() {
-        let ex = Exception { ty: DeviceType::Char, major: 1, minor: 3, access: Access::NONE };
-        assert_eq!(Rule::from_parsed(RuleKind::Deny, V1Text::Exception(ex)).to_string(), r#"deny "c 1:3 \n-""#);
+        let ex = Exception {
+            ty: DeviceType::Char,
+            major: 1,
+            minor: 3,
+            access: Access::NONE,
+        };
+        assert_eq!(
+            Rule::from_parsed(RuleKind::Deny, V1Text::Exception(ex)).to_string(),
+            r#"deny "c 1:3 \n-""#
+        );
     }
 }

@@ -72,7 +72,10 @@ fn allow_list(a: &mut Asm, exceptions: &[Exception]) {
 
 fn deny_list(a: &mut Asm, exceptions: &[Exception]) {
     // An exception without access bits can never match partially.
-    let live: Vec<&Exception> = exceptions.iter().filter(|ex| !ex.access.is_empty()).collect();
+    let live: Vec<&Exception> = exceptions
+        .iter()
+        .filter(|ex| !ex.access.is_empty())
+        .collect();
     if live.is_empty() {
         // No deny block: the verifier refuses unreachable code.
         a.ret(1);
@@ -84,7 +87,13 @@ fn deny_list(a: &mut Asm, exceptions: &[Exception]) {
         a.jmp_imm(Width::W32, Cond::Ne, TYPE, ex.ty.code() as i32, next);
         number_test(a, MAJOR, ex.major, true, next);
         number_test(a, MINOR, ex.minor, true, next);
-        a.jmp_imm(Width::W32, Cond::Set, ACCESS, i32::from(ex.access.bits()), deny);
+        a.jmp_imm(
+            Width::W32,
+            Cond::Set,
+            ACCESS,
+            i32::from(ex.access.bits()),
+            deny,
+        );
         a.bind(next);
     }
     a.ret(1);
