@@ -173,17 +173,29 @@ fn cmd_verify(name: &str, cfg: &VerifyConfig, json: bool) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     } else {
         println!(
-            "{:<12} {:>9} {:>10} {:>11} {:>8} {:>12}",
-            "strategy", "rule sets", "checks", "divergences", "refused", "checks/s"
+            "{:<9} {:>9} {:>9} {:>11} {:>7} {:>7} {:>17} {:>10}",
+            "strategy",
+            "rule sets",
+            "checks",
+            "divergences",
+            "rate",
+            "refused",
+            "insns min/med/max",
+            "checks/s"
         );
         for r in &reports {
+            let insns = r
+                .insns
+                .map_or("-".to_string(), |[lo, mid, hi]| format!("{lo}/{mid}/{hi}"));
             println!(
-                "{:<12} {:>9} {:>10} {:>11} {:>8} {:>12.0}",
+                "{:<9} {:>9} {:>9} {:>11} {:>6.2}% {:>7} {:>17} {:>10.0}",
                 r.strategy,
                 r.rule_sets,
                 r.checks,
                 r.divergences,
+                100.0 * r.divergence_rate(),
                 r.refused,
+                insns,
                 r.checks_per_second()
             );
         }

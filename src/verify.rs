@@ -85,6 +85,8 @@ pub struct Report {
     pub divergences: u64,
     /// Rule sets the strategy refused to compile.
     pub refused: u64,
+    /// Instruction slots of the compiled programs: min, median, max.
+    pub insns: Option<[usize; 3]>,
     #[serde(serialize_with = "secs")]
     pub elapsed: Duration,
     pub counterexample: Option<Counterexample>,
@@ -95,6 +97,11 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 }
 
 impl Report {
+    /// Divergent checks per check.
+    pub fn divergence_rate(&self) -> f64 {
+        self.divergences as f64 / (self.checks as f64).max(1.0)
+    }
+
     pub fn checks_per_second(&self) -> f64 {
         self.checks as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
@@ -160,7 +167,9 @@ pub fn verify(strategy: &dyn Strategy, cfg: &VerifyConfig) -> Report {
         refused: 0,
         elapsed: Duration::ZERO,
         counterexample: None,
+        insns: None,
     };
+    let mut sizes = Vec::new();
     for case in 0..cfg.cases {
         let mut tree = rules_strategy
             .new_tree(&mut runner)
@@ -175,7 +184,10 @@ pub fn verify(strategy: &dyn Strategy, cfg: &VerifyConfig) -> Report {
         .current();
         report.rule_sets += 1;
         let program = match strategy.compile(&rules) {
-            Ok(p) => p,
+            Ok(p) => {
+                sizes.push(p.len());
+                p
+            }
             Err(_) => {
                 report.refused += 1;
                 continue;
@@ -214,6 +226,10 @@ pub fn verify(strategy: &dyn Strategy, cfg: &VerifyConfig) -> Report {
         eprint!("\r\x1b[K");
     }
     report.elapsed = start.elapsed();
+    sizes.sort_unstable();
+    if let (Some(&min), Some(&max)) = (sizes.first(), sizes.last()) {
+        report.insns = Some([min, sizes[sizes.len() / 2], max]);
+    }
     report
 }
 

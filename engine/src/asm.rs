@@ -289,21 +289,103 @@ impl Asm {
         self.mov_imm(Width::W64, crate::insn::R0, verdict).exit()
     }
 
-    /// Resolves every jump: offset = target - (jump + 1).
+    /// Resolves every jump: offset = target - (jump + 1). A jump beyond the
+    /// 16-bit range goes through trampolines (`ja target`) inserted within
+    /// range, preferably where nothing falls through (after an `exit` or a
+    /// `ja`), else behind a `ja` that skips them; so generators need not
+    /// care how large their programs grow.
     pub fn finish(mut self) -> Result<Vec<Insn>, AsmError> {
         if let Some(e) = self.errors.pop() {
             return Err(e);
         }
+        // Each round fixes the first jump out of range; a trampoline that is
+        // itself out of range is fixed in a later round.
+        while let Some(i) = self.first_out_of_range()? {
+            self.add_trampoline(i);
+        }
         for &(at, label) in &self.fixups {
-            let target = self.bound[label.0].ok_or(AsmError::Unbound(label.0))?;
-            let offset = target as i64 - (at as i64 + 1);
-            self.insns[at].off = i16::try_from(offset).map_err(|_| AsmError::OutOfRange {
-                at,
-                label: label.0,
-                offset,
-            })?;
+            let target = self.bound[label.0].expect("checked by first_out_of_range");
+            self.insns[at].off = (target as i64 - (at as i64 + 1)) as i16;
         }
         Ok(self.insns)
+    }
+
+    fn first_out_of_range(&self) -> Result<Option<usize>, AsmError> {
+        for (i, &(at, label)) in self.fixups.iter().enumerate() {
+            let target = self.bound[label.0].ok_or(AsmError::Unbound(label.0))?;
+            if i16::try_from(target as i64 - (at as i64 + 1)).is_err() {
+                return Ok(Some(i));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether execution can fall from slot `p - 1` into slot `p`.
+    fn falls_into(&self, p: usize) -> bool {
+        let prev = self.insns[p - 1].code;
+        let after_lddw = p >= 2 && self.insns[p - 2].is_lddw();
+        let stops = op::class(prev) == op::JMP && matches!(op::operation(prev), op::JA | op::EXIT);
+        after_lddw || !stops
+    }
+
+    fn add_trampoline(&mut self, fixup: usize) {
+        const REACH: i64 = 32_000;
+        let (at, label) = self.fixups[fixup];
+        let target = self.bound[label.0].expect("bound") as i64;
+        let (at_i, forward) = (at as i64, target > at as i64);
+        // Candidate slots: from the jump up to REACH towards the target.
+        let (lo, hi) = if forward {
+            (at_i + 2, at_i + 1 + REACH)
+        } else {
+            (at_i - REACH, at_i)
+        };
+        let (lo, hi) = (lo.max(1) as usize, hi.min(self.insns.len() as i64) as usize);
+        let quiet = |p: &usize| !self.falls_into(*p);
+        let found = if forward {
+            (lo..=hi).rev().find(quiet)
+        } else {
+            (lo..=hi).find(quiet)
+        };
+        let (p, skip) = match found {
+            Some(p) => (p, false),
+            None => {
+                let p = if forward { hi } else { lo };
+                // Never between the two slots of an lddw.
+                (
+                    if self.insns[p - 1].is_lddw() {
+                        p - 1
+                    } else {
+                        p
+                    },
+                    true,
+                )
+            }
+        };
+        let k = 1 + usize::from(skip);
+        let ja = Insn::new(op::JMP | op::JA, 0, 0, 0, 0);
+        self.insns.splice(p..p, std::iter::repeat_n(ja, k));
+        for (f_at, _) in &mut self.fixups {
+            if *f_at >= p {
+                *f_at += k;
+            }
+        }
+        for pos in self.bound.iter_mut().flatten() {
+            if *pos >= p {
+                *pos += k;
+            }
+        }
+        let tramp_at = p + k - 1;
+        if skip {
+            // Over the trampoline, for the code that falls through; a label,
+            // so that later insertions keep it right.
+            let over = self.new_label();
+            self.bound[over.0] = Some(p + k);
+            self.fixups.push((p, over));
+        }
+        let tramp = self.new_label();
+        self.bound[tramp.0] = Some(tramp_at);
+        self.fixups[fixup].1 = tramp;
+        self.fixups.push((tramp_at, label));
     }
 }
 
@@ -345,19 +427,43 @@ mod tests {
         assert_eq!(a.finish(), Err(AsmError::BoundTwice(0)));
     }
 
-    #[test]
-    fn too_far_is_an_error() {
-        let mut a = Asm::new();
-        let l = a.new_label();
-        a.ja(l);
-        for _ in 0..40_000 {
-            a.exit();
+    /// Follows `ja`s from slot `pc`; returns the first other slot.
+    fn land(insns: &[Insn], mut pc: usize) -> usize {
+        while insns[pc].code == op::JMP | op::JA {
+            pc = (pc as i64 + 1 + i64::from(insns[pc].off)) as usize;
         }
-        a.bind(l);
-        a.exit();
-        assert!(matches!(
-            a.finish(),
-            Err(AsmError::OutOfRange { at: 0, .. })
-        ));
+        pc
+    }
+
+    #[test]
+    fn far_jumps_go_through_trampolines() {
+        let mut a = Asm::new();
+        let (far, back) = (a.new_label(), a.new_label());
+        a.bind(back);
+        a.jmp_imm(Width::W32, Cond::Eq, R2, 7, far); // 0: conditional, forward
+        for n in 0..40_000 {
+            a.mov_imm(Width::W64, R0, n); // nothing stops here: needs a skip
+        }
+        for _ in 0..40_000 {
+            a.exit(); // quiet slots: a trampoline fits after any of them
+        }
+        a.bind(far);
+        a.mov_imm(Width::W64, R0, -1);
+        a.ja(back); // backward, far
+        let insns = a.finish().unwrap();
+        let far_at = land(&insns, (1 + i64::from(insns[0].off)) as usize);
+        assert_eq!(
+            insns[far_at],
+            Insn::new(op::ALU64 | op::MOV | op::K, 0, 0, 0, -1)
+        );
+        assert_eq!(land(&insns, far_at + 1), 0, "the back edge reaches slot 0");
+        // Falling through skips every trampoline: the movs run in order.
+        let mut pc = 1;
+        for n in 0..40_000 {
+            pc = land(&insns, pc);
+            assert_eq!(insns[pc].imm, n, "mov {n}");
+            pc += 1;
+        }
+        assert_eq!(insns[land(&insns, pc)].code, op::JMP | op::EXIT);
     }
 }

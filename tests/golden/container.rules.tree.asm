@@ -4,36 +4,44 @@
    3: (74) w3 >>= 16
    4: (61) r4 = *(u32 *)(r1 +4)
    5: (61) r5 = *(u32 *)(r1 +8)
-   6: (26) if w3 > 0x7 goto pc+30
-   7: (16) if w2 == 0x1 goto pc+6
-   8: (56) if w2 != 0x2 goto pc+28
-   9: (16) if w4 == 0x1 goto pc+19
-  10: (16) if w4 == 0x5 goto pc+15
-  11: (16) if w4 == 0xa goto pc+12
-  12: (16) if w4 == 0x88 goto pc+8
-  13: (05) goto pc+6
-  14: (05) goto pc+0
-  15: (05) goto pc+0
-  16: (b7) r0 = 3
-  17: (7f) r0 >>= r3
-  18: (57) r0 &= 1
-  19: (95) exit
-  20: (05) goto pc-5
-  21: (05) goto pc+0
-  22: (b7) r0 = 1
-  23: (95) exit
-  24: (16) if w5 == 0xc8 goto pc-3
-  25: (05) goto pc-10
-  26: (16) if w5 == 0x0 goto pc-5
-  27: (16) if w5 == 0x2 goto pc-6
-  28: (05) goto pc-13
-  29: (26) if w5 > 0x5 goto pc+3
-  30: (16) if w5 == 0x3 goto pc-9
-  31: (16) if w5 == 0x5 goto pc-10
-  32: (05) goto pc-17
-  33: (16) if w5 == 0x7 goto pc-12
-  34: (16) if w5 == 0x8 goto pc-13
-  35: (16) if w5 == 0x9 goto pc-14
-  36: (05) goto pc-21
-  37: (b7) r0 = 0
-  38: (95) exit
+   6: (b7) r6 = 0
+   7: (26) if w3 > 0x7 goto pc+2
+   8: (16) if w2 == 0x2 goto pc+5
+   9: (16) if w2 == 0x1 goto pc+32
+  10: (bf) r0 = r6
+  11: (7f) r0 >>= r3
+  12: (57) r0 &= 1
+  13: (95) exit
+  14: (56) if w4 != 0x1 goto pc+12
+  15: (26) if w5 > 0x5 goto pc+5
+  16: (56) if w5 != 0x3 goto pc+1
+  17: (44) w6 |= 255
+  18: (56) if w5 != 0x5 goto pc+1
+  19: (44) w6 |= 255
+  20: (05) goto pc+6
+  21: (56) if w5 != 0x7 goto pc+1
+  22: (44) w6 |= 255
+  23: (56) if w5 != 0x8 goto pc+1
+  24: (44) w6 |= 255
+  25: (56) if w5 != 0x9 goto pc+1
+  26: (44) w6 |= 255
+  27: (56) if w4 != 0x5 goto pc+4
+  28: (56) if w5 != 0x0 goto pc+1
+  29: (44) w6 |= 255
+  30: (56) if w5 != 0x2 goto pc+1
+  31: (44) w6 |= 255
+  32: (56) if w4 != 0xa goto pc+2
+  33: (56) if w5 != 0xc8 goto pc+1
+  34: (44) w6 |= 255
+  35: (56) if w4 != 0x88 goto pc+1
+  36: (44) w6 |= 255
+  37: (44) w6 |= 3
+  38: (bf) r0 = r6
+  39: (7f) r0 >>= r3
+  40: (57) r0 &= 1
+  41: (95) exit
+  42: (44) w6 |= 3
+  43: (bf) r0 = r6
+  44: (7f) r0 >>= r3
+  45: (57) r0 &= 1
+  46: (95) exit

@@ -4,43 +4,77 @@
    3: (74) w3 >>= 16
    4: (61) r4 = *(u32 *)(r1 +4)
    5: (61) r5 = *(u32 *)(r1 +8)
-   6: (54) w3 &= 7
-   7: (16) if w2 == 0x1 goto pc+5
-   8: (56) if w2 != 0x2 goto pc+35
-   9: (16) if w4 == 0x1 goto pc+27
-  10: (16) if w4 == 0xa goto pc+24
-  11: (16) if w4 == 0xffffffff goto pc+12
-  12: (05) goto pc+9
-  13: (16) if w4 == 0x8 goto pc+2
-  14: (16) if w4 == 0xffffffff goto pc+1
-  15: (05) goto pc+6
-  16: (16) if w5 == 0xffffffff goto pc+1
-  17: (05) goto pc+0
-  18: (b7) r0 = 1
-  19: (7f) r0 >>= r3
-  20: (57) r0 &= 1
-  21: (95) exit
-  22: (16) if w5 == 0xffffffff goto pc+21
-  23: (05) goto pc+20
-  24: (16) if w5 == 0x3 goto pc+6
-  25: (16) if w5 == 0xffffffff goto pc+5
-  26: (05) goto pc+0
-  27: (b7) r0 = 85
-  28: (7f) r0 >>= r3
-  29: (57) r0 &= 1
-  30: (95) exit
-  31: (b7) r0 = 5
-  32: (7f) r0 >>= r3
-  33: (57) r0 &= 1
-  34: (95) exit
-  35: (16) if w5 == 0xffffffff goto pc-9
-  36: (05) goto pc-10
-  37: (16) if w5 == 0x3 goto pc+2
-  38: (16) if w5 == 0xffffffff goto pc+1
-  39: (05) goto pc+4
-  40: (b7) r0 = 15
-  41: (7f) r0 >>= r3
-  42: (57) r0 &= 1
-  43: (95) exit
-  44: (b7) r0 = 1
-  45: (95) exit
+   6: (b7) r6 = 0
+   7: (54) w3 &= 7
+   8: (16) if w2 == 0x2 goto pc+6
+   9: (16) if w2 == 0x1 goto pc+41
+  10: (bf) r0 = r6
+  11: (a7) r0 ^= 255
+  12: (7f) r0 >>= r3
+  13: (57) r0 &= 1
+  14: (95) exit
+  15: (16) if w4 == 0xffffffff goto pc+11
+  16: (16) if w5 == 0xffffffff goto pc+25
+  17: (56) if w4 != 0x1 goto pc+2
+  18: (56) if w5 != 0x3 goto pc+1
+  19: (44) w6 |= 240
+  20: (56) if w4 != 0xa goto pc+1
+  21: (44) w6 |= 170
+  22: (bf) r0 = r6
+  23: (a7) r0 ^= 255
+  24: (7f) r0 >>= r3
+  25: (57) r0 &= 1
+  26: (95) exit
+  27: (56) if w5 != 0xffffffff goto pc+6
+  28: (44) w6 |= 250
+  29: (bf) r0 = r6
+  30: (a7) r0 ^= 255
+  31: (7f) r0 >>= r3
+  32: (57) r0 &= 1
+  33: (95) exit
+  34: (56) if w5 != 0x3 goto pc+1
+  35: (44) w6 |= 240
+  36: (44) w6 |= 170
+  37: (bf) r0 = r6
+  38: (a7) r0 ^= 255
+  39: (7f) r0 >>= r3
+  40: (57) r0 &= 1
+  41: (95) exit
+  42: (56) if w4 != 0x1 goto pc+1
+  43: (44) w6 |= 240
+  44: (56) if w4 != 0xa goto pc+1
+  45: (44) w6 |= 170
+  46: (bf) r0 = r6
+  47: (a7) r0 ^= 255
+  48: (7f) r0 >>= r3
+  49: (57) r0 &= 1
+  50: (95) exit
+  51: (16) if w4 == 0xffffffff goto pc+8
+  52: (16) if w5 == 0xffffffff goto pc+20
+  53: (56) if w4 != 0x8 goto pc+1
+  54: (44) w6 |= 254
+  55: (bf) r0 = r6
+  56: (a7) r0 ^= 255
+  57: (7f) r0 >>= r3
+  58: (57) r0 &= 1
+  59: (95) exit
+  60: (56) if w5 != 0xffffffff goto pc+6
+  61: (44) w6 |= 254
+  62: (bf) r0 = r6
+  63: (a7) r0 ^= 255
+  64: (7f) r0 >>= r3
+  65: (57) r0 &= 1
+  66: (95) exit
+  67: (44) w6 |= 254
+  68: (bf) r0 = r6
+  69: (a7) r0 ^= 255
+  70: (7f) r0 >>= r3
+  71: (57) r0 &= 1
+  72: (95) exit
+  73: (56) if w4 != 0x8 goto pc+1
+  74: (44) w6 |= 254
+  75: (bf) r0 = r6
+  76: (a7) r0 ^= 255
+  77: (7f) r0 >>= r3
+  78: (57) r0 &= 1
+  79: (95) exit

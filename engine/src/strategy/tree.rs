@@ -1,222 +1,228 @@
-//! `tree`: a decision tree of binary searches, type → major → minor → a
-//! verdict bitmap over the eight access masks. Cost grows with the log of
-//! the distinct numbers the rules name, not with the rule count.
+//! `tree`: binary searches instead of a chain; cost grows with the log of
+//! the rule count.
 //!
-//! For every major value the tree distinguishes (each number a rule names,
-//! `~0`, and "any other"), the exceptions that can apply are fixed; so are,
-//! below that, those for every minor value. A leaf then knows, for each
-//! access mask 0..=7, whether the kernel allows it, and tests one bit of an
-//! 8-bit constant. Identical subtrees and leaves are emitted once and shared
-//! by label, which keeps wildcard-heavy lists from blowing up.
+//! Exceptions are unique per (type, major, minor), so the ones that can
+//! match a request are exactly those keyed (major, minor), (major, `*`),
+//! (`*`, minor) and (`*`, `*`). Each exception contributes a fixed set of
+//! access masks, an 8-bit map over the masks 0..=7: in DENY mode the masks
+//! it covers (allowed if any applicable exception covers), in ALLOW mode the
+//! masks it shares a bit with (denied if any does). The verdict is one bit
+//! of the OR of the four contributions, so the program does a binary search
+//! per key form, ORs constants into r6 and tests bit `access` at the end.
+//! The code is linear in the rule count; a request runs O(log n) of it.
+//!
+//! In ALLOW mode the kernel also treats a requested ~0 as a wildcard; such
+//! a request can match exceptions of any number, so it is answered from
+//! per-minor and per-major aggregates instead.
+//!
+//! Every search falls through to its end: a matching leaf ORs its constant
+//! and skips only its siblings, so jumps stay short; the assembler puts
+//! trampolines behind the few that span more than 16 bits can say.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
-use crate::asm::{Asm, Cond, Label, Width};
+use crate::asm::{Asm, Cond, Width};
 use crate::device::{Access, Behavior, DeviceType, Exception, WILDCARD};
-use crate::insn::{op, Program, Reg, R0};
+use crate::insn::{op, Program, Reg, R0, R6};
 use crate::rules::{Rule, RuleSet};
 use crate::strategy::linear::{load_context, ACCESS, MAJOR, MINOR, TYPE};
 use crate::strategy::{CompileError, Strategy};
 
 pub struct Tree;
 
-/// Searches of up to this many values are a plain chain of compares.
+/// Searches over at most this many values are a plain run of compares.
 const CHAIN: usize = 4;
 
-/// Whether exception number `rule` applies to requested number `asked`:
-/// `*` in the rule always does; in ALLOW mode (partial matching) a requested
-/// ~0 matches any rule number as well.
-fn applies(behavior: Behavior, rule: u32, asked: u32) -> bool {
-    rule == WILDCARD || rule == asked || (behavior == Behavior::Allow && asked == WILDCARD)
+/// The accumulated access-mask map.
+const ACC: Reg = R6;
+
+/// The masks `ex` contributes: covered ones (DENY) or overlapping ones (ALLOW).
+fn contribution(behavior: Behavior, ex: &Exception) -> u8 {
+    Access::every()
+        .filter(|&a| match behavior {
+            Behavior::Deny => ex.access.contains(a),
+            Behavior::Allow => ex.access.intersects(a),
+        })
+        .fold(0, |map, a| map | 1 << a.bits())
 }
 
-/// Bit `a` set iff access mask `a` is allowed when exactly `exs` apply.
-fn bitmap(behavior: Behavior, exs: &[&Exception]) -> u8 {
-    let mut map = 0u8;
-    for a in Access::every() {
-        let allowed = match behavior {
-            Behavior::Deny => exs.iter().any(|e| e.access.contains(a)),
-            Behavior::Allow => !exs.iter().any(|e| e.access.intersects(a)),
-        };
-        map |= u8::from(allowed) << a.bits();
-    }
-    map
+/// A search over one field: for each value, what to do when it matches.
+enum Leaf {
+    Or(u8),
+    Search(Reg, BTreeMap<u32, Leaf>),
 }
 
-/// Applicable exceptions, as indices into the rule set's list.
-type Set = Vec<usize>;
-
-struct Emitter<'a> {
-    asm: Asm,
-    behavior: Behavior,
-    exceptions: &'a [Exception],
-    /// Leaf code per bitmap, minor subtree code per applicable set.
-    leaves: HashMap<u8, Label>,
-    subtrees: HashMap<Set, Label>,
-    /// Emitted after the code that jumps to them.
-    pending: Vec<(Label, Pending)>,
+fn emit_leaf(a: &mut Asm, leaf: &Leaf) {
+    match leaf {
+        Leaf::Or(map) => {
+            a.alu_imm(Width::W32, op::OR, ACC, i32::from(*map));
+        }
+        Leaf::Search(field, values) => emit_search(a, *field, &values.iter().collect::<Vec<_>>()),
+    }
 }
 
-enum Pending {
-    Leaf(u8),
-    Minor(Set),
+/// Runs the leaf of the value `field` holds, if any, then falls through.
+fn emit_search(a: &mut Asm, field: Reg, values: &[(&u32, &Leaf)]) {
+    if values.len() <= CHAIN {
+        for (&v, leaf) in values {
+            let skip = a.new_label();
+            a.jmp_imm(Width::W32, Cond::Ne, field, v as i32, skip);
+            emit_leaf(a, leaf);
+            a.bind(skip);
+        }
+        return;
+    }
+    let mid = values.len() / 2;
+    let (right, end) = (a.new_label(), a.new_label());
+    a.jmp_imm(
+        Width::W32,
+        Cond::Gt,
+        field,
+        *values[mid - 1].0 as i32,
+        right,
+    );
+    emit_search(a, field, &values[..mid]);
+    a.ja(end);
+    a.bind(right);
+    emit_search(a, field, &values[mid..]);
+    a.bind(end);
 }
 
-impl Emitter<'_> {
-    fn leaf(&mut self, set: &[usize]) -> Label {
-        let exs: Vec<&Exception> = set.iter().map(|&i| &self.exceptions[i]).collect();
-        let map = bitmap(self.behavior, &exs);
-        if let Some(&l) = self.leaves.get(&map) {
-            return l;
-        }
-        let l = self.asm.new_label();
-        self.leaves.insert(map, l);
-        self.pending.push((l, Pending::Leaf(map)));
-        l
+fn or_into(map: &mut BTreeMap<u32, Leaf>, key: u32, bits: u8) {
+    if let Leaf::Or(m) = map.entry(key).or_insert(Leaf::Or(0)) {
+        *m |= bits;
     }
+}
 
-    fn minor_subtree(&mut self, set: Set) -> Label {
-        if let Some(&l) = self.subtrees.get(&set) {
-            return l;
-        }
-        let l = self.asm.new_label();
-        self.subtrees.insert(set.clone(), l);
-        self.pending.push((l, Pending::Minor(set)));
-        l
+fn emit_or(a: &mut Asm, bits: u8) {
+    if bits != 0 {
+        a.alu_imm(Width::W32, op::OR, ACC, i32::from(bits));
     }
+}
 
-    /// Jumps to a target per value of `field`: each distinct number named
-    /// (sorted) to its own, anything else to `other`.
-    fn search(&mut self, field: Reg, values: &[(u32, Label)], other: Label) {
-        if values.len() <= CHAIN {
-            for &(v, target) in values {
-                self.asm
-                    .jmp_imm(Width::W32, Cond::Eq, field, v as i32, target);
-            }
-            self.asm.ja(other);
-            return;
-        }
-        let mid = values.len() / 2;
-        let right = self.asm.new_label();
-        self.asm
-            .jmp_imm(Width::W32, Cond::Gt, field, values[mid - 1].0 as i32, right);
-        self.search(field, &values[..mid], other);
-        self.asm.bind(right);
-        self.search(field, &values[mid..], other);
+fn search(a: &mut Asm, field: Reg, map: &BTreeMap<u32, Leaf>) {
+    emit_search(a, field, &map.iter().collect::<Vec<_>>());
+}
+
+/// r0 = the verdict from the accumulated map and the access mask; exit.
+fn emit_verdict(a: &mut Asm, behavior: Behavior) {
+    a.mov_reg(Width::W64, R0, ACC);
+    if behavior == Behavior::Allow {
+        // The map holds denied masks.
+        a.alu_imm(Width::W64, op::XOR, R0, 0xff);
     }
+    a.alu_reg(Width::W64, op::RSH, R0, ACCESS);
+    a.alu_imm(Width::W64, op::AND, R0, 1);
+    a.exit();
+}
 
-    /// The values of one field that `set` distinguishes, with the exceptions
-    /// applying to each, and those applying to any other value.
-    fn split(&self, set: &[usize], field: fn(&Exception) -> u32) -> (Vec<(u32, Set)>, Set) {
-        let of = |i: usize| field(&self.exceptions[i]);
-        let mut values: Vec<u32> = set
-            .iter()
-            .map(|&i| of(i))
-            .filter(|&v| v != WILDCARD)
-            .collect();
-        if self.behavior == Behavior::Allow {
-            values.push(WILDCARD);
-        }
-        values.sort_unstable();
-        values.dedup();
-        let per_value = values
-            .into_iter()
-            .map(|v| {
-                (
-                    v,
-                    set.iter()
-                        .copied()
-                        .filter(|&i| applies(self.behavior, of(i), v))
-                        .collect(),
-                )
-            })
-            .collect();
-        let other = set.iter().copied().filter(|&i| of(i) == WILDCARD).collect();
-        (per_value, other)
-    }
+/// Labels of the ~0-request code of one type (ALLOW mode only).
+struct Wild {
+    major: crate::asm::Label,
+    minor: crate::asm::Label,
+}
 
-    fn emit_minor(&mut self, set: Set) {
-        let (per_value, other) = self.split(&set, |e| e.minor);
-        let targets: Vec<(u32, Label)> =
-            per_value.iter().map(|(v, s)| (*v, self.leaf(s))).collect();
-        let other = self.leaf(&other);
-        self.search(MINOR, &targets, other);
-    }
-
-    fn emit_type(&mut self, ty: DeviceType) {
-        let set: Set = (0..self.exceptions.len())
-            .filter(|&i| self.exceptions[i].ty == ty)
-            .collect();
-        let (per_value, other) = self.split(&set, |e| e.major);
-        let targets: Vec<(u32, Label)> = per_value
-            .into_iter()
-            .map(|(v, s)| (v, self.minor_subtree(s)))
-            .collect();
-        let other = self.minor_subtree(other);
-        self.search(MAJOR, &targets, other);
-    }
-
-    fn emit_pending(&mut self) {
-        while let Some((label, work)) = self.pending.pop() {
-            self.asm.bind(label);
-            match work {
-                Pending::Leaf(0) => {
-                    self.asm.ret(0);
-                }
-                Pending::Leaf(0xff) => {
-                    self.asm.ret(1);
-                }
-                Pending::Leaf(map) => {
-                    self.asm.mov_imm(Width::W64, R0, i32::from(map));
-                    self.asm.alu_reg(Width::W64, op::RSH, R0, ACCESS);
-                    self.asm.alu_imm(Width::W64, op::AND, R0, 1);
-                    self.asm.exit();
-                }
-                Pending::Minor(set) => self.emit_minor(set),
-            }
+/// The four key forms of one type's exceptions, OR-ed, then the verdict.
+fn emit_main(a: &mut Asm, behavior: Behavior, exs: &[&Exception], wild: Option<&Wild>) {
+    let contrib = |e: &Exception| contribution(behavior, e);
+    let mut exact: BTreeMap<u32, BTreeMap<u32, Leaf>> = BTreeMap::new();
+    let mut any_minor = BTreeMap::new();
+    let mut any_major = BTreeMap::new();
+    let mut any_both = 0u8;
+    for e in exs.iter().filter(|e| contrib(e) != 0) {
+        match (e.major == WILDCARD, e.minor == WILDCARD) {
+            (false, false) => or_into(exact.entry(e.major).or_default(), e.minor, contrib(e)),
+            (false, true) => or_into(&mut any_minor, e.major, contrib(e)),
+            (true, false) => or_into(&mut any_major, e.minor, contrib(e)),
+            (true, true) => any_both |= contrib(e),
         }
     }
+    if let Some(w) = wild {
+        a.jmp_imm(Width::W32, Cond::Eq, MAJOR, WILDCARD as i32, w.major);
+        a.jmp_imm(Width::W32, Cond::Eq, MINOR, WILDCARD as i32, w.minor);
+    }
+    let exact: BTreeMap<u32, Leaf> = exact
+        .into_iter()
+        .map(|(ma, mins)| (ma, Leaf::Search(MINOR, mins)))
+        .collect();
+    search(a, MAJOR, &exact);
+    search(a, MAJOR, &any_minor);
+    search(a, MINOR, &any_major);
+    emit_or(a, any_both);
+    emit_verdict(a, behavior);
+}
+
+/// ALLOW mode: a requested ~0 major matches every major, a ~0 minor every
+/// minor; answered from aggregates over the type's exceptions.
+fn emit_wild(a: &mut Asm, behavior: Behavior, exs: &[&Exception], wild: &Wild) {
+    let mut by_minor = BTreeMap::new();
+    let mut by_major = BTreeMap::new();
+    let (mut minor_any, mut major_any, mut all) = (0u8, 0u8, 0u8);
+    for e in exs {
+        let c = contribution(behavior, e);
+        all |= c;
+        if e.minor == WILDCARD {
+            minor_any |= c;
+        } else {
+            or_into(&mut by_minor, e.minor, c);
+        }
+        if e.major == WILDCARD {
+            major_any |= c;
+        } else {
+            or_into(&mut by_major, e.major, c);
+        }
+    }
+    a.bind(wild.major);
+    let only_major = a.new_label();
+    a.jmp_imm(Width::W32, Cond::Ne, MINOR, WILDCARD as i32, only_major);
+    emit_or(a, all);
+    emit_verdict(a, behavior);
+    a.bind(only_major);
+    search(a, MINOR, &by_minor);
+    emit_or(a, minor_any);
+    emit_verdict(a, behavior);
+    a.bind(wild.minor);
+    search(a, MAJOR, &by_major);
+    emit_or(a, major_any);
+    emit_verdict(a, behavior);
 }
 
 pub fn compile_set(set: &RuleSet) -> Result<Program, CompileError> {
-    let mut e = Emitter {
-        asm: Asm::new(),
-        behavior: set.behavior,
-        exceptions: &set.exceptions,
-        leaves: HashMap::new(),
-        subtrees: HashMap::new(),
-        pending: Vec::new(),
-    };
-    load_context(&mut e.asm);
-    // A request of neither type matches no exception (the kernel never
-    // sends one). Only access bits 0..2 can overlap a rule's access; in DENY
-    // mode a higher bit can never be covered, so it is denied outright.
-    let unmatched = e.leaf(&[]);
-    if set.behavior == Behavior::Allow {
-        e.asm.alu_imm(Width::W32, op::AND, ACCESS, 7);
-    } else {
-        e.asm.jmp_imm(Width::W32, Cond::Gt, ACCESS, 7, unmatched);
+    let mut a = Asm::new();
+    load_context(&mut a);
+    a.mov_imm(Width::W64, ACC, 0);
+    let types = [DeviceType::Char, DeviceType::Block];
+    let entries = [a.new_label(), a.new_label()];
+    // A request of neither type matches nothing (the kernel never sends
+    // one). Only access bits 0..2 can overlap a rule's; in DENY mode a
+    // higher bit can never be covered, so such a request matches nothing.
+    let no_match = a.new_label();
+    match set.behavior {
+        Behavior::Allow => {
+            a.alu_imm(Width::W32, op::AND, ACCESS, 7);
+        }
+        Behavior::Deny => {
+            a.jmp_imm(Width::W32, Cond::Gt, ACCESS, 7, no_match);
+        }
     }
-    let block = e.asm.new_label();
-    e.asm.jmp_imm(
-        Width::W32,
-        Cond::Eq,
-        TYPE,
-        DeviceType::Block.code() as i32,
-        block,
-    );
-    e.asm.jmp_imm(
-        Width::W32,
-        Cond::Ne,
-        TYPE,
-        DeviceType::Char.code() as i32,
-        unmatched,
-    );
-    e.emit_type(DeviceType::Char);
-    e.asm.bind(block);
-    e.emit_type(DeviceType::Block);
-    e.emit_pending();
-    Ok(Program::new(e.asm.finish()?))
+    for (ty, entry) in types.iter().zip(entries) {
+        a.jmp_imm(Width::W32, Cond::Eq, TYPE, ty.code() as i32, entry);
+    }
+    a.bind(no_match);
+    emit_verdict(&mut a, set.behavior);
+    for (&ty, entry) in types.iter().zip(entries) {
+        let exs: Vec<&Exception> = set.exceptions.iter().filter(|e| e.ty == ty).collect();
+        let wild = (set.behavior == Behavior::Allow).then(|| Wild {
+            major: a.new_label(),
+            minor: a.new_label(),
+        });
+        a.bind(entry);
+        emit_main(&mut a, set.behavior, &exs, wild.as_ref());
+        if let Some(w) = &wild {
+            emit_wild(&mut a, set.behavior, &exs, w);
+        }
+    }
+    Ok(Program::new(a.finish()?))
 }
 
 impl Strategy for Tree {
@@ -224,7 +230,7 @@ impl Strategy for Tree {
         "tree"
     }
     fn summary(&self) -> &'static str {
-        "binary-search decision tree over type, major and minor with access bitmaps at the leaves"
+        "binary searches per key form (exact, major:*, *:minor), access-mask maps ORed, one bit tested"
     }
     fn compile(&self, rules: &[Rule]) -> Result<Program, CompileError> {
         compile_set(&RuleSet::from_rules(rules))
