@@ -49,6 +49,19 @@ enum Command {
         program: Option<PathBuf>,
         /// The rule file for --exhaustive.
         rules: Option<PathBuf>,
+        /// Add the real kernel as a third party: every rule set is attached
+        /// to a scratch cgroup and probed (root; cgroup2).
+        #[arg(long, conflicts_with = "exhaustive")]
+        kernel: bool,
+    },
+    /// Run the named kernel semantics checks on the running kernel.
+    KernelCheck {
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Run only checks whose name contains this.
+        #[arg(long)]
+        only: Option<String>,
     },
     /// Compile a rule file into a device program.
     Compile {
@@ -112,6 +125,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             rules.as_deref().expect("clap requires it"),
             json,
         ),
+        Command::Verify {
+            kernel: true,
+            strategy,
+            cases,
+            seed,
+            json,
+            ..
+        } => cmd_verify_kernel(&strategy, cases, seed, json),
+        Command::KernelCheck { json, only } => cmd_kernel_check(json, only.as_deref()),
         Command::Verify {
             strategy,
             cases,
@@ -212,6 +234,86 @@ fn cmd_verify(name: &str, cfg: &VerifyConfig, json: bool) -> Result<ExitCode> {
         .iter()
         .any(|r| r.divergences > 0 && strategy::by_name(&r.strategy).is_some_and(|s| s.is_own()));
     Ok(if diverged {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn cmd_verify_kernel(name: &str, cases: u64, seed: u64, json: bool) -> Result<ExitCode> {
+    use devcg_kernel::differential;
+    if let Some(why) = devcg_kernel::v2::skip_reason() {
+        println!("{why}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let reports = differential::three_way(&strategies(name)?, cases, seed)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        print!("{}", differential::table(&reports));
+    }
+    Ok(if reports.iter().all(|r| r.ok()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn cmd_kernel_check(json: bool, only: Option<&str>) -> Result<ExitCode> {
+    use devcg_kernel::semantics::{self, Status};
+    let checks: Vec<_> = semantics::checks()
+        .into_iter()
+        .filter(|c| only.is_none_or(|o| c.name.contains(o)))
+        .collect();
+    if checks.is_empty() {
+        bail!("no check matches {:?}", only.unwrap_or_default());
+    }
+    let results: Vec<_> = checks.iter().map(semantics::run).collect();
+    let failed = results.iter().any(|r| r.status == Status::Fail);
+    if json {
+        let rows: Vec<serde_json::Value> = results
+            .iter()
+            .map(|r| {
+                let (status, reason) = match &r.status {
+                    Status::Pass => ("pass", None),
+                    Status::Fail => ("fail", None),
+                    Status::Skip(why) => ("skip", Some(why.clone())),
+                };
+                serde_json::json!({
+                    "name": r.name, "expected": r.expected, "observed": r.observed,
+                    "status": status, "reason": reason,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        let width = results.iter().map(|r| r.name.len()).max().unwrap_or(5);
+        println!("{:<width$}  {:<6}  expected / observed", "check", "result");
+        for r in &results {
+            let status = match &r.status {
+                Status::Pass => "pass".to_string(),
+                Status::Fail => "FAIL".to_string(),
+                Status::Skip(_) => "skip".to_string(),
+            };
+            println!(
+                "{:<width$}  {:<6}  expected: {}",
+                r.name, status, r.expected
+            );
+            let observed = match &r.status {
+                Status::Skip(why) => why,
+                _ => &r.observed,
+            };
+            println!("{:<width$}  {:<6}  observed: {}", "", "", observed);
+        }
+        let count = |f: fn(&Status) -> bool| results.iter().filter(|r| f(&r.status)).count();
+        println!(
+            "{} passed, {} failed, {} skipped",
+            count(|s| *s == Status::Pass),
+            count(|s| *s == Status::Fail),
+            count(|s| matches!(s, Status::Skip(_)))
+        );
+    }
+    Ok(if failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

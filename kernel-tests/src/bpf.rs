@@ -1,35 +1,53 @@
 //! bpf(2), directly: program and map loading, cgroup attach in every mode,
-//! links and queries. Always passes a full-size, zeroed `bpf_attr` (the
-//! kernel refuses non-zero bytes past the fields it knows, and a short one
-//! on some commands).
+//! links, pins and queries. Always passes a full-size, zeroed `bpf_attr`
+//! (the kernel refuses non-zero bytes past the fields it knows, and copies
+//! at most its own size).
+//!
+//! Attaching is `pub(crate)`: the only way in from outside is through
+//! [`crate::v2::Scratch`], which checks that the target cgroup lies inside
+//! its scratch directory first. A deny-all program on the wrong cgroup locks
+//! the shell out.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ops::BitOr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use devcg_engine::insn::op;
 use devcg_engine::{MapKind, Program};
 use thiserror::Error;
 
 const BPF_MAP_CREATE: u32 = 0;
+const BPF_MAP_LOOKUP_ELEM: u32 = 1;
 const BPF_MAP_UPDATE_ELEM: u32 = 2;
 const BPF_PROG_LOAD: u32 = 5;
 const BPF_OBJ_PIN: u32 = 6;
+const BPF_OBJ_GET: u32 = 7;
 const BPF_PROG_ATTACH: u32 = 8;
 const BPF_PROG_DETACH: u32 = 9;
-const BPF_PROG_QUERY: u32 = 16;
+const BPF_PROG_GET_FD_BY_ID: u32 = 13;
 const BPF_OBJ_GET_INFO_BY_FD: u32 = 15;
+const BPF_PROG_QUERY: u32 = 16;
 const BPF_LINK_CREATE: u32 = 28;
+const BPF_LINK_UPDATE: u32 = 29;
+const BPF_LINK_GET_FD_BY_ID: u32 = 30;
+const BPF_LINK_DETACH: u32 = 34;
 
 pub const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
 pub const BPF_CGROUP_DEVICE: u32 = 6;
 const BPF_MAP_TYPE_HASH: u32 = 1;
 const BPF_MAP_TYPE_ARRAY: u32 = 2;
+/// `query_flags` of BPF_PROG_QUERY: the programs that run, not only the
+/// ones attached right here.
+const BPF_F_QUERY_EFFECTIVE: u32 = 1;
 
-/// Room for any kernel's `union bpf_attr`; unused bytes stay zero.
+/// Room for any kernel's `union bpf_attr` (6.18's is 160 bytes); unused
+/// bytes stay zero.
 const ATTR_SIZE: usize = 256;
+/// `BPF_OBJ_NAME_LEN`, the terminating NUL included.
+const OBJ_NAME_LEN: usize = 16;
 
-/// Attach flags (`BPF_F_ALLOW_OVERRIDE` and friends).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Attach flags (`BPF_F_ALLOW_OVERRIDE` and friends); combine with `|`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct AttachFlags(pub u32);
 
 impl AttachFlags {
@@ -39,10 +57,35 @@ impl AttachFlags {
     pub const REPLACE: AttachFlags = AttachFlags(4);
 }
 
+impl BitOr for AttachFlags {
+    type Output = AttachFlags;
+    fn bitor(self, rhs: AttachFlags) -> AttachFlags {
+        AttachFlags(self.0 | rhs.0)
+    }
+}
+
+/// `prog_flags` of BPF_PROG_LOAD that matter here.
+pub mod prog_flags {
+    /// Mainline (6.7+): check register bounds invariants while verifying.
+    /// Bit 7 is also what the unmerged 2023 device-guard RFC proposed for
+    /// `BPF_F_CGROUP_DEVICE_GUARD`.
+    pub const TEST_REG_INVARIANTS: u32 = 1 << 7;
+    /// The RFC's value for `BPF_F_CGROUP_DEVICE_GUARD` (never merged).
+    pub const RFC_CGROUP_DEVICE_GUARD: u32 = 1 << 7;
+}
+
 #[derive(Debug, Error)]
 pub enum BpfError {
-    #[error("BPF_PROG_LOAD: {errno}\nverifier log:\n{log}")]
-    Load { errno: nix::Error, log: String },
+    /// The verifier (or the loader's checks) refused the program.
+    #[error("BPF_PROG_LOAD: {errno}: {first_error}")]
+    Load {
+        errno: nix::Error,
+        /// The line of the log that says why, for reports.
+        first_error: String,
+        /// The whole verifier log (its tail, if it was longer than the
+        /// buffer).
+        log: String,
+    },
     #[error("{cmd}: {errno}")]
     Sys {
         cmd: &'static str,
@@ -50,6 +93,16 @@ pub enum BpfError {
     },
     #[error("map {index} of the program: {reason}")]
     Map { index: usize, reason: String },
+}
+
+impl BpfError {
+    /// The kernel's errno, whatever the command.
+    pub fn errno(&self) -> Option<nix::Error> {
+        match self {
+            BpfError::Load { errno, .. } | BpfError::Sys { errno, .. } => Some(*errno),
+            BpfError::Map { .. } => None,
+        }
+    }
 }
 
 struct Attr([u8; ATTR_SIZE]);
@@ -66,19 +119,30 @@ impl Attr {
         self.0[off..off + 8].copy_from_slice(&v.to_ne_bytes());
         self
     }
+    /// An object name: the kernel accepts only `[A-Za-z0-9_.]`, at most 15
+    /// bytes; anything else becomes `_`.
     fn name(&mut self, off: usize, name: &str) -> &mut Self {
-        let n = name.len().min(15);
-        self.0[off..off + n].copy_from_slice(&name.as_bytes()[..n]);
+        for (i, b) in name.bytes().take(OBJ_NAME_LEN - 1).enumerate() {
+            self.0[off + i] = if b.is_ascii_alphanumeric() || b == b'_' || b == b'.' {
+                b
+            } else {
+                b'_'
+            };
+        }
         self
     }
     fn read_u32(&self, off: usize) -> u32 {
-        u32::from_ne_bytes(self.0[off..off + 4].try_into().unwrap())
+        u32::from_ne_bytes(self.0[off..off + 4].try_into().expect("4 bytes"))
+    }
+    fn read_u64(&self, off: usize) -> u64 {
+        u64::from_ne_bytes(self.0[off..off + 8].try_into().expect("8 bytes"))
     }
 }
 
 fn sys_bpf(cmd: u32, attr: &mut Attr) -> Result<i64, nix::Error> {
     // SAFETY: attr is a live, writable buffer of ATTR_SIZE bytes, which is
-    // the size we pass; the kernel reads and writes only within it.
+    // the size we pass; every pointer stored in it points to memory that
+    // outlives the call and is as large as the length stored beside it.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_bpf,
@@ -94,17 +158,38 @@ fn sys_bpf(cmd: u32, attr: &mut Attr) -> Result<i64, nix::Error> {
     }
 }
 
-fn fd_result(cmd: &'static str, r: Result<i64, nix::Error>) -> Result<OwnedFd, BpfError> {
-    let fd = r.map_err(|errno| BpfError::Sys { cmd, errno })?;
+fn call(cmd_name: &'static str, cmd: u32, attr: &mut Attr) -> Result<i64, BpfError> {
+    sys_bpf(cmd, attr).map_err(|errno| BpfError::Sys {
+        cmd: cmd_name,
+        errno,
+    })
+}
+
+fn fd_result(cmd_name: &'static str, cmd: u32, attr: &mut Attr) -> Result<OwnedFd, BpfError> {
+    let fd = call(cmd_name, cmd, attr)?;
     // SAFETY: the kernel just returned this new descriptor and nothing else
     // owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// A loaded device program and the maps it holds open.
+#[derive(Debug)]
 pub struct LoadedProgram {
     pub fd: OwnedFd,
     pub maps: Vec<OwnedFd>,
+}
+
+impl LoadedProgram {
+    /// The kernel's id of the program (what BPF_PROG_QUERY lists).
+    pub fn id(&self) -> Result<u32, BpfError> {
+        prog_id(&self.fd)
+    }
+}
+
+impl AsFd for LoadedProgram {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
 }
 
 pub fn create_map(
@@ -124,26 +209,56 @@ pub fn create_map(
         .u32(8, value_size)
         .u32(12, max_entries)
         .name(28, name);
-    fd_result("BPF_MAP_CREATE", sys_bpf(BPF_MAP_CREATE, &mut a))
+    fd_result("BPF_MAP_CREATE", BPF_MAP_CREATE, &mut a)
 }
 
-pub fn map_update(map: &OwnedFd, key: &[u8], value: &[u8]) -> Result<(), BpfError> {
+/// The caller must pass a key and value of the map's sizes: the kernel
+/// reads that many bytes from each pointer.
+pub fn map_update(map: impl AsFd, key: &[u8], value: &[u8]) -> Result<(), BpfError> {
     let mut a = Attr::new();
-    a.u32(0, map.as_raw_fd() as u32)
+    a.u32(0, map.as_fd().as_raw_fd() as u32)
         .u64(8, key.as_ptr() as u64)
         .u64(16, value.as_ptr() as u64)
         .u64(24, 0);
-    sys_bpf(BPF_MAP_UPDATE_ELEM, &mut a).map_err(|errno| BpfError::Sys {
-        cmd: "BPF_MAP_UPDATE_ELEM",
-        errno,
-    })?;
+    call("BPF_MAP_UPDATE_ELEM", BPF_MAP_UPDATE_ELEM, &mut a)?;
     Ok(())
 }
 
-/// Creates the program's maps with their contents, relocates every
-/// `lddw` map reference to the new fds, and loads the program. A refusal
-/// carries the verifier log.
+/// The value under `key`, `None` if there is none. `value_size` must be the
+/// map's: the kernel writes that many bytes.
+pub fn map_lookup(
+    map: impl AsFd,
+    key: &[u8],
+    value_size: usize,
+) -> Result<Option<Vec<u8>>, BpfError> {
+    let mut value = vec![0u8; value_size];
+    let mut a = Attr::new();
+    a.u32(0, map.as_fd().as_raw_fd() as u32)
+        .u64(8, key.as_ptr() as u64)
+        .u64(16, value.as_mut_ptr() as u64);
+    match sys_bpf(BPF_MAP_LOOKUP_ELEM, &mut a) {
+        Ok(_) => Ok(Some(value)),
+        Err(nix::Error::ENOENT) => Ok(None),
+        Err(errno) => Err(BpfError::Sys {
+            cmd: "BPF_MAP_LOOKUP_ELEM",
+            errno,
+        }),
+    }
+}
+
+/// Creates the program's maps with their contents, relocates every `lddw`
+/// map reference (its immediate is the map's index) to the new fds, and
+/// loads the program. A refusal carries the verifier log.
 pub fn load(program: &Program, name: &str) -> Result<LoadedProgram, BpfError> {
+    load_with_flags(program, name, 0)
+}
+
+/// [`load`] with `prog_flags` (see [`prog_flags`]).
+pub fn load_with_flags(
+    program: &Program,
+    name: &str,
+    flags: u32,
+) -> Result<LoadedProgram, BpfError> {
     let mut maps = Vec::new();
     for (index, spec) in program.maps.iter().enumerate() {
         let fd = create_map(
@@ -177,16 +292,16 @@ pub fn load(program: &Program, name: &str) -> Result<LoadedProgram, BpfError> {
         insn.imm = fd.as_raw_fd();
     }
     let bytes = devcg_engine::insn::encode_all(&insns);
-    let license = CString::new("GPL").unwrap();
-    // Load without a log first: a verbose log of a large program can
-    // overflow any buffer and fail the load by itself. Ask for the log
-    // only to explain a refusal.
+    let license = CString::new("GPL").expect("no NUL");
+    // Load without a log first: logging every verified instruction costs
+    // time. Ask for the log only to explain a refusal.
     let attempt = |log: Option<&mut Vec<u8>>| {
         let mut a = Attr::new();
         a.u32(0, BPF_PROG_TYPE_CGROUP_DEVICE)
             .u32(4, insns.len() as u32)
             .u64(8, bytes.as_ptr() as u64)
             .u64(16, license.as_ptr() as u64)
+            .u32(44, flags)
             .name(48, name)
             .u32(68, BPF_CGROUP_DEVICE);
         if let Some(log) = log {
@@ -199,12 +314,16 @@ pub fn load(program: &Program, name: &str) -> Result<LoadedProgram, BpfError> {
     let fd = match attempt(None) {
         Ok(fd) => fd,
         Err(errno) => {
-            let mut log = vec![0u8; 16 << 20];
+            // Since 6.4 the log rotates: a long one keeps its tail, where
+            // the reason is.
+            let mut log = vec![0u8; 1 << 20];
             let _ = attempt(Some(&mut log));
             let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+            let log = String::from_utf8_lossy(&log[..end]).into_owned();
             return Err(BpfError::Load {
                 errno,
-                log: String::from_utf8_lossy(&log[..end]).into_owned(),
+                first_error: error_line(&log),
+                log,
             });
         }
     };
@@ -213,12 +332,34 @@ pub fn load(program: &Program, name: &str) -> Result<LoadedProgram, BpfError> {
     Ok(LoadedProgram { fd, maps })
 }
 
-/// BPF_PROG_ATTACH of a device program to a cgroup directory fd.
-pub fn attach(
-    cgroup: &impl AsRawFd,
-    prog: &impl AsRawFd,
+/// The line of a verifier log that says why: the last one before the
+/// statistics (`processed N insns…`), which is not an instruction trace.
+pub fn error_line(log: &str) -> String {
+    let is_trace = |l: &str| {
+        let digits = l.bytes().take_while(u8::is_ascii_digit).count();
+        digits > 0 && l[digits..].starts_with(':')
+    };
+    log.lines()
+        .map(str::trim)
+        .rfind(|l| {
+            !l.is_empty()
+                && !l.starts_with("processed ")
+                && !l.starts_with("verification time")
+                && !l.starts_with("stack depth")
+                && !is_trace(l)
+        })
+        .or_else(|| log.lines().map(str::trim).rfind(|l| !l.is_empty()))
+        .unwrap_or("(empty verifier log)")
+        .to_string()
+}
+
+/// BPF_PROG_ATTACH of a device program to a cgroup directory fd; with
+/// `replace`, `BPF_F_REPLACE` semantics (the old program's fd).
+pub(crate) fn attach(
+    cgroup: BorrowedFd<'_>,
+    prog: BorrowedFd<'_>,
     flags: AttachFlags,
-    replace: Option<&dyn AsRawFd>,
+    replace: Option<BorrowedFd<'_>>,
 ) -> Result<(), BpfError> {
     let mut a = Attr::new();
     a.u32(0, cgroup.as_raw_fd() as u32)
@@ -228,80 +369,183 @@ pub fn attach(
     if let Some(old) = replace {
         a.u32(16, old.as_raw_fd() as u32);
     }
-    sys_bpf(BPF_PROG_ATTACH, &mut a).map_err(|errno| BpfError::Sys {
-        cmd: "BPF_PROG_ATTACH",
-        errno,
-    })?;
+    call("BPF_PROG_ATTACH", BPF_PROG_ATTACH, &mut a)?;
     Ok(())
 }
 
-pub fn detach(cgroup: &impl AsRawFd, prog: Option<&dyn AsRawFd>) -> Result<(), BpfError> {
+/// BPF_PROG_DETACH. With `prog`, that program (required for MULTI);
+/// without, the one program of a NONE or OVERRIDE attachment.
+pub(crate) fn detach(cgroup: BorrowedFd<'_>, prog: Option<BorrowedFd<'_>>) -> Result<(), BpfError> {
     let mut a = Attr::new();
     a.u32(0, cgroup.as_raw_fd() as u32)
         .u32(8, BPF_CGROUP_DEVICE);
     if let Some(p) = prog {
         a.u32(4, p.as_raw_fd() as u32);
     }
-    sys_bpf(BPF_PROG_DETACH, &mut a).map_err(|errno| BpfError::Sys {
-        cmd: "BPF_PROG_DETACH",
-        errno,
-    })?;
+    call("BPF_PROG_DETACH", BPF_PROG_DETACH, &mut a)?;
     Ok(())
 }
 
-/// A bpf_link from the program to the cgroup: detached when its last fd
-/// (or pin) goes away.
-pub fn link_create(cgroup: &impl AsRawFd, prog: &impl AsRawFd) -> Result<OwnedFd, BpfError> {
+/// A bpf_link from the program to the cgroup (always MULTI semantics):
+/// detached when its last fd or pin goes away.
+pub(crate) fn link_create(
+    cgroup: BorrowedFd<'_>,
+    prog: BorrowedFd<'_>,
+) -> Result<OwnedFd, BpfError> {
     let mut a = Attr::new();
     a.u32(0, prog.as_raw_fd() as u32)
         .u32(4, cgroup.as_raw_fd() as u32)
         .u32(8, BPF_CGROUP_DEVICE);
-    fd_result("BPF_LINK_CREATE", sys_bpf(BPF_LINK_CREATE, &mut a))
+    fd_result("BPF_LINK_CREATE", BPF_LINK_CREATE, &mut a)
 }
 
-pub fn pin(obj: &impl AsRawFd, path: &str) -> Result<(), BpfError> {
-    let path = CString::new(path).map_err(|_| BpfError::Sys {
+/// BPF_LINK_UPDATE: the link runs `new` from now on.
+pub fn link_update(link: impl AsFd, new: impl AsFd) -> Result<(), BpfError> {
+    let mut a = Attr::new();
+    a.u32(0, link.as_fd().as_raw_fd() as u32)
+        .u32(4, new.as_fd().as_raw_fd() as u32);
+    call("BPF_LINK_UPDATE", BPF_LINK_UPDATE, &mut a)?;
+    Ok(())
+}
+
+/// BPF_LINK_DETACH: detaches now, even while fds or pins remain.
+pub fn link_detach(link: impl AsFd) -> Result<(), BpfError> {
+    let mut a = Attr::new();
+    a.u32(0, link.as_fd().as_raw_fd() as u32);
+    call("BPF_LINK_DETACH", BPF_LINK_DETACH, &mut a)?;
+    Ok(())
+}
+
+/// A new fd for the program with this id (ENOENT once it is freed).
+pub fn prog_by_id(id: u32) -> Result<OwnedFd, BpfError> {
+    let mut a = Attr::new();
+    a.u32(0, id);
+    fd_result("BPF_PROG_GET_FD_BY_ID", BPF_PROG_GET_FD_BY_ID, &mut a)
+}
+
+/// A new fd for the link with this id (ENOENT once it is gone).
+pub fn link_by_id(id: u32) -> Result<OwnedFd, BpfError> {
+    let mut a = Attr::new();
+    a.u32(0, id);
+    fd_result("BPF_LINK_GET_FD_BY_ID", BPF_LINK_GET_FD_BY_ID, &mut a)
+}
+
+/// Pins a program, map or link at `path` on a bpffs.
+pub fn pin(obj: impl AsFd, path: &std::path::Path) -> Result<(), BpfError> {
+    let path = crate::sys::cstring(path).map_err(|_| BpfError::Sys {
         cmd: "BPF_OBJ_PIN",
         errno: nix::Error::EINVAL,
     })?;
     let mut a = Attr::new();
     a.u64(0, path.as_ptr() as u64)
-        .u32(8, obj.as_raw_fd() as u32);
-    sys_bpf(BPF_OBJ_PIN, &mut a).map_err(|errno| BpfError::Sys {
-        cmd: "BPF_OBJ_PIN",
-        errno,
-    })?;
+        .u32(8, obj.as_fd().as_raw_fd() as u32);
+    call("BPF_OBJ_PIN", BPF_OBJ_PIN, &mut a)?;
     Ok(())
 }
 
-/// Program ids attached directly to the cgroup, and the attach flags.
-pub fn query(cgroup: &impl AsRawFd) -> Result<(Vec<u32>, u32), BpfError> {
-    let mut ids = vec![0u32; 64];
-    let mut a = Attr::new();
-    a.u32(0, cgroup.as_raw_fd() as u32)
-        .u32(4, BPF_CGROUP_DEVICE)
-        .u64(16, ids.as_mut_ptr() as u64)
-        .u32(24, ids.len() as u32);
-    sys_bpf(BPF_PROG_QUERY, &mut a).map_err(|errno| BpfError::Sys {
-        cmd: "BPF_PROG_QUERY",
-        errno,
+/// A new fd for the object pinned at `path`.
+pub fn obj_get(path: &std::path::Path) -> Result<OwnedFd, BpfError> {
+    let path = crate::sys::cstring(path).map_err(|_| BpfError::Sys {
+        cmd: "BPF_OBJ_GET",
+        errno: nix::Error::EINVAL,
     })?;
-    let count = a.read_u32(24) as usize;
-    ids.truncate(count.min(64));
-    Ok((ids, a.read_u32(12)))
+    let mut a = Attr::new();
+    a.u64(0, path.as_ptr() as u64);
+    fd_result("BPF_OBJ_GET", BPF_OBJ_GET, &mut a)
+}
+
+/// What BPF_PROG_QUERY answers for a cgroup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Query {
+    /// Program ids, in the order the kernel runs them.
+    pub ids: Vec<u32>,
+    /// The cgroup's attach flags (0 for an effective query).
+    pub attach_flags: u32,
+    /// Per program attach flags (direct queries; the link's are 0... as the
+    /// kernel reports them).
+    pub prog_attach_flags: Vec<u32>,
+    /// Bumped by every attach and detach (6.6+; 0 before).
+    pub revision: u64,
+}
+
+/// Programs attached directly to the cgroup, or (with `effective`) every
+/// program that runs for tasks in it, ancestors' included.
+pub fn query(cgroup: impl AsFd, effective: bool) -> Result<Query, BpfError> {
+    const MAX: usize = 64;
+    let mut ids = vec![0u32; MAX];
+    let mut flags = vec![0u32; MAX];
+    let mut a = Attr::new();
+    a.u32(0, cgroup.as_fd().as_raw_fd() as u32)
+        .u32(4, BPF_CGROUP_DEVICE)
+        .u32(8, if effective { BPF_F_QUERY_EFFECTIVE } else { 0 })
+        .u64(16, ids.as_mut_ptr() as u64)
+        .u32(24, MAX as u32);
+    if !effective {
+        a.u64(32, flags.as_mut_ptr() as u64);
+    }
+    call("BPF_PROG_QUERY", BPF_PROG_QUERY, &mut a)?;
+    let count = (a.read_u32(24) as usize).min(MAX);
+    ids.truncate(count);
+    flags.truncate(if effective { 0 } else { count });
+    Ok(Query {
+        ids,
+        attach_flags: a.read_u32(12),
+        prog_attach_flags: flags,
+        revision: a.read_u64(56),
+    })
+}
+
+/// `struct bpf_prog_info { __u32 type; __u32 id; … }` and
+/// `struct bpf_link_info { __u32 type; __u32 id; __u32 prog_id; … }`.
+fn info(obj: BorrowedFd<'_>) -> Result<[u8; 256], BpfError> {
+    let mut info = [0u8; 256];
+    let mut a = Attr::new();
+    a.u32(0, obj.as_raw_fd() as u32)
+        .u32(4, info.len() as u32)
+        .u64(8, info.as_mut_ptr() as u64);
+    call("BPF_OBJ_GET_INFO_BY_FD", BPF_OBJ_GET_INFO_BY_FD, &mut a)?;
+    Ok(info)
+}
+
+fn word(info: &[u8; 256], i: usize) -> u32 {
+    u32::from_ne_bytes(info[4 * i..4 * i + 4].try_into().expect("4 bytes"))
 }
 
 /// The kernel's id of a loaded program (`bpf_prog_info.id`).
-pub fn prog_id(prog: &impl AsRawFd) -> Result<u32, BpfError> {
-    let mut info = [0u8; 256];
-    let mut a = Attr::new();
-    a.u32(0, prog.as_raw_fd() as u32)
-        .u32(4, info.len() as u32)
-        .u64(8, info.as_mut_ptr() as u64);
-    sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &mut a).map_err(|errno| BpfError::Sys {
-        cmd: "BPF_OBJ_GET_INFO_BY_FD",
-        errno,
-    })?;
-    // struct bpf_prog_info { __u32 type; __u32 id; ... }
-    Ok(u32::from_ne_bytes(info[4..8].try_into().unwrap()))
+pub fn prog_id(prog: impl AsFd) -> Result<u32, BpfError> {
+    Ok(word(&info(prog.as_fd())?, 1))
+}
+
+/// A link's own id and the id of the program it runs.
+pub fn link_ids(link: impl AsFd) -> Result<(u32, u32), BpfError> {
+    let info = info(link.as_fd())?;
+    Ok((word(&info, 1), word(&info, 2)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_reason_in_a_log() {
+        let log = "0: R1=ctx() R10=fp0\n0: (b7) r0 = 2\n1: (95) exit\n\
+                   At program exit the register R0 has smin=2 smax=2 should have been in [0, 1]\n\
+                   processed 2 insns (limit 1000000) max_states_per_insn 0 total_states 0\n";
+        assert_eq!(
+            error_line(log),
+            "At program exit the register R0 has smin=2 smax=2 should have been in [0, 1]"
+        );
+        assert_eq!(
+            error_line("unknown opcode 8d\nprocessed 0 insns\n"),
+            "unknown opcode 8d"
+        );
+        assert_eq!(error_line(""), "(empty verifier log)");
+    }
+
+    #[test]
+    fn names_are_sanitized_and_cut() {
+        let mut a = Attr::new();
+        a.name(0, "devcg-linear program");
+        assert_eq!(&a.0[..16], b"devcg_linear_pr\0");
+    }
 }

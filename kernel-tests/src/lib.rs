@@ -1,4 +1,24 @@
 //! devcg's effectful edge: the real kernel, driven from userspace.
+//!
+//! * [`bpf`]: bpf(2) itself (load, maps, attach in every mode, links, pins,
+//!   queries);
+//! * [`v1`] and [`v2`]: scratch cgroups on the v1 devices hierarchy and on
+//!   cgroup2, with guards, stale cleanup and probes ([`probe`]);
+//! * [`differential`]: oracle, emulator and kernel on random rule lists;
+//! * [`fidelity`]: the emulator against the kernel on random programs;
+//! * [`semantics`]: named checks of what the kernel does.
 
 pub mod bpf;
+pub mod differential;
+mod error;
+pub mod fidelity;
+pub mod gen;
+pub mod mounts;
+pub mod owned;
+pub mod probe;
+pub mod semantics;
+pub mod sys;
 pub mod v1;
+pub mod v2;
+
+pub use error::KernelError;

@@ -1,0 +1,428 @@
+//! The three-way differential: for random rule lists, the oracle's meaning,
+//! the emulator's verdict on each strategy's program and the real kernel's
+//! verdict on the same program, loaded and attached for real.
+//!
+//! Per rule list: every strategy compiles it; each program is loaded
+//! (maps created and filled), attached with flags NONE to a fresh child of
+//! the scratch directory, and one forked child visits every such cgroup in
+//! turn and probes the same devices there (all five accesses each). The
+//! cgroups are removed before the next list. Own strategies
+//! ([`Strategy::is_own`]) must agree with both the oracle and the emulator
+//! on every probe; models are reported.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use devcg_emulator::Emulator;
+use devcg_engine::disasm::disassemble;
+use devcg_engine::{Program, Request, Rule, Strategy, Verdict};
+use serde::Serialize;
+
+use crate::bpf::{self, AttachFlags, BpfError};
+use crate::error::KernelError;
+use crate::gen::{self, Pools, Rng};
+use crate::probe::{Device, Outcome, Probe};
+use crate::v2::{Cgroup, Scratch};
+
+/// Devices probed per rule list (each five times, per strategy).
+pub const MAX_DEVICES: usize = 24;
+/// Rules per list, at most (plus a leading `deny a` in half of them).
+pub const MAX_RULES: usize = 8;
+/// Examples of refusals and unexpected answers kept per strategy.
+const EXAMPLES: usize = 3;
+/// Kernel round trips the shrinker may spend per counterexample.
+const SHRINK_BUDGET: usize = 64;
+
+/// What one strategy did against the kernel.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct KernelReport {
+    pub strategy: String,
+    pub own: bool,
+    /// Rule lists drawn.
+    pub rule_sets: u64,
+    /// Rule lists the strategy itself refused to compile.
+    pub compile_refusals: u64,
+    /// Programs the kernel refused to load.
+    pub load_refusals: u64,
+    /// The verifier's reason for the first few refusals.
+    pub load_refusal_examples: Vec<LoadRefusal>,
+    /// Programs loaded and attached.
+    pub attached: u64,
+    /// Programs the emulator refused (their probes have no emulator verdict).
+    pub emulator_refusals: u64,
+    /// Kernel verdicts obtained.
+    pub probes: u64,
+    /// Probes that ended in neither allow nor deny (not compared).
+    pub unexpected: u64,
+    pub unexpected_examples: Vec<String>,
+    pub oracle_vs_kernel: u64,
+    pub emulator_vs_kernel: u64,
+    /// The smallest disagreement found (shrunk), if any.
+    pub counterexample: Option<Counterexample>,
+    pub seconds: f64,
+}
+
+impl KernelReport {
+    /// Whether this strategy passed: models always do (they are judged,
+    /// not required to be right); own strategies need zero divergences,
+    /// zero unexpected answers and every program loaded.
+    pub fn ok(&self) -> bool {
+        !self.own
+            || (self.oracle_vs_kernel == 0
+                && self.emulator_vs_kernel == 0
+                && self.unexpected == 0
+                && self.load_refusals == 0)
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LoadRefusal {
+    pub rules: Vec<String>,
+    pub errno: String,
+    pub verifier: String,
+}
+
+/// One probe where the three disagree.
+#[derive(Clone, Debug, Serialize)]
+pub struct Counterexample {
+    /// The rule list, one v1 line each (`allow c 1:3 rwm`).
+    pub rules: Vec<String>,
+    pub request: Request,
+    pub oracle: Verdict,
+    /// `None` when the emulator refused the program or failed.
+    pub emulator: Option<Verdict>,
+    pub kernel: Verdict,
+    /// Which pair disagrees: `oracle-vs-kernel`, `emulator-vs-kernel` or both.
+    pub kind: String,
+    /// The program, bpftool style.
+    pub program: String,
+}
+
+/// A strategy's compiled program, ready for the kernel.
+struct Prepared {
+    index: usize,
+    emulator: Option<Emulator>,
+    cgroup: Cgroup,
+    /// Keeps the program (and its maps) alive while attached; the
+    /// attachment itself would survive closing it.
+    _loaded: bpf::LoadedProgram,
+}
+
+/// Runs `cases` random rule lists through every strategy, the emulator and
+/// the kernel. Needs root, cgroup2 and bpf (see [`crate::v2::skip_reason`]).
+pub fn three_way(
+    strategies: &[Box<dyn Strategy>],
+    cases: u64,
+    seed: u64,
+) -> Result<Vec<KernelReport>, KernelError> {
+    if let Some(why) = crate::v2::skip_reason() {
+        return Err(KernelError::Unavailable(why));
+    }
+    let mut scratch = Scratch::new()?.ok_or(KernelError::NoCgroup2)?;
+    let drivers = scratch.drivers().clone();
+    let pools = Pools::new(&drivers);
+    let mut rng = Rng::new(seed);
+    let mut reports: Vec<KernelReport> = strategies
+        .iter()
+        .map(|s| KernelReport {
+            strategy: s.name().to_string(),
+            own: s.is_own(),
+            ..KernelReport::default()
+        })
+        .collect();
+    // Per strategy: the smallest disagreement so far (rules, request).
+    let mut smallest: Vec<Option<(Vec<Rule>, Request)>> = vec![None; strategies.len()];
+    for case in 0..cases {
+        let rules = gen::rules(&mut rng, &pools, MAX_RULES);
+        let devices = gen::devices(&mut rng, &pools, &drivers, &rules, MAX_DEVICES);
+        let mut prepared = Vec::new();
+        for (i, strategy) in strategies.iter().enumerate() {
+            let started = Instant::now();
+            let report = &mut reports[i];
+            report.rule_sets += 1;
+            let name = format!("r{case}-{i}");
+            if let Some(mut p) = prepare(&mut scratch, strategy.as_ref(), &rules, &name, report)? {
+                p.index = i;
+                prepared.push(p);
+            }
+            report.seconds += started.elapsed().as_secs_f64();
+        }
+        let started = Instant::now();
+        let groups: Vec<(&Cgroup, &[Device])> = prepared
+            .iter()
+            .map(|p| (&p.cgroup, devices.as_slice()))
+            .collect();
+        let results = scratch.probe_many(&groups)?;
+        let mut oracle: HashMap<Request, Verdict> = HashMap::new();
+        let per_group = started.elapsed().as_secs_f64() / prepared.len().max(1) as f64;
+        for (p, probes) in prepared.iter().zip(&results) {
+            let report = &mut reports[p.index];
+            report.seconds += per_group;
+            for probe in probes {
+                let want = *oracle
+                    .entry(probe.request)
+                    .or_insert_with(|| devcg_oracle::decide(&rules, &probe.request));
+                let emu = p.emulator.as_ref().and_then(|e| e.run(&probe.request).ok());
+                if judge(report, probe, want, emu).is_some() {
+                    let slot = &mut smallest[p.index];
+                    if slot.as_ref().is_none_or(|(r, _)| rules.len() < r.len()) {
+                        *slot = Some((rules.clone(), probe.request));
+                    }
+                }
+            }
+        }
+        for p in prepared {
+            scratch.rmdir(p.cgroup)?;
+        }
+    }
+    for (i, found) in smallest.into_iter().enumerate() {
+        if let Some((rules, request)) = found {
+            let started = Instant::now();
+            let ce = shrink(&mut scratch, strategies[i].as_ref(), rules, request)?;
+            reports[i].counterexample = ce;
+            reports[i].seconds += started.elapsed().as_secs_f64();
+        }
+    }
+    Ok(reports)
+}
+
+/// Compiles, builds the emulator, loads and attaches one strategy's
+/// program; `None` (counted in the report) when any side refuses.
+fn prepare(
+    scratch: &mut Scratch,
+    strategy: &dyn Strategy,
+    rules: &[Rule],
+    name: &str,
+    report: &mut KernelReport,
+) -> Result<Option<Prepared>, KernelError> {
+    let Ok(program) = strategy.compile(rules) else {
+        report.compile_refusals += 1;
+        return Ok(None);
+    };
+    let emulator = Emulator::new(&program).ok();
+    if emulator.is_none() {
+        report.emulator_refusals += 1;
+    }
+    let loaded = match bpf::load(&program, &format!("devcg_{}", strategy.name())) {
+        Ok(l) => l,
+        Err(BpfError::Load {
+            errno, first_error, ..
+        }) => {
+            report.load_refusals += 1;
+            if report.load_refusal_examples.len() < EXAMPLES {
+                report.load_refusal_examples.push(LoadRefusal {
+                    rules: rules.iter().map(Rule::to_string).collect(),
+                    errno: errno.to_string(),
+                    verifier: first_error,
+                });
+            }
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let cgroup = scratch.mkdir(name)?;
+    scratch.attach(&cgroup, &loaded, AttachFlags::NONE)?;
+    report.attached += 1;
+    Ok(Some(Prepared {
+        index: 0,
+        emulator,
+        cgroup,
+        _loaded: loaded,
+    }))
+}
+
+/// Counts one probe; the kind of disagreement, if any.
+fn judge(
+    report: &mut KernelReport,
+    probe: &Probe,
+    oracle: Verdict,
+    emulator: Option<Verdict>,
+) -> Option<&'static str> {
+    let kernel = match probe.outcome {
+        Outcome::Unexpected(_) => {
+            report.unexpected += 1;
+            if report.unexpected_examples.len() < EXAMPLES {
+                report.unexpected_examples.push(probe.to_string());
+            }
+            return None;
+        }
+        o => o.verdict().expect("allow or deny"),
+    };
+    report.probes += 1;
+    let ok_oracle = oracle == kernel;
+    let ok_emu = emulator.is_none_or(|e| e == kernel);
+    report.oracle_vs_kernel += u64::from(!ok_oracle);
+    report.emulator_vs_kernel += u64::from(!ok_emu);
+    match (ok_oracle, ok_emu) {
+        (true, true) => None,
+        (false, true) => Some("oracle-vs-kernel"),
+        (true, false) => Some("emulator-vs-kernel"),
+        (false, false) => Some("oracle-vs-kernel and emulator-vs-kernel"),
+    }
+}
+
+/// The program, then the oracle's, the emulator's and the kernel's verdict.
+type Replayed = (Program, Verdict, Option<Verdict>, Verdict);
+
+/// One kernel round trip for one request: the three verdicts, or `None` if
+/// the program does not compile or load, or the answer is no verdict.
+fn replay(
+    scratch: &mut Scratch,
+    strategy: &dyn Strategy,
+    rules: &[Rule],
+    request: Request,
+) -> Result<Option<Replayed>, KernelError> {
+    let Ok(program) = strategy.compile(rules) else {
+        return Ok(None);
+    };
+    let emu = Emulator::new(&program)
+        .ok()
+        .and_then(|e| e.run(&request).ok());
+    let Ok(loaded) = bpf::load(&program, "devcg_shrink") else {
+        return Ok(None);
+    };
+    let cg = scratch.mkdir("shrink")?;
+    let result = (|| {
+        scratch.attach(&cg, &loaded, AttachFlags::NONE)?;
+        let dev = Device::new(request.ty, request.major, request.minor);
+        scratch.probe(&cg, &[dev])
+    })();
+    scratch.rmdir(cg)?;
+    let probes = result?;
+    let Some(kernel) = probes
+        .iter()
+        .find(|p| p.request == request)
+        .and_then(|p| p.outcome.verdict())
+    else {
+        return Ok(None);
+    };
+    Ok(Some((
+        program,
+        devcg_oracle::decide(rules, &request),
+        emu,
+        kernel,
+    )))
+}
+
+fn disagreement(oracle: Verdict, emu: Option<Verdict>, kernel: Verdict) -> Option<&'static str> {
+    let ok_emu = emu.is_none_or(|e| e == kernel);
+    match (oracle == kernel, ok_emu) {
+        (true, true) => None,
+        (false, true) => Some("oracle-vs-kernel"),
+        (true, false) => Some("emulator-vs-kernel"),
+        (false, false) => Some("oracle-vs-kernel and emulator-vs-kernel"),
+    }
+}
+
+/// Greedy shrinking on the real kernel: drop one rule at a time while the
+/// same kind of disagreement on the same request remains.
+fn shrink(
+    scratch: &mut Scratch,
+    strategy: &dyn Strategy,
+    mut rules: Vec<Rule>,
+    request: Request,
+) -> Result<Option<Counterexample>, KernelError> {
+    let Some((mut program, mut oracle, mut emu, mut kernel)) =
+        replay(scratch, strategy, &rules, request)?
+    else {
+        return Ok(None);
+    };
+    let Some(kind) = disagreement(oracle, emu, kernel) else {
+        return Ok(None);
+    };
+    let mut budget = SHRINK_BUDGET;
+    let mut i = 0;
+    while i < rules.len() && budget > 0 {
+        budget -= 1;
+        let mut fewer = rules.clone();
+        fewer.remove(i);
+        match replay(scratch, strategy, &fewer, request)? {
+            Some((p, o, e, k)) if disagreement(o, e, k) == Some(kind) => {
+                (rules, program, oracle, emu, kernel) = (fewer, p, o, e, k);
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(Some(Counterexample {
+        rules: rules.iter().map(Rule::to_string).collect(),
+        request,
+        oracle,
+        emulator: emu,
+        kernel,
+        kind: kind.to_string(),
+        program: disassemble(&program.insns),
+    }))
+}
+
+/// The reports as a table, one line per strategy (plus counterexamples and
+/// refusal reasons below it).
+pub fn table(reports: &[KernelReport]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<10} {:>4} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>10} {:>10}",
+        "strategy",
+        "own",
+        "rules",
+        "attached",
+        "cmp-ref",
+        "load-ref",
+        "emu-ref",
+        "probes",
+        "unexp",
+        "orc-vs-krn",
+        "emu-vs-krn"
+    );
+    for r in reports {
+        let _ = writeln!(
+            out,
+            "{:<10} {:>4} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>10} {:>10}",
+            r.strategy,
+            if r.own { "yes" } else { "no" },
+            r.rule_sets,
+            r.attached,
+            r.compile_refusals,
+            r.load_refusals,
+            r.emulator_refusals,
+            r.probes,
+            r.unexpected,
+            r.oracle_vs_kernel,
+            r.emulator_vs_kernel
+        );
+    }
+    for r in reports {
+        for refusal in &r.load_refusal_examples {
+            let _ = writeln!(
+                out,
+                "{}: kernel refused the program ({}): {}\n  rules: {}",
+                r.strategy,
+                refusal.errno,
+                refusal.verifier,
+                refusal.rules.join("; ")
+            );
+        }
+        for u in &r.unexpected_examples {
+            let _ = writeln!(out, "{}: unexpected answer: {u}", r.strategy);
+        }
+        if let Some(ce) = &r.counterexample {
+            let emu = ce.emulator.map_or("-".to_string(), |v| v.to_string());
+            let _ = writeln!(
+                out,
+                "{}: {} on {}: oracle {}, emulator {emu}, kernel {}\n  rules: {}\n{}",
+                r.strategy,
+                ce.kind,
+                ce.request,
+                ce.oracle,
+                ce.kernel,
+                if ce.rules.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    ce.rules.join("; ")
+                },
+                ce.program
+            );
+        }
+    }
+    out
+}

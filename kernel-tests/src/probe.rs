@@ -1,0 +1,653 @@
+//! Asking the kernel for a verdict: device nodes on a private tmpfs, and a
+//! forked child that joins the cgroup(s) under test and tries each access.
+//! Shared by the v1 and cgroup2 drivers.
+//!
+//! What the kernel answers, as seen on 6.18 (see kernel-facts.md):
+//!
+//! * a denial is EPERM, for open, `access(2)` and mknod alike;
+//! * an allowed open of a char *or block* major without a driver fails with
+//!   ENXIO, after the device check has passed: char opens reach
+//!   `chrdev_open` only after `inode_permission`, block opens reach
+//!   `blkdev_get_no_open` only after `bdev_permission` checked the device
+//!   cgroup a second time;
+//! * `0:0` is not a device: a char `0:0` is never checked, a block `0:0` is
+//!   checked on open (by the block layer) and mknod but not by `access(2)`.
+//!   It is never probed.
+//!
+//! The child is forked from a possibly multi-threaded process: everything
+//! it needs is built before the fork and it only makes syscalls, then
+//! `_exit`s.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::CString;
+use std::fmt;
+use std::fs;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use devcg_engine::{Access, DeviceType, Request, Verdict};
+use nix::errno::Errno as SysErrno;
+use nix::fcntl::OFlag;
+use nix::mount::MsFlags;
+use nix::sys::signal::Signal;
+use nix::sys::stat::{Mode, SFlag};
+use nix::sys::wait::WaitStatus;
+use nix::unistd::{AccessFlags, ForkResult, Pid};
+use thiserror::Error;
+
+use crate::owned::{self, NODES_PREFIX};
+use crate::sys::{cstring, io_err, sys_err, SysError};
+
+// ---------------------------------------------------------------------------
+// Devices and drivers
+
+/// A device number pair of one type; a [`Request`] without the access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Device {
+    pub ty: DeviceType,
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl Device {
+    pub fn new(ty: DeviceType, major: u32, minor: u32) -> Self {
+        Device { ty, major, minor }
+    }
+    pub fn request(self, access: Access) -> Request {
+        Request::new(self.ty, self.major, self.minor, access)
+    }
+    pub fn sflag(self) -> SFlag {
+        match self.ty {
+            DeviceType::Block => SFlag::S_IFBLK,
+            DeviceType::Char => SFlag::S_IFCHR,
+        }
+    }
+    pub fn dev_t(self) -> libc::dev_t {
+        nix::sys::stat::makedev(u64::from(self.major), u64::from(self.minor))
+    }
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}:{}", self.ty, self.major, self.minor)
+    }
+}
+
+/// Why a device is not probed.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum NotProbeable {
+    #[error("no dev_t holds it (major < 4096 and minor < 2^20 only)")]
+    Unrealizable,
+    #[error("0:0 is no device: the kernel skips some of its checks")]
+    Zero,
+    #[error("its major has a driver (/proc/devices); opening it could have side effects")]
+    HasDriver,
+}
+
+/// The majors that have a driver, per type, from /proc/devices.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Drivers {
+    char: HashSet<u32>,
+    block: HashSet<u32>,
+}
+
+impl Drivers {
+    pub fn read() -> Result<Drivers, SysError> {
+        let path = Path::new("/proc/devices");
+        Ok(Drivers::parse(
+            &fs::read_to_string(path).map_err(io_err("read", path))?,
+        ))
+    }
+
+    pub fn parse(text: &str) -> Drivers {
+        let mut d = Drivers::default();
+        let mut section = None;
+        for line in text.lines() {
+            match line.trim() {
+                "Character devices:" => section = Some(DeviceType::Char),
+                "Block devices:" => section = Some(DeviceType::Block),
+                l => {
+                    let major = l.split_whitespace().next().and_then(|m| m.parse().ok());
+                    match (section, major) {
+                        (Some(DeviceType::Char), Some(m)) => d.char.insert(m),
+                        (Some(DeviceType::Block), Some(m)) => d.block.insert(m),
+                        _ => false,
+                    };
+                }
+            }
+        }
+        d
+    }
+
+    pub fn has_driver(&self, ty: DeviceType, major: u32) -> bool {
+        match ty {
+            DeviceType::Char => self.char.contains(&major),
+            DeviceType::Block => self.block.contains(&major),
+        }
+    }
+
+    /// Whether the kernel can be asked about `dev` safely and meaningfully.
+    pub fn probeable(&self, dev: Device) -> Result<(), NotProbeable> {
+        if !dev.request(Access::NONE).is_realizable() {
+            Err(NotProbeable::Unrealizable)
+        } else if dev.major == 0 && dev.minor == 0 {
+            Err(NotProbeable::Zero)
+        } else if self.has_driver(dev.ty, dev.major) {
+            Err(NotProbeable::HasDriver)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Probe results
+
+/// The accesses a probe tries on each device, and how: open `O_RDONLY`,
+/// `O_WRONLY`, `O_RDWR`, mknod of a fresh node, and `access(F_OK)` (which
+/// reaches the check with no access bit; it needs no driver).
+pub const PROBED_ACCESSES: [Access; 5] = [
+    Access::READ,
+    Access::WRITE,
+    Access(Access::READ.0 | Access::WRITE.0),
+    Access::MKNOD,
+    Access::NONE,
+];
+
+/// What the kernel answered one attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Success, or ENXIO from an open of a driverless major: the device
+    /// check passed.
+    Allowed,
+    /// EPERM: the device cgroup said no.
+    Denied,
+    /// Anything else: neither allow nor deny can be concluded.
+    Unexpected(SysErrno),
+}
+
+impl Outcome {
+    pub fn verdict(self) -> Option<Verdict> {
+        match self {
+            Outcome::Allowed => Some(Verdict::Allow),
+            Outcome::Denied => Some(Verdict::Deny),
+            Outcome::Unexpected(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Allowed => f.write_str("allow"),
+            Outcome::Denied => f.write_str("deny"),
+            Outcome::Unexpected(e) => write!(f, "unexpected {e}"),
+        }
+    }
+}
+
+/// One attempt: the request, what happened and the raw errno (if any).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    pub request: Request,
+    pub outcome: Outcome,
+    pub errno: Option<SysErrno>,
+}
+
+impl fmt::Display for Probe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let how = match self.errno {
+            None => "ok".to_string(),
+            Some(e) => format!("{e}"),
+        };
+        match self.outcome {
+            Outcome::Unexpected(_) => write!(f, "{}: unexpected {how}", self.request),
+            o => write!(
+                f,
+                "{}: {} ({how})",
+                self.request,
+                o.verdict().expect("allowed or denied")
+            ),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Device nodes on a private tmpfs
+
+/// A tmpfs on a fresh directory in the temp dir, holding one node per probed
+/// device. The driver process makes the nodes, from its own cgroup, so the
+/// cgroup under test only ever sees the child's accesses. Mounted without
+/// `nodev` (that would answer EACCES before any device check) unless asked.
+pub struct NodeDir {
+    dir: PathBuf,
+    nodes: HashMap<Device, CString>,
+    seq: u64,
+}
+
+impl NodeDir {
+    pub fn mount() -> Result<NodeDir, SysError> {
+        Self::mount_with(MsFlags::empty())
+    }
+
+    /// With extra mount flags (`MS_NODEV` for the nodev check).
+    pub fn mount_with(extra: MsFlags) -> Result<NodeDir, SysError> {
+        let dir = owned::temp_dir().join(owned::fresh_name(NODES_PREFIX));
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io_err("mkdir", &dir))?;
+        if let Err(errno) = nix::mount::mount(
+            Some("tmpfs"),
+            &dir,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | extra,
+            Some("mode=0700,size=64k"),
+        ) {
+            let _ = fs::remove_dir(&dir);
+            return Err(sys_err("mount tmpfs on", &dir)(errno));
+        }
+        let nodes = NodeDir {
+            dir,
+            nodes: HashMap::new(),
+            seq: 0,
+        };
+        // Nothing mounted below it may propagate elsewhere.
+        nix::mount::mount(
+            None::<&str>,
+            &nodes.dir,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(sys_err("make private", &nodes.dir))?;
+        Ok(nodes)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The node for `dev`, made on first use.
+    pub fn node(&mut self, dev: Device) -> Result<CString, SysError> {
+        if let Some(node) = self.nodes.get(&dev) {
+            return Ok(node.clone());
+        }
+        let path = self
+            .dir
+            .join(format!("{}-{}-{}", dev.ty, dev.major, dev.minor));
+        nix::sys::stat::mknod(
+            &path,
+            dev.sflag(),
+            Mode::from_bits_truncate(0o600),
+            dev.dev_t(),
+        )
+        .map_err(sys_err("mknod (in this process's own cgroup)", &path))?;
+        let c = cstring(&path)?;
+        self.nodes.insert(dev, c.clone());
+        Ok(c)
+    }
+
+    /// A name no node has: a child mknods there.
+    pub fn fresh_name(&mut self) -> Result<CString, SysError> {
+        self.seq += 1;
+        cstring(&self.dir.join(format!("m{}", self.seq)))
+    }
+
+    /// The steps that probe every access of [`PROBED_ACCESSES`] on `dev`.
+    pub fn device_steps(&mut self, dev: Device) -> Result<Vec<(Request, Step)>, SysError> {
+        let node = self.node(dev)?;
+        let mut out = Vec::with_capacity(PROBED_ACCESSES.len());
+        for access in PROBED_ACCESSES {
+            let step = match access {
+                Access::MKNOD => Step::Mknod(self.fresh_name()?, dev.sflag(), dev.dev_t()),
+                Access::NONE => Step::Access(node.clone()),
+                a => Step::Open(node.clone(), open_flags(a)),
+            };
+            out.push((dev.request(access), step));
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for NodeDir {
+    fn drop(&mut self) {
+        if let Err(e) = owned::remove_mount_dir(&self.dir) {
+            eprintln!("devcg: {e}");
+        }
+    }
+}
+
+/// O_RDONLY, O_WRONLY or O_RDWR for an access set with r and/or w.
+pub fn open_flags(a: Access) -> OFlag {
+    match (a.contains(Access::READ), a.contains(Access::WRITE)) {
+        (true, true) => OFlag::O_RDWR,
+        (false, true) => OFlag::O_WRONLY,
+        _ => OFlag::O_RDONLY,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The probe child
+
+/// One thing the child does, in order. Each yields a code: 0 or the errno.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// Writes the child's pid to this `cgroup.procs`. A failure stops the
+    /// child: nothing after it would run where it should.
+    Join(CString),
+    /// open(2) with these flags (plus CLOEXEC, NOCTTY, NONBLOCK), closed at
+    /// once.
+    Open(CString, OFlag),
+    /// `access(F_OK)`: the check with no access bit.
+    Access(CString),
+    /// mknod of a fresh node (of a device, a FIFO…), unlinked at once.
+    Mknod(CString, SFlag, libc::dev_t),
+    /// `unshare(CLONE_NEWUSER)`: the rest runs in a new user namespace.
+    UnshareUser,
+}
+
+impl Step {
+    /// Runs in the child: only syscalls, no allocation. 0 or the errno.
+    fn attempt(&self) -> i32 {
+        let result = match self {
+            Step::Join(procs) => return join_cgroup(procs),
+            Step::Open(node, flags) => nix::fcntl::open(
+                node.as_c_str(),
+                *flags | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK,
+                Mode::empty(),
+            )
+            .map(|fd| {
+                let _ = nix::unistd::close(fd);
+            }),
+            Step::Access(node) => nix::unistd::access(node.as_c_str(), AccessFlags::F_OK),
+            Step::Mknod(path, kind, dev) => nix::sys::stat::mknod(
+                path.as_c_str(),
+                *kind,
+                Mode::from_bits_truncate(0o600),
+                *dev,
+            )
+            .map(|()| {
+                let _ = nix::unistd::unlink(path.as_c_str());
+            }),
+            Step::UnshareUser => nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER),
+        };
+        match result {
+            Ok(()) => 0,
+            Err(e) => e as i32,
+        }
+    }
+
+    /// What a code means for a device probe: EPERM is the device cgroup's
+    /// no, ENXIO after an open means the check passed and the missing
+    /// driver answered; anything else is not a verdict.
+    pub fn outcome(&self, code: i32) -> Outcome {
+        match (code, self) {
+            (0, _) => Outcome::Allowed,
+            (libc::EPERM, _) => Outcome::Denied,
+            (libc::ENXIO, Step::Open(..)) => Outcome::Allowed,
+            (e, _) => Outcome::Unexpected(SysErrno::from_raw(e)),
+        }
+    }
+}
+
+/// Turns (request, step) pairs and their codes into probes.
+pub fn probes(steps: &[(Request, Step)], codes: &[i32]) -> Vec<Probe> {
+    steps
+        .iter()
+        .zip(codes)
+        .map(|((request, step), &code)| Probe {
+            request: *request,
+            outcome: step.outcome(code),
+            errno: (code != 0).then(|| SysErrno::from_raw(code)),
+        })
+        .collect()
+}
+
+/// Kills and reaps the child if the parent bails out early.
+struct Reaper(Option<Pid>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.take() {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+    }
+}
+
+/// Forks a child that runs `steps` in order and returns one code per step
+/// (0 or the errno). The child reports over a pipe, one `i32` per step; a
+/// failed [`Step::Join`] is an error naming the cgroup.
+pub fn run_child(steps: &[Step]) -> Result<Vec<i32>, SysError> {
+    let here = Path::new("probe child");
+    let (read_end, write_end) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(sys_err("pipe", here))?;
+    // SAFETY: the child only makes syscalls on data built before the fork
+    // and leaves through _exit; it never returns into the caller.
+    match unsafe { nix::unistd::fork() }.map_err(sys_err("fork", here))? {
+        ForkResult::Child => {
+            drop(read_end);
+            // Even a bug must not unwind into the parent's code, which this
+            // process is a copy of.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                child_main(steps, write_end.as_raw_fd())
+            }));
+            exit_child(4)
+        }
+        ForkResult::Parent { child } => {
+            let mut reaper = Reaper(Some(child));
+            drop(write_end);
+            let want = 4 * steps.len();
+            let mut bytes = Vec::with_capacity(want);
+            // Read what was promised, or up to EOF if the child stopped early
+            // (a sibling probe forked by another thread may hold a copy of
+            // the write end for a moment, so EOF alone is not relied on).
+            let mut file = fs::File::from(read_end);
+            let mut chunk = [0u8; 4096];
+            while bytes.len() < want {
+                match file.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(io_err("read from", here)(e)),
+                }
+            }
+            let status = loop {
+                match nix::sys::wait::waitpid(child, None) {
+                    Err(SysErrno::EINTR) => continue,
+                    other => break other.map_err(sys_err("wait for", here))?,
+                }
+            };
+            reaper.0 = None;
+            let codes: Vec<i32> = bytes
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            for (step, &code) in steps.iter().zip(&codes) {
+                if let (Step::Join(procs), true) = (step, code != 0) {
+                    return Err(SysError::Join {
+                        path: PathBuf::from(procs.to_string_lossy().into_owned()),
+                        errno: SysErrno::from_raw(code),
+                    });
+                }
+            }
+            if codes.len() != steps.len() || status != WaitStatus::Exited(child, 0) {
+                return Err(SysError::Child(format!(
+                    "{} of {} results, {status:?}",
+                    codes.len(),
+                    steps.len()
+                )));
+            }
+            Ok(codes)
+        }
+    }
+}
+
+/// The child: attempt, report, `_exit`. Never returns.
+fn child_main(steps: &[Step], out: RawFd) -> ! {
+    // SAFETY: `out` is the pipe's write end, open for the child's lifetime.
+    let out = unsafe { BorrowedFd::borrow_raw(out) };
+    for step in steps {
+        let code = step.attempt();
+        send(out, code);
+        if code != 0 && matches!(step, Step::Join(_)) {
+            exit_child(2);
+        }
+    }
+    exit_child(0)
+}
+
+/// Writes this process's pid to cgroup.procs.
+fn join_cgroup(procs: &CString) -> i32 {
+    let mut buf = [0u8; 12];
+    let text = format_pid(nix::unistd::getpid().as_raw(), &mut buf);
+    let fd = match nix::fcntl::open(
+        procs.as_c_str(),
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(e) => return e as i32,
+    };
+    // SAFETY: fd was just opened and is closed below.
+    let res = nix::unistd::write(unsafe { BorrowedFd::borrow_raw(fd) }, text);
+    let _ = nix::unistd::close(fd);
+    match res {
+        Ok(n) if n == text.len() => 0,
+        Ok(_) => libc::EIO,
+        Err(e) => e as i32,
+    }
+}
+
+/// Decimal digits of a pid into `buf`, without allocating.
+fn format_pid(pid: i32, buf: &mut [u8; 12]) -> &[u8] {
+    let mut n = pid.unsigned_abs();
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+fn send(out: BorrowedFd<'_>, code: i32) {
+    let bytes = code.to_le_bytes();
+    loop {
+        match nix::unistd::write(out.as_fd(), &bytes) {
+            Ok(4) => return,
+            Err(SysErrno::EINTR) => continue,
+            _ => exit_child(3),
+        }
+    }
+}
+
+fn exit_child(code: i32) -> ! {
+    // SAFETY: _exit skips atexit handlers and destructors, which belong to
+    // the parent's copy of the program.
+    unsafe { libc::_exit(code) }
+}
+
+/// Probes every device from one child that first joins each cgroup of
+/// `join` (their `cgroup.procs`), then tries each access. Groups run in
+/// order in the same child, each with its own joins: one fork for many
+/// cgroups. Results come per group, in the order of its devices, then of
+/// [`PROBED_ACCESSES`].
+pub fn probe_groups(
+    nodes: &mut NodeDir,
+    drivers: &Drivers,
+    groups: &[(Vec<CString>, Vec<Device>)],
+) -> Result<Vec<Vec<Probe>>, SysError> {
+    let mut steps: Vec<(Option<Request>, Step)> = Vec::new();
+    let mut bounds = Vec::with_capacity(groups.len());
+    for (join, devices) in groups {
+        for procs in join {
+            steps.push((None, Step::Join(procs.clone())));
+        }
+        let start = steps.len();
+        for &dev in devices {
+            drivers
+                .probeable(dev)
+                .map_err(|why| SysError::NotProbeable(dev, why))?;
+            for (req, step) in nodes.device_steps(dev)? {
+                steps.push((Some(req), step));
+            }
+        }
+        bounds.push(start..steps.len());
+    }
+    let only: Vec<Step> = steps.iter().map(|(_, s)| s.clone()).collect();
+    let codes = run_child(&only)?;
+    Ok(bounds
+        .into_iter()
+        .map(|range| {
+            let pairs: Vec<(Request, Step)> = steps[range.clone()]
+                .iter()
+                .map(|(r, s)| (r.expect("device step"), s.clone()))
+                .collect();
+            probes(&pairs, &codes[range])
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_proc_devices() {
+        let d = Drivers::parse(
+            "Character devices:\n  1 mem\n 10 misc\n\nBlock devices:\n  7 loop\n259 blkext\n",
+        );
+        assert!(d.has_driver(DeviceType::Char, 1));
+        assert!(!d.has_driver(DeviceType::Block, 1));
+        assert!(d.has_driver(DeviceType::Block, 259));
+        assert_eq!(d.probeable(Device::new(DeviceType::Block, 1, 3)), Ok(()));
+        assert_eq!(
+            d.probeable(Device::new(DeviceType::Char, 1, 3)),
+            Err(NotProbeable::HasDriver)
+        );
+        assert_eq!(
+            d.probeable(Device::new(DeviceType::Char, 0, 0)),
+            Err(NotProbeable::Zero)
+        );
+        assert_eq!(
+            d.probeable(Device::new(DeviceType::Char, 4096, 0)),
+            Err(NotProbeable::Unrealizable)
+        );
+        assert_eq!(
+            d.probeable(Device::new(DeviceType::Char, 4095, 1 << 20)),
+            Err(NotProbeable::Unrealizable)
+        );
+    }
+
+    #[test]
+    fn formats_pids() {
+        let mut buf = [0u8; 12];
+        assert_eq!(format_pid(0, &mut buf), b"0");
+        assert_eq!(format_pid(4194304, &mut buf), b"4194304");
+        assert_eq!(format_pid(i32::MAX, &mut buf), b"2147483647");
+    }
+
+    #[test]
+    fn codes_become_outcomes() {
+        let open = Step::Open(CString::new("x").unwrap(), OFlag::O_RDONLY);
+        let access = Step::Access(CString::new("x").unwrap());
+        assert_eq!(open.outcome(0), Outcome::Allowed);
+        assert_eq!(open.outcome(libc::EPERM), Outcome::Denied);
+        assert_eq!(open.outcome(libc::ENXIO), Outcome::Allowed);
+        assert_eq!(
+            access.outcome(libc::ENXIO),
+            Outcome::Unexpected(SysErrno::ENXIO)
+        );
+        assert_eq!(
+            open.outcome(libc::EACCES),
+            Outcome::Unexpected(SysErrno::EACCES)
+        );
+    }
+}
