@@ -1,0 +1,392 @@
+//! Debian kernels: a package name (or pattern) resolved with apt, fetched
+//! with `apt-get download` and unpacked with `dpkg -x` into the cache.
+//! Nothing is installed into /boot or /lib/modules.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::config::{glob_match, natural_cmp, KernelSpec};
+use crate::install::Apt;
+use crate::proc::run_logged;
+
+/// A kernel unpacked in the cache, ready for `vng --run`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FetchedKernel {
+    /// Binary package, e.g. `linux-image-6.1.0-56-amd64`.
+    pub package: String,
+    /// Its Debian version, e.g. `6.1.192-2`.
+    pub version: String,
+    /// Where it is unpacked (`<root>/boot`, `<root>/lib/modules`).
+    pub root: PathBuf,
+    pub vmlinuz: PathBuf,
+}
+
+const MARKER: &str = ".devcg-vm-complete";
+
+/// The newest cached unpack matching the entry, else the newest available
+/// package, downloaded and unpacked. `refresh` skips the cache lookup.
+pub fn fetch(
+    spec: &KernelSpec,
+    cache: &Path,
+    apt: &mut Apt,
+    refresh: bool,
+) -> Result<FetchedKernel, String> {
+    let pattern = spec
+        .package
+        .as_deref()
+        .ok_or_else(|| format!("kernel {}: no package", spec.name))?;
+    let kernels = cache.join("kernels");
+    if !refresh {
+        if let Some(k) = newest_cached(&kernels, pattern) {
+            return Ok(k);
+        }
+    }
+    apt.update(false)?;
+    let mut candidates = apt_candidates(pattern)?;
+    if candidates.is_empty() {
+        if let Some(suite) = &spec.suite {
+            if !apt.allowed {
+                return Err(format!(
+                    "no package matches {pattern}; adding suite {suite} needs installing turned on"
+                ));
+            }
+            add_suite(suite)?;
+            apt.update(true)?;
+            candidates = apt_candidates(pattern)?;
+        }
+    }
+    if candidates.is_empty() {
+        return Err(format!(
+            "no package matches {pattern} in the configured apt sources"
+        ));
+    }
+    let debs = cache.join("debs");
+    std::fs::create_dir_all(&debs).map_err(|e| format!("{}: {e}", debs.display()))?;
+    let mut errors = Vec::new();
+    for package in candidates.iter().take(3) {
+        match download_and_unpack(package, &debs, &kernels, apt) {
+            Ok(k) => return Ok(k),
+            Err(e) => errors.push(e),
+        }
+    }
+    Err(errors.join("; "))
+}
+
+fn newest_cached(kernels: &Path, pattern: &str) -> Option<FetchedKernel> {
+    let mut found: Vec<(String, PathBuf)> = std::fs::read_dir(kernels)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            (glob_match(pattern, &name) && e.path().join(MARKER).is_file())
+                .then(|| (name, e.path()))
+        })
+        .collect();
+    found.sort_by(|a, b| natural_cmp(&b.0, &a.0));
+    found
+        .into_iter()
+        .find_map(|(name, root)| unpacked(&name, &root).ok())
+}
+
+fn unpacked(package: &str, root: &Path) -> Result<FetchedKernel, String> {
+    let version = std::fs::read_to_string(root.join(MARKER))
+        .map_err(|e| format!("{}: {e}", root.display()))?
+        .trim()
+        .to_string();
+    let boot = root.join("boot");
+    let vmlinuz = std::fs::read_dir(&boot)
+        .map_err(|e| format!("{}: {e}", boot.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+        })
+        .ok_or_else(|| format!("{} holds no vmlinuz-*", boot.display()))?;
+    Ok(FetchedKernel {
+        package: package.to_string(),
+        version,
+        root: root.to_owned(),
+        vmlinuz,
+    })
+}
+
+/// Package names matching the pattern, newest first (`apt-cache pkgnames`
+/// reads the local lists only).
+fn apt_candidates(pattern: &str) -> Result<Vec<String>, String> {
+    let prefix: String = pattern.chars().take_while(|&c| c != '*').collect();
+    let o = Command::new("apt-cache")
+        .arg("pkgnames")
+        .arg(&prefix)
+        .output()
+        .map_err(|e| format!("apt-cache: {e}"))?;
+    let mut names: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|n| glob_match(pattern, n))
+        .map(str::to_string)
+        .collect();
+    names.sort_by(|a, b| natural_cmp(b, a));
+    names.dedup();
+    Ok(names)
+}
+
+fn download_and_unpack(
+    package: &str,
+    debs: &Path,
+    kernels: &Path,
+    apt: &Apt,
+) -> Result<FetchedKernel, String> {
+    // Leftovers of an earlier, interrupted download.
+    clear_debs(debs, package);
+    let log = apt.log(&format!("download-{package}.log"));
+    let st = run_logged(
+        Command::new("apt-get")
+            .args(["-q", "download"])
+            .arg(package)
+            .current_dir(debs),
+        &log,
+        Duration::from_secs(900),
+    )?;
+    if !st.success() {
+        return Err(format!(
+            "apt-get download {package} failed ({st}); see {}",
+            log.display()
+        ));
+    }
+    let deb = find_deb(debs, package).ok_or_else(|| {
+        format!(
+            "apt-get download {package} left no .deb in {}",
+            debs.display()
+        )
+    })?;
+    let version = Command::new("dpkg-deb")
+        .args(["-f"])
+        .arg(&deb)
+        .arg("Version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let root = kernels.join(package);
+    let tmp = kernels.join(format!("{package}.partial"));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let st = run_logged(
+        Command::new("dpkg").arg("-x").arg(&deb).arg(&tmp),
+        &apt.log(&format!("unpack-{package}.log")),
+        Duration::from_secs(600),
+    )?;
+    if !st.success() {
+        return Err(format!("dpkg -x {} failed ({st})", deb.display()));
+    }
+    std::fs::write(tmp.join(MARKER), format!("{version}\n"))
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, &root).map_err(|e| format!("{}: {e}", root.display()))?;
+    // The unpacked tree is what counts; the .deb is 70-110 MB.
+    let _ = std::fs::remove_file(&deb);
+    unpacked(package, &root)
+}
+
+fn find_deb(debs: &Path, package: &str) -> Option<PathBuf> {
+    let prefix = format!("{package}_");
+    std::fs::read_dir(debs)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name().is_some_and(|n| {
+                let n = n.to_string_lossy();
+                n.starts_with(&prefix) && n.ends_with(".deb")
+            })
+        })
+}
+
+fn clear_debs(debs: &Path, package: &str) {
+    while let Some(p) = find_deb(debs, package) {
+        if std::fs::remove_file(&p).is_err() {
+            break;
+        }
+    }
+}
+
+/// Adds a Debian suite from the same archive as the machine's own Debian
+/// source, pinned so that it never replaces an installed package: only an
+/// explicit `apt-get download NAME` takes from it.
+fn add_suite(suite: &str) -> Result<(), String> {
+    if !suite.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(format!("suite {suite:?}: letters, digits and '-' only"));
+    }
+    let source = debian_source().ok_or(
+        "cannot find the machine's Debian apt source to add a suite from (no deb822 or one-line entry)",
+    )?;
+    let file = PathBuf::from(format!("/etc/apt/sources.list.d/devcg-vm-{suite}.sources"));
+    std::fs::write(&file, suite_stanza(&source, suite))
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let pin = PathBuf::from(format!("/etc/apt/preferences.d/devcg-vm-{suite}"));
+    std::fs::write(
+        &pin,
+        format!("Package: *\nPin: release n={suite}\nPin-Priority: 1\n"),
+    )
+    .map_err(|e| format!("{}: {e}", pin.display()))?;
+    Ok(())
+}
+
+/// The URIs and keyring of the machine's main Debian source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DebianSource {
+    pub uris: String,
+    pub signed_by: Option<String>,
+}
+
+fn debian_source() -> Option<DebianSource> {
+    let mut texts = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        files.sort();
+        for f in files {
+            let name = f
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            if name.ends_with(".sources") && !name.starts_with("devcg-vm-") {
+                if let Ok(t) = std::fs::read_to_string(&f) {
+                    texts.push((true, t));
+                }
+            } else if name.ends_with(".list") {
+                if let Ok(t) = std::fs::read_to_string(&f) {
+                    texts.push((false, t));
+                }
+            }
+        }
+    }
+    if let Ok(t) = std::fs::read_to_string("/etc/apt/sources.list") {
+        texts.push((false, t));
+    }
+    texts.iter().find_map(|(deb822, t)| {
+        if *deb822 {
+            parse_deb822_source(t)
+        } else {
+            parse_one_line_source(t)
+        }
+    })
+}
+
+/// The first stanza of a deb822 file that serves a Debian release suite
+/// (its keyring is Debian's, and it is not the security archive).
+pub fn parse_deb822_source(text: &str) -> Option<DebianSource> {
+    for stanza in text.split("\n\n") {
+        let field = |name: &str| {
+            stanza
+                .lines()
+                .find(|l| {
+                    l.to_ascii_lowercase()
+                        .starts_with(&format!("{}:", name.to_ascii_lowercase()))
+                })
+                .map(|l| l[name.len() + 1..].trim().to_string())
+        };
+        let (Some(types), Some(uris), Some(suites)) =
+            (field("Types"), field("URIs"), field("Suites"))
+        else {
+            continue;
+        };
+        let signed_by = field("Signed-By");
+        let debian = signed_by
+            .as_deref()
+            .is_some_and(|s| s.contains("debian-archive-keyring"));
+        if types.split_whitespace().any(|t| t == "deb") && debian && !suites.contains("security") {
+            return Some(DebianSource { uris, signed_by });
+        }
+    }
+    None
+}
+
+/// The first `deb URI suite main` line whose suite is not a security one.
+pub fn parse_one_line_source(text: &str) -> Option<DebianSource> {
+    text.lines().find_map(|l| {
+        let l = l.trim();
+        let rest = l.strip_prefix("deb ")?;
+        let rest = rest.trim_start();
+        let rest = if rest.starts_with('[') {
+            rest.split_once(']')?.1.trim_start()
+        } else {
+            rest
+        };
+        let mut parts = rest.split_whitespace();
+        let uri = parts.next()?;
+        let suite = parts.next()?;
+        let components: Vec<&str> = parts.collect();
+        (components.contains(&"main") && !suite.contains("security") && uri.contains("debian"))
+            .then(|| DebianSource {
+                uris: uri.to_string(),
+                signed_by: None,
+            })
+    })
+}
+
+pub fn suite_stanza(source: &DebianSource, suite: &str) -> String {
+    let mut s = format!(
+        "# Added by devcg-vm to fetch kernels for the VM regression runner.\nTypes: deb\nURIs: {}\nSuites: {suite}\nComponents: main\n",
+        source.uris
+    );
+    if let Some(k) = &source.signed_by {
+        s.push_str(&format!("Signed-By: {k}\n"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEB822: &str = "Types: deb\n# a comment\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\nTypes: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n";
+
+    #[test]
+    fn a_suite_is_added_from_the_machines_own_archive() {
+        let s = parse_deb822_source(DEB822).unwrap();
+        assert_eq!(s.uris, "http://mirror.example/debian");
+        let stanza = suite_stanza(&s, "bookworm-backports");
+        assert!(stanza.contains("URIs: http://mirror.example/debian\n"));
+        assert!(stanza.contains("Suites: bookworm-backports\n"));
+        assert!(stanza.contains("Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"));
+        // A third-party deb822 source is not taken for Debian's.
+        assert!(parse_deb822_source(
+            "Types: deb\nURIs: https://other.example/node\nSuites: nodistro\nComponents: main\nSigned-By: /usr/share/keyrings/other.gpg\n"
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn one_line_sources_are_read() {
+        let t = "# x\ndeb-src http://m.example/debian bookworm main\ndeb [arch=amd64] http://m.example/debian-security bookworm-security main\ndeb http://m.example/debian bookworm main contrib\n";
+        assert_eq!(
+            parse_one_line_source(t).unwrap().uris,
+            "http://m.example/debian"
+        );
+    }
+
+    #[test]
+    fn the_cache_is_searched_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, complete) in [
+            ("linux-image-6.1.0-9-amd64", true),
+            ("linux-image-6.1.0-56-amd64", true),
+            ("linux-image-6.1.0-60-amd64", false),
+            ("linux-image-6.1.0-70-rt-amd64", true),
+        ] {
+            let boot = dir.path().join(name).join("boot");
+            std::fs::create_dir_all(&boot).unwrap();
+            std::fs::write(boot.join("vmlinuz-x"), "").unwrap();
+            if complete {
+                std::fs::write(dir.path().join(name).join(MARKER), "1.0\n").unwrap();
+            }
+        }
+        let k = newest_cached(dir.path(), "linux-image-6.1.0-*-amd64").unwrap();
+        assert_eq!(k.package, "linux-image-6.1.0-56-amd64");
+        assert_eq!(k.version, "1.0");
+        assert!(k.vmlinuz.ends_with("boot/vmlinuz-x"));
+        assert!(newest_cached(dir.path(), "linux-image-6.12.*+*-amd64").is_none());
+    }
+}

@@ -1,0 +1,194 @@
+//! The script each column runs as root (inside the guest, or directly on
+//! the host), and reading back what it left in its results directory.
+//!
+//! The guest sees the host's filesystem through virtme-ng, so it runs the
+//! host's devcg binary and writes into the results directory, which is
+//! shared read-write (`vng --rwdir`). Files, per step NAME: `NAME.out`,
+//! `NAME.err`, `NAME.rc`; and `uname`, `started` (first thing the script
+//! does: the end of the boot), `cgroup-mounts`, `done` (last thing).
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Limits;
+
+/// One command the script runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// File stem in the results directory.
+    pub name: &'static str,
+    pub program: PathBuf,
+    pub args: Vec<String>,
+}
+
+/// The kernel-check suite, this crate's own guest checks, then the
+/// three-way differential.
+pub fn steps(limits: &Limits, devcg: &Path, helper: &Path, helper_args: &[String]) -> Vec<Step> {
+    vec![
+        Step {
+            name: "kernel-check",
+            program: devcg.to_owned(),
+            args: vec!["kernel-check".into(), "--json".into()],
+        },
+        Step {
+            name: "guest-check",
+            program: helper.to_owned(),
+            args: helper_args.to_vec(),
+        },
+        Step {
+            name: "verify",
+            program: devcg.to_owned(),
+            args: vec![
+                "verify".into(),
+                "--kernel".into(),
+                "--cases".into(),
+                limits.cases.to_string(),
+                "--json".into(),
+            ],
+        },
+    ]
+}
+
+/// Single-quoted for sh.
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+pub fn script(kernel: &str, results: &Path, limits: &Limits, steps: &[Step]) -> String {
+    let mut s = String::new();
+    s.push_str("#!/bin/sh\n");
+    s.push_str(&format!(
+        "# Written by devcg-vm for kernel {kernel}: runs as root, inside the guest\n# (or directly on the host for the host column). Every step has a timeout.\n"
+    ));
+    s.push_str(&format!("R={}\n", sh_quote(&results.to_string_lossy())));
+    s.push_str("cd /\n");
+    s.push_str("uname -r > \"$R/uname\"\n");
+    s.push_str(": > \"$R/started\"\n");
+    s.push_str("id -u > \"$R/uid\"\n");
+    s.push_str("grep -E ' - cgroup2? ' /proc/self/mountinfo > \"$R/cgroup-mounts\" 2>&1\n");
+    let t = limits.step_timeout_secs;
+    for step in steps {
+        let args: Vec<String> = step.args.iter().map(|a| sh_quote(a)).collect();
+        s.push_str(&format!(
+            "timeout -k 10 {t} {} {} > \"$R/{n}.out\" 2> \"$R/{n}.err\" < /dev/null\necho $? > \"$R/{n}.rc\"\n",
+            sh_quote(&step.program.to_string_lossy()),
+            args.join(" "),
+            n = step.name
+        ));
+    }
+    s.push_str("sync\n: > \"$R/done\"\nsync\n");
+    s
+}
+
+/// What one step left behind.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StepOutput {
+    pub name: String,
+    /// None when the step never finished (no `.rc` file).
+    pub rc: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// What the script left behind.
+#[derive(Clone, Debug, Default)]
+pub struct Collected {
+    pub started: bool,
+    pub done: bool,
+    pub uname: Option<String>,
+    pub uid: Option<u32>,
+    pub cgroup_mounts: Vec<String>,
+    pub steps: Vec<StepOutput>,
+}
+
+pub fn collect(results: &Path, steps: &[Step]) -> Collected {
+    let read = |name: &str| std::fs::read_to_string(results.join(name)).ok();
+    Collected {
+        started: results.join("started").exists(),
+        done: results.join("done").exists(),
+        uname: read("uname")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty()),
+        uid: read("uid").and_then(|s| s.trim().parse().ok()),
+        cgroup_mounts: read("cgroup-mounts")
+            .map(|s| s.lines().map(str::to_string).collect())
+            .unwrap_or_default(),
+        steps: steps
+            .iter()
+            .map(|st| StepOutput {
+                name: st.name.to_string(),
+                rc: read(&format!("{}.rc", st.name)).and_then(|s| s.trim().parse().ok()),
+                stdout: read(&format!("{}.out", st.name)).unwrap_or_default(),
+                stderr: read(&format!("{}.err", st.name)).unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+/// A fresh, empty results directory for one kernel.
+pub fn fresh_dir(dir: &Path) -> std::io::Result<PathBuf> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir)?;
+    Ok(dir.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_quotes() {
+        assert_eq!(sh_quote("a'b"), r"'a'\''b'");
+    }
+
+    #[test]
+    fn the_script_runs_steps_with_timeouts_and_marks_start_and_end() {
+        let limits = Limits {
+            cases: 7,
+            boot_timeout_secs: 1,
+            run_timeout_secs: 2,
+            step_timeout_secs: 33,
+        };
+        let st = steps(
+            &limits,
+            Path::new("/bin/devcg"),
+            Path::new("/bin/devcg-vm"),
+            &["--guest-check".into()],
+        );
+        let s = script("k", Path::new("/r es"), &limits, &st);
+        assert!(s.contains("R='/r es'\n"));
+        assert!(s.contains(
+            "timeout -k 10 33 '/bin/devcg' 'kernel-check' '--json' > \"$R/kernel-check.out\""
+        ));
+        assert!(s.contains("'/bin/devcg-vm' '--guest-check' > \"$R/guest-check.out\""));
+        assert!(s.contains("'verify' '--kernel' '--cases' '7' '--json'"));
+        let started = s.find("\"$R/started\"").unwrap();
+        let first_step = s.find("timeout -k").unwrap();
+        let done = s.find("\"$R/done\"").unwrap();
+        assert!(started < first_step && first_step < done);
+    }
+
+    #[test]
+    fn collect_reads_what_a_run_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            cases: 1,
+            boot_timeout_secs: 1,
+            run_timeout_secs: 2,
+            step_timeout_secs: 3,
+        };
+        let st = steps(&limits, Path::new("d"), Path::new("h"), &[]);
+        std::fs::write(dir.path().join("uname"), "6.1.0-56-amd64\n").unwrap();
+        std::fs::write(dir.path().join("started"), "").unwrap();
+        std::fs::write(dir.path().join("kernel-check.rc"), "1\n").unwrap();
+        std::fs::write(dir.path().join("kernel-check.out"), "[]").unwrap();
+        let c = collect(dir.path(), &st);
+        assert!(c.started && !c.done);
+        assert_eq!(c.uname.as_deref(), Some("6.1.0-56-amd64"));
+        assert_eq!(c.steps[0].rc, Some(1));
+        assert_eq!(c.steps[0].stdout, "[]");
+        assert_eq!(c.steps[1].rc, None);
+        assert_eq!(c.steps[2].name, "verify");
+    }
+}

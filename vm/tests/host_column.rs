@@ -1,0 +1,262 @@
+//! End to end through the host column (no VM): the generated script runs a
+//! stand-in devcg, the results come back through the results directory and
+//! are compared with expected files. A deliberately wrong expectation must
+//! fail the run; a missing subcommand or a hang must never pass.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use devcg_vm::{Options, Outcome, Status};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// `devcg` is the body of a shell script standing in for the binary.
+    fn new(devcg: &str, kernels_toml: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("devcg");
+        std::fs::write(&bin, format!("#!/bin/sh\n{devcg}\n")).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // The crate's own guest checks: a stand-in with nothing to report.
+        let helper = dir.path().join("devcg-vm");
+        std::fs::write(&helper, "#!/bin/sh\necho '[]'\n").unwrap();
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(dir.path().join("kernels.toml"), kernels_toml).unwrap();
+        std::fs::create_dir_all(dir.path().join("expected")).unwrap();
+        Fixture { dir }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn expect(&self, kernel: &str, json: &str) {
+        std::fs::write(self.path("expected").join(format!("{kernel}.json")), json).unwrap();
+    }
+
+    fn options(&self) -> Options {
+        Options {
+            config: Some(self.path("kernels.toml")),
+            expected_dir: Some(self.path("expected")),
+            results_dir: Some(self.path("results")),
+            cache_dir: Some(self.path("cache")),
+            devcg: Some(self.path("devcg")),
+            helper: Some(self.path("devcg-vm")),
+            no_install: true,
+            ..Default::default()
+        }
+    }
+}
+
+const HOST_ONLY: &str = "[[kernel]]\nname = \"host\"\nhost = true\n";
+
+/// Answers like the real suite: three checks, and a clean differential.
+const GOOD_DEVCG: &str = r#"case "$1" in
+kernel-check) echo '[{"name":"open-denied","expected":"EPERM","observed":"EPERM","status":"pass"},{"name":"userns-mknod","expected":"EPERM","observed":"EPERM","status":"pass"},{"name":"set-retval","status":"skip","reason":"needs 5.18"}]'; exit 0;;
+verify) echo "strategy linear: 0 divergences"; exit 0;;
+*) echo "error: unrecognized subcommand '$1'" >&2; exit 2;;
+esac"#;
+
+const RIGHT: &str = r#"{"kernel": "host", "checks": {
+  "open-denied": "pass", "userns-mknod": "pass",
+  "set-retval": {"status": "skip", "why": "stand-in"},
+  "kernel-check": "pass", "guest-check": "pass", "verify-kernel": "pass"}}"#;
+
+#[test]
+fn right_expectations_pass_and_a_wrong_one_fails() {
+    let f = Fixture::new(GOOD_DEVCG, HOST_ONLY);
+    f.expect("host", RIGHT);
+    let m = devcg_vm::run(&f.options()).unwrap();
+    assert!(m.ok, "{m}");
+    assert_eq!(m.exit_code(), 0);
+    let host = &m.kernels[0];
+    assert_eq!(host.outcome, Outcome::Ran);
+    assert_eq!(host.release.as_deref(), Some(uname_r().as_str()));
+    assert_eq!(host.check("set-retval").unwrap().status, Status::Skip);
+    assert!(f.path("results/matrix.json").is_file());
+
+    // The same run against a deliberately wrong expectation.
+    f.expect(
+        "host",
+        &RIGHT.replace(r#""userns-mknod": "pass""#, r#""userns-mknod": "fail""#),
+    );
+    let m = devcg_vm::run(&f.options()).unwrap();
+    assert!(!m.ok);
+    assert_eq!(m.exit_code(), 1);
+    assert_eq!(m.differences.len(), 1, "{m}");
+    assert_eq!(m.differences[0].check.as_deref(), Some("userns-mknod"));
+    let json = m.to_json();
+    assert_eq!(json["differences"][0]["expected"], "fail");
+    assert_eq!(json["differences"][0]["observed"], "pass");
+    assert_eq!(json["kernels"][0]["outcome"], "ran");
+
+    // And against an expectation naming a check that never reports.
+    f.expect(
+        "host",
+        &RIGHT.replace(r#""open-denied": "pass""#, r#""open-gone": "pass""#),
+    );
+    let m = devcg_vm::run(&f.options()).unwrap();
+    assert_eq!(m.exit_code(), 1);
+    assert!(m.to_string().contains("open-gone"), "{m}");
+}
+
+#[test]
+fn the_binary_exits_non_zero_on_a_regression() {
+    let f = Fixture::new(GOOD_DEVCG, HOST_ONLY);
+    f.expect(
+        "host",
+        &RIGHT.replace(r#""verify-kernel": "pass""#, r#""verify-kernel": "fail""#),
+    );
+    let o = f.options();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_devcg-vm"))
+        .arg("--config")
+        .arg(o.config.unwrap())
+        .arg("--expected-dir")
+        .arg(o.expected_dir.unwrap())
+        .arg("--results-dir")
+        .arg(o.results_dir.unwrap())
+        .arg("--cache-dir")
+        .arg(o.cache_dir.unwrap())
+        .arg("--devcg")
+        .arg(o.devcg.unwrap())
+        .arg("--helper")
+        .arg(o.helper.unwrap())
+        .args(["--no-install", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["differences"][0]["check"], "verify-kernel");
+}
+
+#[test]
+fn a_missing_subcommand_is_reported_never_passed() {
+    let f = Fixture::new(
+        r#"echo "error: unrecognized subcommand '$1'" >&2; exit 2"#,
+        HOST_ONLY,
+    );
+    f.expect("host", RIGHT);
+    let m = devcg_vm::run(&f.options()).unwrap();
+    assert_eq!(m.exit_code(), 1);
+    let host = &m.kernels[0];
+    let kc = host.check("kernel-check").unwrap();
+    assert_eq!(kc.status, Status::Error);
+    assert!(kc
+        .detail
+        .as_ref()
+        .unwrap()
+        .contains("unrecognized subcommand"));
+    // Nothing from devcg passes (the crate's own stand-in guest check may).
+    assert!(host
+        .checks
+        .iter()
+        .filter(|c| c.name != "guest-check")
+        .all(|c| c.status != Status::Pass));
+    assert_eq!(host.check("verify-kernel").unwrap().status, Status::Error);
+}
+
+#[test]
+fn a_hanging_step_times_out_and_the_run_goes_on() {
+    let f = Fixture::new(
+        "case \"$1\" in kernel-check) sleep 300;; *) exit 0;; esac",
+        &format!("{HOST_ONLY}step_timeout_secs = 2\n"),
+    );
+    let t = Instant::now();
+    let m = devcg_vm::run(&f.options()).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(60));
+    let host = &m.kernels[0];
+    assert_eq!(host.outcome, Outcome::Ran);
+    let kc = host.check("kernel-check").unwrap();
+    assert_eq!(kc.status, Status::Error);
+    assert!(kc.detail.as_ref().unwrap().contains("timed out"), "{kc:?}");
+    assert_eq!(host.check("verify-kernel").unwrap().status, Status::Pass);
+}
+
+#[test]
+fn a_hanging_run_is_killed_and_reported() {
+    let f = Fixture::new("sleep 300", &format!("{HOST_ONLY}run_timeout_secs = 2\n"));
+    let t = Instant::now();
+    let m = devcg_vm::run(&f.options()).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(30));
+    assert!(matches!(m.kernels[0].outcome, Outcome::RunTimeout(_)));
+    assert_eq!(m.exit_code(), 1);
+    assert!(m.to_string().contains("run-timeout"));
+}
+
+#[test]
+fn unknown_kernels_and_a_missing_binary_are_runner_errors() {
+    let f = Fixture::new(GOOD_DEVCG, HOST_ONLY);
+    let mut o = f.options();
+    o.kernels = vec!["nope".into()];
+    assert!(matches!(
+        devcg_vm::run(&o),
+        Err(devcg_vm::VmError::UnknownKernel { .. })
+    ));
+    let mut o = f.options();
+    o.devcg = Some(Path::new("/nonexistent/devcg").to_owned());
+    assert!(matches!(
+        devcg_vm::run(&o),
+        Err(devcg_vm::VmError::MissingBinary(_))
+    ));
+}
+
+#[test]
+fn the_shipped_expected_files_parse_and_name_known_kernels() {
+    let root = devcg_vm::workspace_root();
+    let config = devcg_vm::Config::load(&root.join("vm/kernels.toml")).unwrap();
+    for entry in std::fs::read_dir(root.join("vm/expected")).unwrap() {
+        let path = entry.unwrap().path();
+        let stem = path.file_stem().unwrap().to_string_lossy().to_string();
+        assert!(
+            config.kernels.iter().any(|k| k.name == stem),
+            "{} names no kernel of vm/kernels.toml",
+            path.display()
+        );
+        let e = devcg_vm::Expected::load(&root.join("vm/expected"), &stem)
+            .unwrap()
+            .unwrap()
+            .1;
+        assert_eq!(e.kernel, stem, "{}", path.display());
+    }
+}
+
+#[test]
+fn the_crates_own_guest_checks_pass_here_as_root() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_devcg-vm"))
+        .arg("--guest-check")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<_> = v.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [devcg_vm::userns::NAME_EACCES, devcg_vm::userns::NAME_MKNOD]
+    );
+    // SAFETY: geteuid has no preconditions.
+    let want = if unsafe { libc::geteuid() } == 0 {
+        "pass"
+    } else {
+        "skip"
+    };
+    for c in &v {
+        assert_eq!(c["status"], want, "{c}");
+    }
+}
+
+fn uname_r() -> String {
+    let o = std::process::Command::new("uname")
+        .arg("-r")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
