@@ -33,6 +33,9 @@ pub struct Defaults {
     pub memory: String,
     /// Guest CPUs.
     pub cpus: u32,
+    /// Also run kernel-check's v1 checks with a v1 `devices` hierarchy
+    /// mounted (rows `NAME@v1-mounted`).
+    pub v1_checks: bool,
 }
 
 impl Default for Defaults {
@@ -44,6 +47,7 @@ impl Default for Defaults {
             step_timeout_secs: 480,
             memory: "1G".into(),
             cpus: 2,
+            v1_checks: true,
         }
     }
 }
@@ -72,6 +76,7 @@ pub struct KernelSpec {
     pub run_timeout_secs: Option<u64>,
     pub step_timeout_secs: Option<u64>,
     pub cases: Option<u32>,
+    pub v1_checks: Option<bool>,
     /// Extra kernel command line arguments.
     #[serde(default)]
     pub append: Vec<String>,
@@ -81,6 +86,7 @@ pub struct KernelSpec {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     pub cases: u32,
+    pub v1_checks: bool,
     pub boot_timeout_secs: u64,
     pub run_timeout_secs: u64,
     pub step_timeout_secs: u64,
@@ -143,6 +149,7 @@ impl Config {
     pub fn limits(&self, k: &KernelSpec) -> Limits {
         Limits {
             cases: k.cases.unwrap_or(self.defaults.cases),
+            v1_checks: k.v1_checks.unwrap_or(self.defaults.v1_checks),
             boot_timeout_secs: k
                 .boot_timeout_secs
                 .unwrap_or(self.defaults.boot_timeout_secs),

@@ -18,34 +18,77 @@ pub struct Step {
     pub name: &'static str,
     pub program: PathBuf,
     pub args: Vec<String>,
+    /// Shell lines before and after the command.
+    pub before: &'static str,
+    pub after: &'static str,
 }
 
-/// The kernel-check suite, this crate's own guest checks, then the
-/// three-way differential.
-pub fn steps(limits: &Limits, devcg: &Path, helper: &Path, helper_args: &[String]) -> Vec<Step> {
-    vec![
-        Step {
-            name: "kernel-check",
-            program: devcg.to_owned(),
-            args: vec!["kernel-check".into(), "--json".into()],
-        },
-        Step {
-            name: "guest-check",
-            program: helper.to_owned(),
-            args: helper_args.to_vec(),
-        },
-        Step {
-            name: "verify",
+/// A pure-cgroup2 guest has no v1 `devices` hierarchy, and the v1 checks of
+/// kernel-check skip there. This step mounts one beside /sys/fs/cgroup
+/// (the devices controller is free on v2: it has no v2 counterpart), runs
+/// only the v1 checks, and unmounts it. Where one is mounted already (a
+/// hybrid host) it is used as it is.
+const V1_BEFORE: &str = r#"V1=
+if ! grep -qE ' - cgroup [^ ]+ ([^ ]*,)?devices(,|$)' /proc/self/mountinfo; then
+    V1=/run/devcg-vm-v1-devices
+    mkdir -p "$V1" && mount -t cgroup -o devices devcg-vm-v1 "$V1" || { rmdir "$V1" 2>/dev/null; V1=; }
+fi
+"#;
+const V1_AFTER: &str = r#"if [ -n "$V1" ]; then umount "$V1" && rmdir "$V1"; fi
+"#;
+
+/// The kernel-check suite on the pure cgroup2 system, its v1 checks again
+/// with a v1 `devices` hierarchy mounted (when `v1` is set), this crate's
+/// own guest checks, then the three-way differential.
+pub fn steps(
+    limits: &Limits,
+    v1: bool,
+    devcg: &Path,
+    helper: &Path,
+    helper_args: &[String],
+) -> Vec<Step> {
+    let mut steps = vec![Step {
+        name: "kernel-check",
+        program: devcg.to_owned(),
+        args: vec!["kernel-check".into(), "--json".into()],
+        before: "",
+        after: "",
+    }];
+    if v1 {
+        steps.push(Step {
+            name: "kernel-check-v1",
             program: devcg.to_owned(),
             args: vec![
-                "verify".into(),
-                "--kernel".into(),
-                "--cases".into(),
-                limits.cases.to_string(),
+                "kernel-check".into(),
                 "--json".into(),
+                "--only".into(),
+                "v1_".into(),
             ],
-        },
-    ]
+            before: V1_BEFORE,
+            after: V1_AFTER,
+        });
+    }
+    steps.push(Step {
+        name: "guest-check",
+        program: helper.to_owned(),
+        args: helper_args.to_vec(),
+        before: "",
+        after: "",
+    });
+    steps.push(Step {
+        name: "verify",
+        program: devcg.to_owned(),
+        args: vec![
+            "verify".into(),
+            "--kernel".into(),
+            "--cases".into(),
+            limits.cases.to_string(),
+            "--json".into(),
+        ],
+        before: "",
+        after: "",
+    });
+    steps
 }
 
 /// Single-quoted for sh.
@@ -53,7 +96,20 @@ pub fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-pub fn script(kernel: &str, results: &Path, limits: &Limits, steps: &[Step]) -> String {
+/// In a guest, /tmp is an overlay over the host's /tmp: the suite would see
+/// the host's probe directories there, owned by pids that do not exist in
+/// the guest, and take them for leftovers. The guest's steps get a temp
+/// directory of their own, on a fresh tmpfs.
+const GUEST_TMP: &str = r#"mkdir -p /run/devcg-vm-tmp && mount -t tmpfs -o mode=1777 devcg-vm-tmp /run/devcg-vm-tmp && export TMPDIR=/run/devcg-vm-tmp
+"#;
+
+pub fn script(
+    kernel: &str,
+    results: &Path,
+    limits: &Limits,
+    steps: &[Step],
+    guest: bool,
+) -> String {
     let mut s = String::new();
     s.push_str("#!/bin/sh\n");
     s.push_str(&format!(
@@ -65,15 +121,20 @@ pub fn script(kernel: &str, results: &Path, limits: &Limits, steps: &[Step]) -> 
     s.push_str(": > \"$R/started\"\n");
     s.push_str("id -u > \"$R/uid\"\n");
     s.push_str("grep -E ' - cgroup2? ' /proc/self/mountinfo > \"$R/cgroup-mounts\" 2>&1\n");
+    if guest {
+        s.push_str(GUEST_TMP);
+    }
     let t = limits.step_timeout_secs;
     for step in steps {
         let args: Vec<String> = step.args.iter().map(|a| sh_quote(a)).collect();
+        s.push_str(step.before);
         s.push_str(&format!(
             "timeout -k 10 {t} {} {} > \"$R/{n}.out\" 2> \"$R/{n}.err\" < /dev/null\necho $? > \"$R/{n}.rc\"\n",
             sh_quote(&step.program.to_string_lossy()),
             args.join(" "),
             n = step.name
         ));
+        s.push_str(step.after);
     }
     s.push_str("sync\n: > \"$R/done\"\nsync\n");
     s
@@ -146,27 +207,37 @@ mod tests {
     fn the_script_runs_steps_with_timeouts_and_marks_start_and_end() {
         let limits = Limits {
             cases: 7,
+            v1_checks: true,
             boot_timeout_secs: 1,
             run_timeout_secs: 2,
             step_timeout_secs: 33,
         };
         let st = steps(
             &limits,
+            true,
             Path::new("/bin/devcg"),
             Path::new("/bin/devcg-vm"),
             &["--guest-check".into()],
         );
-        let s = script("k", Path::new("/r es"), &limits, &st);
+        let s = script("k", Path::new("/r es"), &limits, &st, true);
         assert!(s.contains("R='/r es'\n"));
         assert!(s.contains(
             "timeout -k 10 33 '/bin/devcg' 'kernel-check' '--json' > \"$R/kernel-check.out\""
         ));
         assert!(s.contains("'/bin/devcg-vm' '--guest-check' > \"$R/guest-check.out\""));
         assert!(s.contains("'verify' '--kernel' '--cases' '7' '--json'"));
+        assert!(s.contains("'kernel-check' '--json' '--only' 'v1_' > \"$R/kernel-check-v1.out\""));
+        let mount = s.find("mount -t cgroup -o devices").unwrap();
+        let umount = s.find("umount \"$V1\"").unwrap();
+        let v1 = s.find("kernel-check-v1.out").unwrap();
+        assert!(mount < v1 && v1 < umount);
         let started = s.find("\"$R/started\"").unwrap();
         let first_step = s.find("timeout -k").unwrap();
         let done = s.find("\"$R/done\"").unwrap();
         assert!(started < first_step && first_step < done);
+        let tmp = s.find("export TMPDIR=").unwrap();
+        assert!(tmp < first_step);
+        assert!(!script("k", Path::new("/r"), &limits, &st, false).contains("TMPDIR"));
     }
 
     #[test]
@@ -174,11 +245,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let limits = Limits {
             cases: 1,
+            v1_checks: false,
             boot_timeout_secs: 1,
             run_timeout_secs: 2,
             step_timeout_secs: 3,
         };
-        let st = steps(&limits, Path::new("d"), Path::new("h"), &[]);
+        let st = steps(&limits, false, Path::new("d"), Path::new("h"), &[]);
         std::fs::write(dir.path().join("uname"), "6.1.0-56-amd64\n").unwrap();
         std::fs::write(dir.path().join("started"), "").unwrap();
         std::fs::write(dir.path().join("kernel-check.rc"), "1\n").unwrap();

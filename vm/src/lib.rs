@@ -80,6 +80,11 @@ pub struct Options {
     /// --guest-check`].
     #[arg(long, value_name = "FILE")]
     pub helper: Option<PathBuf>,
+    /// Write what each column that ran observed into its expected file
+    /// (keeping the reasons already given for unchanged entries): for a new
+    /// kernel, or after a reviewed change. Review the diff before committing.
+    #[arg(long)]
+    pub record: bool,
     /// Run this crate's own guest-side checks here and print them as JSON,
     /// in the form of `devcg kernel-check --json` (each column's script
     /// does this).
@@ -229,6 +234,12 @@ pub fn run(opts: &Options) -> Result<Matrix, VmError> {
         Ok(Some(t)) => (Some(t.accel), t.versions),
         _ => (None, Vec::new()),
     };
+    if opts.record {
+        for run in runs.iter().filter(|r| r.outcome.ran()) {
+            let path = report::record(&p.expected, run, expected.get(&run.name))?;
+            notes.push(format!("recorded {}", path.display()));
+        }
+    }
     let matrix = Matrix::new(runs, &expected, accel, versions, notes);
     let out = p.results.join("matrix.json");
     let _ = std::fs::write(
@@ -260,10 +271,11 @@ fn write_script(
     dir: &Path,
     p: &Paths,
     limits: &Limits,
+    guest: bool,
 ) -> Result<(PathBuf, Vec<Step>), VmError> {
-    let steps = guest::steps(limits, &p.devcg, &p.helper.0, &p.helper.1);
+    let steps = guest::steps(limits, limits.v1_checks, &p.devcg, &p.helper.0, &p.helper.1);
     let path = dir.join("run.sh");
-    std::fs::write(&path, guest::script(&spec.name, dir, limits, &steps))
+    std::fs::write(&path, guest::script(&spec.name, dir, limits, &steps, guest))
         .map_err(|e| VmError::io(path.display().to_string(), e))?;
     Ok((path, steps))
 }
@@ -275,7 +287,7 @@ fn run_host(
     p: &Paths,
     limits: &Limits,
 ) -> Result<KernelRun, VmError> {
-    let (script, steps) = write_script(spec, dir, p, limits)?;
+    let (script, steps) = write_script(spec, dir, p, limits, false)?;
     let log = dir.join("console.log");
     let t0 = Instant::now();
     let mut g = Group::spawn(Command::new("sh").arg(&script), &log)
@@ -323,7 +335,7 @@ fn run_vm(
     p: &Paths,
     limits: &Limits,
 ) -> Result<KernelRun, VmError> {
-    let (script, steps) = write_script(spec, dir, p, limits)?;
+    let (script, steps) = write_script(spec, dir, p, limits, true)?;
     let log = dir.join("console.log");
     let mut cmd = Command::new(&tools.vng);
     cmd.arg("--run").arg(&kernel.vmlinuz);

@@ -62,6 +62,8 @@ impl Observation {
 pub const ROW_KERNEL_CHECK: &str = "kernel-check";
 pub const ROW_VERIFY: &str = "verify-kernel";
 pub const ROW_GUEST_CHECK: &str = "guest-check";
+/// Rows of the v1 checks run again with a v1 `devices` hierarchy mounted.
+pub const V1_SUFFIX: &str = "@v1-mounted";
 
 /// Turns the steps' outputs into rows.
 ///
@@ -75,8 +77,14 @@ pub fn observe(collected: &Collected) -> Vec<Observation> {
     let mut rows = Vec::new();
     for step in &collected.steps {
         match step.name.as_str() {
-            "kernel-check" => observe_json_checks(step, ROW_KERNEL_CHECK, &mut rows),
-            "guest-check" => observe_json_checks(step, ROW_GUEST_CHECK, &mut rows),
+            "kernel-check" => observe_json_checks(step, ROW_KERNEL_CHECK, "", &mut rows),
+            "kernel-check-v1" => observe_json_checks(
+                step,
+                &format!("{ROW_KERNEL_CHECK}{V1_SUFFIX}"),
+                V1_SUFFIX,
+                &mut rows,
+            ),
+            "guest-check" => observe_json_checks(step, ROW_GUEST_CHECK, "", &mut rows),
             "verify" => observe_verify(step, &mut rows),
             other => rows.push(Observation::new(
                 other,
@@ -119,7 +127,12 @@ fn last_line(text: &str) -> Option<String> {
         .map(|l| l.chars().take(200).collect())
 }
 
-fn observe_json_checks(step: &StepOutput, summary: &str, rows: &mut Vec<Observation>) {
+fn observe_json_checks(
+    step: &StepOutput,
+    summary: &str,
+    suffix: &str,
+    rows: &mut Vec<Observation>,
+) {
     let parsed: Option<Vec<serde_json::Value>> = serde_json::from_str(step.stdout.trim()).ok();
     let ran_ok = matches!(step.rc, Some(0) | Some(1));
     match parsed {
@@ -128,6 +141,7 @@ fn observe_json_checks(step: &StepOutput, summary: &str, rows: &mut Vec<Observat
             for (i, item) in items.into_iter().enumerate() {
                 match check_from_json(&item) {
                     Some((name, status, detail)) => {
+                        let name = format!("{name}{suffix}");
                         // A name reported twice (by one suite or by two)
                         // keeps both rows apart.
                         let mut unique = name.clone();
@@ -448,6 +462,42 @@ impl Expected {
             }),
         }
     }
+}
+
+/// Writes `dir/<kernel>.json` from what the column observed: every check
+/// that passed, failed or skipped (an error is never recorded), keeping the
+/// `why` of entries whose status did not change; a new non-pass entry gets
+/// the observation as its `why`, to be edited.
+pub fn record(dir: &Path, run: &KernelRun, old: Option<&Expected>) -> Result<PathBuf, VmError> {
+    let mut e = Expected {
+        kernel: run.name.clone(),
+        note: old.map(|o| o.note.clone()).unwrap_or_default(),
+        checks: BTreeMap::new(),
+    };
+    for c in run.checks.iter().filter(|c| c.status != Status::Error) {
+        let kept = old
+            .and_then(|o| o.checks.get(&c.name))
+            .filter(|x| x.status() == c.status)
+            .and_then(|x| x.why().map(str::to_string));
+        let why = kept.or_else(|| {
+            (c.status != Status::Pass)
+                .then(|| c.detail.clone())
+                .flatten()
+        });
+        let entry = match why {
+            Some(why) => ExpectedCheck::Explained {
+                status: c.status,
+                why,
+            },
+            None => ExpectedCheck::Status(c.status),
+        };
+        e.checks.insert(c.name.clone(), entry);
+    }
+    let path = dir.join(format!("{}.json", run.name));
+    let text = serde_json::to_string_pretty(&e).expect("serializes") + "\n";
+    std::fs::create_dir_all(dir).map_err(|err| VmError::io(dir.display().to_string(), err))?;
+    std::fs::write(&path, text).map_err(|err| VmError::io(path.display().to_string(), err))?;
+    Ok(path)
 }
 
 /// A result that differs from the expected one: each one fails the run.
@@ -996,6 +1046,28 @@ mod tests {
         assert_eq!(e[3], "Kernel panic - not syncing: x");
         assert!(e.contains(&"...".to_string()));
         assert_eq!(e.last().unwrap(), "line 99");
+    }
+
+    #[test]
+    fn recording_keeps_reasons_and_never_records_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = run_with(&[
+            ("a", Status::Pass),
+            ("b", Status::Skip),
+            ("c", Status::Skip),
+            ("d", Status::Error),
+        ]);
+        r.checks[2].detail = Some("needs v1".into());
+        let old = expected(r#"{"note": "n", "checks": {"b": {"status": "skip", "why": "kept"}}}"#);
+        let path = record(dir.path(), &r, Some(&old)).unwrap();
+        let e = Expected::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(e.kernel, "k");
+        assert_eq!(e.note, "n");
+        assert_eq!(e.checks["a"], ExpectedCheck::Status(Status::Pass));
+        assert_eq!(e.checks["b"].why(), Some("kept"));
+        assert_eq!(e.checks["c"].why(), Some("needs v1"));
+        assert!(!e.checks.contains_key("d"));
+        assert!(compare(&r, Some(&e), &mut vec![]).len() == 1); // d: unrecorded error
     }
 
     #[test]

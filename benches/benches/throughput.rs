@@ -1,0 +1,57 @@
+//! The differential's throughput (checks per second: the emulator and the
+//! oracle on random rule lists, what `devcg verify` runs) per strategy, and
+//! `verify --exhaustive` on 1,000 rules for devcg's own strategies.
+//!
+//! `cargo bench -p devcg-benches --bench throughput [-- FILTER]`.
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use devcg::verify::{self, VerifyConfig};
+use devcg_benches::suite;
+use devcg_benches::workload::{ListKind, Workload, SEED};
+
+fn differential(c: &mut Criterion) {
+    let cfg = VerifyConfig {
+        cases: 50,
+        ..VerifyConfig::default()
+    };
+    let mut group = c.benchmark_group("differential");
+    for s in suite::strategies() {
+        // Refused lists run no checks: count what one pass really checks.
+        let checks = verify::verify(s.as_ref(), &cfg).checks;
+        group.throughput(Throughput::Elements(checks));
+        group.bench_function(s.name(), |b| b.iter(|| verify::verify(s.as_ref(), &cfg)));
+    }
+    group.finish();
+}
+
+fn exhaustive(c: &mut Criterion) {
+    let mut group = c.benchmark_group("exhaustive-1000");
+    group.sample_size(10);
+    for list in ListKind::ALL {
+        let w = Workload::new(list, 1_000, SEED, &|_, _| false).expect("rule list");
+        for s in suite::strategies().into_iter().filter(|s| s.is_own()) {
+            let program = match s.compile(&w.rules) {
+                Ok(p) => p,
+                Err(why) => {
+                    eprintln!("exhaustive-1000/{}/{}: n/a: {why}", s.name(), list.slug());
+                    continue;
+                }
+            };
+            group.bench_function(format!("{}/{}", s.name(), list.slug()), |b| {
+                b.iter(|| devcg::exhaustive::run(&w.rules, &program).expect("emulator"))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2));
+    targets = differential, exhaustive
+}
+criterion_main!(benches);

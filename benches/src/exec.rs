@@ -1,0 +1,207 @@
+//! The userspace executors: rbpf's interpreter (through the emulator) and
+//! rbpf's JIT on the bytes the emulator runs.
+
+use std::panic::AssertUnwindSafe;
+
+use devcg_emulator::Emulator;
+use devcg_engine::{Access, DeviceType, Program, Request, Verdict};
+use rbpf::EbpfVmRaw;
+use thiserror::Error;
+
+use crate::workload::Rng;
+
+/// Where a decision is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Executor {
+    /// rbpf's interpreter through `Emulator::run`.
+    Interp,
+    /// rbpf 0.4.1's x86-64 JIT on `Emulator::rewritten_bytes`.
+    Jit,
+    /// The running kernel: `open()` from a process in a cgroup with the
+    /// program attached, minus the same open without it.
+    Kernel,
+}
+
+impl Executor {
+    pub const ALL: [Executor; 3] = [Executor::Interp, Executor::Jit, Executor::Kernel];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Executor::Interp => "rbpf interpreter",
+            Executor::Jit => "rbpf JIT",
+            Executor::Kernel => "kernel",
+        }
+    }
+
+    pub fn slug(self) -> &'static str {
+        match self {
+            Executor::Interp => "interp",
+            Executor::Jit => "jit",
+            Executor::Kernel => "kernel",
+        }
+    }
+}
+
+/// Why an executor cannot run a program.
+#[derive(Debug, Error)]
+pub enum JitError {
+    #[error("map programs need the emulator's map helpers, which it does not expose (they are crate-private and read a thread-local the emulator sets per run)")]
+    NeedsMapHelpers,
+    #[error("rbpf's JIT writes machine code into one 4 KiB page; this program's code does not fit ({slots} slots)")]
+    CodeTooLarge { slots: usize },
+    #[error("rbpf's JIT refused the program: {0}")]
+    Compile(String),
+    #[error("rbpf's JIT panicked: {0}")]
+    Panic(String),
+    #[error("the JIT answers {jit} where the interpreter answers {interp} for {request}")]
+    Disagrees {
+        request: Request,
+        jit: String,
+        interp: String,
+    },
+    #[error("the JIT returned {0}, not 0 or 1")]
+    BadReturn(u64),
+    #[error("the JIT could not run: {0}")]
+    Run(String),
+}
+
+/// The emulator already verified the program (a stricter verifier than
+/// rbpf's); rbpf's own would only re-check structure.
+fn trust(_: &[u8]) -> Result<(), std::io::Error> {
+    Ok(())
+}
+
+/// Runs `f`, turning a panic into its message without printing it.
+fn quietly<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(AssertUnwindSafe(f));
+    std::panic::set_hook(previous);
+    result.map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_string())
+    })
+}
+
+/// A program compiled by rbpf's JIT, borrowing the emulator's bytes.
+pub struct Jit<'a> {
+    vm: EbpfVmRaw<'a>,
+}
+
+impl<'a> Jit<'a> {
+    /// Compiles what `emulator` runs. `program` is the emulator's input
+    /// (to see whether it uses maps).
+    pub fn new(emulator: &'a Emulator, program: &Program) -> Result<Jit<'a>, JitError> {
+        if !program.maps.is_empty() {
+            return Err(JitError::NeedsMapHelpers);
+        }
+        let bytes = emulator.rewritten_bytes();
+        let compile_err = |e: std::io::Error| JitError::Compile(e.to_string());
+        let mut vm = EbpfVmRaw::new(None).map_err(compile_err)?;
+        vm.set_verifier(trust).map_err(compile_err)?;
+        vm.set_program(bytes).map_err(compile_err)?;
+        // rbpf asserts (panics) when its one-page code buffer overflows.
+        match quietly(|| vm.jit_compile()) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(compile_err(e)),
+            Err(msg) if msg.contains("contents.len()") => {
+                return Err(JitError::CodeTooLarge {
+                    slots: bytes.len() / 8,
+                })
+            }
+            Err(msg) => return Err(JitError::Panic(msg)),
+        }
+        Ok(Jit { vm })
+    }
+
+    pub fn run(&self, req: &Request) -> Result<Verdict, JitError> {
+        let mut ctx = req.to_ctx();
+        // SAFETY: the program passed the emulator's verifier (context
+        // reads only, in bounds; no maps, so no helper calls or foreign
+        // memory) and `ctx` is the 12-byte context it was verified for.
+        let ret = unsafe { self.vm.execute_program_jit(&mut ctx) }
+            .map_err(|e| JitError::Run(e.to_string()))?;
+        match ret {
+            0 => Ok(Verdict::Deny),
+            1 => Ok(Verdict::Allow),
+            v => Err(JitError::BadReturn(v)),
+        }
+    }
+
+    /// Checks the JIT against the interpreter on `requests` and on random
+    /// requests around the numbers they name: a program that decides
+    /// differently is not timed as if it were the same program.
+    pub fn cross_check(&self, emulator: &Emulator, requests: &[Request]) -> Result<(), JitError> {
+        let mut rng = Rng::new(requests.len() as u64);
+        let mut all = requests.to_vec();
+        for r in requests {
+            for _ in 0..16 {
+                let ty = if rng.below(2) == 0 {
+                    DeviceType::Char
+                } else {
+                    DeviceType::Block
+                };
+                let major = r.major.wrapping_add(rng.below(3) as u32).wrapping_sub(1);
+                let minor = r.minor.wrapping_add(rng.below(3) as u32).wrapping_sub(1);
+                all.push(Request::new(ty, major, minor, Access(rng.below(8) as u8)));
+            }
+        }
+        for req in &all {
+            let interp = emulator.run(req).map_err(|e| e.to_string());
+            let jit = self.run(req).map_err(|e| e.to_string());
+            if interp != jit {
+                let show = |r: &Result<Verdict, String>| match r {
+                    Ok(v) => v.to_string(),
+                    Err(e) => format!("error ({e})"),
+                };
+                return Err(JitError::Disagrees {
+                    request: *req,
+                    jit: show(&jit),
+                    interp: show(&interp),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::{ListKind, Workload, SEED};
+    use devcg_engine::strategy;
+
+    fn compiled(name: &str, n: usize) -> (Workload, Program) {
+        let w = Workload::new(ListKind::Allow, n, SEED, &|_, _| false).unwrap();
+        let p = strategy::by_name(name).unwrap().compile(&w.rules).unwrap();
+        (w, p)
+    }
+
+    #[test]
+    fn jit_agrees_with_the_interpreter() {
+        for name in ["linear", "tree"] {
+            let (w, p) = compiled(name, 10);
+            let emu = Emulator::new(&p).unwrap();
+            let jit = Jit::new(&emu, &p).unwrap();
+            jit.cross_check(&emu, &[w.matching, w.no_match]).unwrap();
+            assert_eq!(jit.run(&w.matching).unwrap(), Verdict::Allow);
+            assert_eq!(jit.run(&w.no_match).unwrap(), Verdict::Deny);
+        }
+    }
+
+    #[test]
+    fn jit_limits_are_reasons_not_panics() {
+        let (_, p) = compiled("linear", 1_000);
+        let emu = Emulator::new(&p).unwrap();
+        assert!(matches!(
+            Jit::new(&emu, &p),
+            Err(JitError::CodeTooLarge { .. })
+        ));
+        let (_, p) = compiled("map", 10);
+        let emu = Emulator::new(&p).unwrap();
+        assert!(matches!(Jit::new(&emu, &p), Err(JitError::NeedsMapHelpers)));
+    }
+}

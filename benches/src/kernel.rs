@@ -1,0 +1,648 @@
+//! The real kernel as an executor: the cost of a program is what it adds to
+//! `open()` of a device node.
+//!
+//! A timer child, forked once, joins a scratch cgroup (this process never
+//! does: a program attached where the bench itself runs could lock it out)
+//! and, on command, times N opens of one node several times over and
+//! reports the fastest repetition and the errno (the fastest, so that a
+//! repetition the scheduler interrupted on this shared machine drops out). The parent attaches the program to that cgroup and detaches it
+//! between batches, so "with" and "without" run in the same process, on
+//! the same node, interleaved (the order reversed every other round, to
+//! cancel drift); the cost is the median over rounds of (with − without)
+//! per open.
+//!
+//! Nodes are driverless majors on a private tmpfs: an allowed open fails
+//! with ENXIO after the device check, a denied one with EPERM at it. So for
+//! a *denied* request the difference also drops the part of open() after
+//! the check (the driver lookup): it can be below the program's own cost,
+//! even negative. So for a denied request each round also times the open
+//! under constant programs (`r0 = 0`, `r0 = 1`), which gives a like-for-like
+//! figure ([`KernelEstimate::check`]); [`KernelBench::floor`] shows what the
+//! constant programs themselves add.
+//!
+//! An allow-all program stays attached to a sibling scratch cgroup for the
+//! whole run: the kernel skips the device hook entirely (a static key)
+//! while no device program is attached anywhere, and flipping that key on
+//! every detach would both cost time and measure a machine that runs no
+//! containers.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use devcg_engine::{Insn, Program, Verdict};
+use devcg_kernel::bpf::{self, AttachFlags, LoadedProgram};
+use devcg_kernel::probe::Device;
+use devcg_kernel::v2::{self, Cgroup, Scratch};
+use devcg_kernel::KernelError;
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::signal::Signal;
+use nix::unistd::{ForkResult, Pid};
+use thiserror::Error;
+
+use crate::measure::{median, Estimate};
+
+#[derive(Debug, Error)]
+pub enum KernelBenchError {
+    /// Not root, no cgroup2, or device programs cannot be loaded.
+    #[error("{0}")]
+    Skip(String),
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    #[error(transparent)]
+    Bpf(#[from] bpf::BpfError),
+    #[error("{op}: {errno}")]
+    Sys { op: &'static str, errno: Errno },
+    #[error("timer child: {0}")]
+    Child(String),
+}
+
+fn sys(op: &'static str) -> impl FnOnce(Errno) -> KernelBenchError {
+    move |errno| KernelBenchError::Sys { op, errno }
+}
+
+/// How much to sample in the kernel.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelPlan {
+    /// With/without pairs per request.
+    pub rounds: usize,
+    /// Target duration of one batch of opens.
+    pub batch_time: Duration,
+}
+
+impl KernelPlan {
+    pub fn quick() -> KernelPlan {
+        KernelPlan {
+            rounds: 3,
+            batch_time: Duration::from_micros(300),
+        }
+    }
+
+    pub fn full() -> KernelPlan {
+        KernelPlan {
+            rounds: 31,
+            batch_time: Duration::from_millis(2),
+        }
+    }
+}
+
+/// One request to time: a node and the verdict the program must give.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelCase {
+    pub device: Device,
+    pub expect: Verdict,
+}
+
+/// The cost of one request under one program.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelEstimate {
+    /// Per open: with the program minus without it.
+    pub cost: Estimate,
+    /// Per open: what the program costs the device check, like for like
+    /// for both verdicts. For an allowed request this is `cost`; for a
+    /// denied one, (with − with `r0 = 0`) + (with `r0 = 1` − without): the
+    /// program's work beyond a constant one, plus what running any program
+    /// costs, so the part of open() a denial skips cancels out.
+    pub check: Estimate,
+    /// Median open() without a program, ns.
+    pub open_ns: f64,
+    /// Median open() with the program, ns.
+    pub with_ns: f64,
+}
+
+/// Opens that did not answer as expected.
+#[derive(Clone, Debug, Error)]
+#[error("{0}")]
+pub struct CaseError(pub String);
+
+/// A batch's report from the child.
+#[derive(Clone, Copy, Debug)]
+struct Batch {
+    /// The fastest repetition.
+    ns: u64,
+    /// 0 or the errno of the first open.
+    code: i32,
+    /// Opens whose answer differed from the first one's.
+    odd: u32,
+}
+
+/// The forked child that times opens from inside the scratch cgroup.
+struct TimerChild {
+    pid: Option<Pid>,
+    cmd: OwnedFd,
+    reply: OwnedFd,
+}
+
+const QUIT: u32 = u32::MAX;
+
+impl TimerChild {
+    /// Forks; the child joins `procs` and serves commands on `nodes`.
+    fn spawn(procs: &CString, nodes: &[CString]) -> Result<TimerChild, KernelBenchError> {
+        let (cmd_r, cmd_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+        let (reply_r, reply_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+        // SAFETY: the child only makes syscalls on data built before the
+        // fork (no allocation, no locks) and leaves through _exit.
+        match unsafe { nix::unistd::fork() }.map_err(sys("fork"))? {
+            ForkResult::Child => {
+                drop(cmd_w);
+                drop(reply_r);
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    child_main(procs, nodes, cmd_r.as_raw_fd(), reply_w.as_raw_fd())
+                }));
+                // SAFETY: _exit skips the parent's atexit handlers and destructors.
+                unsafe { libc::_exit(4) }
+            }
+            ForkResult::Parent { child } => {
+                drop(cmd_r);
+                drop(reply_w);
+                let mut me = TimerChild {
+                    pid: Some(child),
+                    cmd: cmd_w,
+                    reply: reply_r,
+                };
+                let ready = me.read_batch()?;
+                if ready.code != 0 {
+                    return Err(KernelBenchError::Child(format!(
+                        "could not join {}: {}",
+                        procs.to_string_lossy(),
+                        Errno::from_raw(ready.code)
+                    )));
+                }
+                Ok(me)
+            }
+        }
+    }
+
+    fn read_batch(&mut self) -> Result<Batch, KernelBenchError> {
+        let mut buf = [0u8; 16];
+        read_exact(self.reply.as_raw_fd(), &mut buf)
+            .map_err(|e| KernelBenchError::Child(format!("no reply ({e})")))?;
+        Ok(Batch {
+            ns: u64::from_le_bytes(buf[0..8].try_into().expect("8 bytes")),
+            code: i32::from_le_bytes(buf[8..12].try_into().expect("4 bytes")),
+            odd: u32::from_le_bytes(buf[12..16].try_into().expect("4 bytes")),
+        })
+    }
+
+    /// Times `count` opens of node `node`, `reps` times; the fastest
+    /// repetition counts.
+    fn time(&mut self, node: u32, count: u32, reps: u32) -> Result<Batch, KernelBenchError> {
+        let mut cmd = [0u8; 12];
+        cmd[0..4].copy_from_slice(&node.to_le_bytes());
+        cmd[4..8].copy_from_slice(&count.to_le_bytes());
+        cmd[8..12].copy_from_slice(&reps.to_le_bytes());
+        write_all(self.cmd.as_raw_fd(), &cmd)
+            .map_err(|e| KernelBenchError::Child(format!("command lost ({e})")))?;
+        self.read_batch()
+    }
+}
+
+impl Drop for TimerChild {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid.take() {
+            let mut quit = [0u8; 12];
+            quit[0..4].copy_from_slice(&QUIT.to_le_bytes());
+            if write_all(self.cmd.as_raw_fd(), &quit).is_err() {
+                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            }
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+    }
+}
+
+fn read_exact(fd: RawFd, buf: &mut [u8]) -> Result<(), Errno> {
+    let mut got = 0;
+    while got < buf.len() {
+        // SAFETY: writes at most buf.len() - got bytes into buf[got..].
+        let n = unsafe { libc::read(fd, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
+        match n {
+            0 => return Err(Errno::EPIPE),
+            n if n < 0 => match Errno::last() {
+                Errno::EINTR => continue,
+                e => return Err(e),
+            },
+            n => got += n as usize,
+        }
+    }
+    Ok(())
+}
+
+fn write_all(fd: RawFd, buf: &[u8]) -> Result<(), Errno> {
+    let mut put = 0;
+    while put < buf.len() {
+        // SAFETY: reads at most buf.len() - put bytes from buf[put..].
+        let n = unsafe { libc::write(fd, buf[put..].as_ptr().cast(), buf.len() - put) };
+        match n {
+            n if n < 0 => match Errno::last() {
+                Errno::EINTR => continue,
+                e => return Err(e),
+            },
+            n => put += n as usize,
+        }
+    }
+    Ok(())
+}
+
+fn errno() -> i32 {
+    // SAFETY: the thread's errno location is always valid.
+    unsafe { *libc::__errno_location() }
+}
+
+/// The child: join, say ready, serve batches. Only syscalls; never returns.
+fn child_main(procs: &CString, nodes: &[CString], cmd: RawFd, reply: RawFd) -> ! {
+    let send = |ns: u64, code: i32, odd: u32| {
+        let mut buf = [0u8; 16];
+        buf[0..8].copy_from_slice(&ns.to_le_bytes());
+        buf[8..12].copy_from_slice(&code.to_le_bytes());
+        buf[12..16].copy_from_slice(&odd.to_le_bytes());
+        if write_all(reply, &buf).is_err() {
+            // SAFETY: see spawn.
+            unsafe { libc::_exit(3) }
+        }
+    };
+    let joined = join(procs);
+    send(0, joined, 0);
+    if joined != 0 {
+        // SAFETY: see spawn.
+        unsafe { libc::_exit(2) }
+    }
+    let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
+    loop {
+        let mut buf = [0u8; 12];
+        if read_exact(cmd, &mut buf).is_err() {
+            // SAFETY: see spawn.
+            unsafe { libc::_exit(0) }
+        }
+        let node = u32::from_le_bytes(buf[0..4].try_into().expect("4 bytes"));
+        let count = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes"));
+        let reps = u32::from_le_bytes(buf[8..12].try_into().expect("4 bytes"));
+        let Some(path) = nodes.get(node as usize) else {
+            // QUIT, or nothing to open.
+            // SAFETY: see spawn.
+            unsafe { libc::_exit(0) }
+        };
+        let open = || {
+            // SAFETY: a NUL-terminated path; the fd is closed at once.
+            let fd = unsafe { libc::open(path.as_ptr(), flags) };
+            if fd >= 0 {
+                // SAFETY: our own fresh fd.
+                unsafe { libc::close(fd) };
+                0
+            } else {
+                errno()
+            }
+        };
+        let first = open();
+        let mut odd = 0u32;
+        let mut best = u64::MAX;
+        for _ in 0..reps.max(1) {
+            let start = Instant::now();
+            for _ in 0..count {
+                if open() != first {
+                    odd += 1;
+                }
+            }
+            best = best.min(start.elapsed().as_nanos() as u64);
+        }
+        send(best, first, odd);
+    }
+}
+
+/// Writes the caller's pid to `procs`; 0 or the errno.
+fn join(procs: &CString) -> i32 {
+    // SAFETY: a NUL-terminated path.
+    let fd = unsafe { libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return errno();
+    }
+    // Decimal digits without allocating.
+    let mut digits = [0u8; 12];
+    let mut n = std::process::id();
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let code = match write_all(fd, &digits[i..]) {
+        Ok(()) => 0,
+        Err(e) => e as i32,
+    };
+    // SAFETY: our own fd.
+    unsafe { libc::close(fd) };
+    code
+}
+
+/// What an open answers for a verdict on a driverless node.
+fn expected_code(v: Verdict) -> i32 {
+    match v {
+        Verdict::Allow => libc::ENXIO,
+        Verdict::Deny => libc::EPERM,
+    }
+}
+
+fn describe(code: i32) -> String {
+    if code == 0 {
+        "success".into()
+    } else {
+        Errno::from_raw(code).to_string()
+    }
+}
+
+/// `r0 = verdict; exit`.
+pub fn constant_program(v: Verdict) -> Program {
+    Program::new(vec![
+        Insn::new(0xb7, 0, 0, 0, i32::from(v == Verdict::Allow)), // r0 = imm
+        Insn::new(0x95, 0, 0, 0, 0),                              // exit
+    ])
+}
+
+/// What is attached to the bench cgroup during a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Nothing,
+    Program,
+    Constant(Verdict),
+}
+
+impl State {
+    /// The open's answer in this state for a case.
+    fn code(self, case: &KernelCase) -> i32 {
+        match self {
+            State::Nothing => libc::ENXIO,
+            State::Program => expected_code(case.expect),
+            State::Constant(v) => expected_code(v),
+        }
+    }
+
+    /// Whether a case is timed in this state: the constants only serve
+    /// denied requests.
+    fn applies(self, case: &KernelCase) -> bool {
+        match self {
+            State::Nothing | State::Program => true,
+            State::Constant(_) => case.expect == Verdict::Deny,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            State::Nothing => 0,
+            State::Program => 1,
+            State::Constant(Verdict::Allow) => 2,
+            State::Constant(Verdict::Deny) => 3,
+        }
+    }
+}
+
+/// The kernel side of the benchmark: scratch cgroups, nodes, the timer
+/// child. Fields drop in order: the child first, the scratch directory
+/// (which removes the cgroups and unmounts the nodes) last.
+pub struct KernelBench {
+    child: TimerChild,
+    cg: Cgroup,
+    attached: bool,
+    devices: Vec<Device>,
+    /// `r0 = 1` and `r0 = 0`.
+    constants: [LoadedProgram; 2],
+    _keeper: (Cgroup, LoadedProgram),
+    scratch: Scratch,
+}
+
+impl KernelBench {
+    /// Sets up nodes for `devices` (all must be probeable), the cgroups and
+    /// the timer child. `Skip` when this machine cannot run it.
+    pub fn new(devices: &[Device]) -> Result<KernelBench, KernelBenchError> {
+        if let Some(reason) = v2::skip_reason() {
+            return Err(KernelBenchError::Skip(reason));
+        }
+        let mut scratch = Scratch::new()?.ok_or_else(|| {
+            KernelBenchError::Skip("skipped: needs a cgroup2 hierarchy (none mounted)".into())
+        })?;
+        let mut devs: Vec<Device> = devices.to_vec();
+        devs.sort();
+        devs.dedup();
+        let mut nodes = Vec::with_capacity(devs.len());
+        for &dev in &devs {
+            if let Err(why) = scratch.drivers().probeable(dev) {
+                return Err(
+                    KernelError::Unavailable(format!("{dev} cannot be probed: {why}")).into(),
+                );
+            }
+            nodes.push(scratch.nodes()?.node(dev).map_err(KernelError::from)?);
+        }
+        let constants = [
+            bpf::load(&constant_program(Verdict::Allow), "devcg_allow")?,
+            bpf::load(&constant_program(Verdict::Deny), "devcg_deny")?,
+        ];
+        let keep = scratch.mkdir("keep")?;
+        let allow_all = bpf::load(&constant_program(Verdict::Allow), "devcg_keep")?;
+        scratch.attach(&keep, &allow_all, AttachFlags::NONE)?;
+        let cg = scratch.mkdir("bench")?;
+        let procs = scratch.procs_file(&cg)?;
+        let child = TimerChild::spawn(&procs, &nodes)?;
+        Ok(KernelBench {
+            child,
+            cg,
+            attached: false,
+            devices: devs,
+            constants,
+            _keeper: (keep, allow_all),
+            scratch,
+        })
+    }
+
+    fn node(&self, dev: Device) -> Result<u32, KernelBenchError> {
+        self.devices
+            .binary_search(&dev)
+            .map(|i| i as u32)
+            .map_err(|_| KernelBenchError::Child(format!("no node for {dev}")))
+    }
+
+    fn set(&mut self, state: State, prog: &LoadedProgram) -> Result<(), KernelBenchError> {
+        let p = match state {
+            State::Nothing => {
+                if self.attached {
+                    self.scratch.detach(&self.cg, None)?;
+                    self.attached = false;
+                }
+                return Ok(());
+            }
+            State::Program => prog,
+            State::Constant(Verdict::Allow) => &self.constants[0],
+            State::Constant(Verdict::Deny) => &self.constants[1],
+        };
+        // NONE replaces whatever is attached with NONE.
+        self.scratch.attach(&self.cg, p, AttachFlags::NONE)?;
+        self.attached = true;
+        Ok(())
+    }
+
+    /// Times `cases` under `prog`. The outer error is the machinery's; an
+    /// inner one says the kernel did not answer a case as expected.
+    pub fn measure(
+        &mut self,
+        prog: &LoadedProgram,
+        cases: &[KernelCase],
+        plan: &KernelPlan,
+    ) -> Result<Vec<Result<KernelEstimate, CaseError>>, KernelBenchError> {
+        let result = self.measure_attached(prog, cases, plan);
+        // Never leave a program behind for the next one's baseline.
+        let detached = self.set(State::Nothing, prog);
+        let out = result?;
+        detached?;
+        Ok(out)
+    }
+
+    /// Runs one batch; an unexpected answer marks the case failed.
+    fn batch(
+        &mut self,
+        state: State,
+        case: &KernelCase,
+        (count, reps): (u32, u32),
+    ) -> Result<Result<f64, CaseError>, KernelBenchError> {
+        let node = self.node(case.device)?;
+        let b = self.child.time(node, count, reps)?;
+        let want = state.code(case);
+        if b.code != want || b.odd != 0 {
+            let with = match state {
+                State::Nothing => "without a program".to_string(),
+                State::Program => format!("with the program (expected to {})", case.expect),
+                State::Constant(v) => format!("with a constant {v} program"),
+            };
+            return Ok(Err(CaseError(format!(
+                "the kernel answered {} ({} of {} opens differed) {with}, expected {}",
+                describe(b.code),
+                b.odd,
+                u64::from(count) * u64::from(reps.max(1)),
+                describe(want)
+            ))));
+        }
+        Ok(Ok(b.ns as f64 / f64::from(count)))
+    }
+
+    fn measure_attached(
+        &mut self,
+        prog: &LoadedProgram,
+        cases: &[KernelCase],
+        plan: &KernelPlan,
+    ) -> Result<Vec<Result<KernelEstimate, CaseError>>, KernelBenchError> {
+        // Verdicts first, and a batch shape per case from a short run:
+        // repetitions of about REP opens-worth of time, the fastest kept, so
+        // that a batch the scheduler interrupts still reports a clean run.
+        const REP: f64 = 50_000.0;
+        self.set(State::Program, prog)?;
+        let mut counts: Vec<Result<(u32, u32), CaseError>> = Vec::with_capacity(cases.len());
+        for case in cases {
+            counts.push(self.batch(State::Program, case, (64, 1))?.map(|per_open| {
+                let count = (REP / per_open.max(1.0)).round().clamp(4.0, 100_000.0);
+                let reps = (plan.batch_time.as_nanos() as f64 / (count * per_open.max(1.0)))
+                    .round()
+                    .clamp(1.0, 10_000.0);
+                (count as u32, reps as u32)
+            }));
+        }
+        let mut states = vec![State::Nothing, State::Program];
+        if cases.iter().any(|c| c.expect == Verdict::Deny) {
+            states.extend([
+                State::Constant(Verdict::Allow),
+                State::Constant(Verdict::Deny),
+            ]);
+        }
+        // Per case and state (see State::index): one value per round.
+        let mut values = vec![[Vec::new(), Vec::new(), Vec::new(), Vec::new()]; cases.len()];
+        for round in 0..plan.rounds.max(1) {
+            let mut this = vec![[f64::NAN; 4]; cases.len()];
+            let order: Vec<State> = if round % 2 == 0 {
+                states.clone()
+            } else {
+                states.iter().rev().copied().collect()
+            };
+            for state in order {
+                self.set(state, prog)?;
+                for (i, case) in cases.iter().enumerate() {
+                    let Ok(count) = counts[i] else { continue };
+                    if !state.applies(case) {
+                        continue;
+                    }
+                    match self.batch(state, case, count)? {
+                        Ok(v) => this[i][state.index()] = v,
+                        Err(e) => counts[i] = Err(e),
+                    }
+                }
+            }
+            for (i, v) in this.iter().enumerate() {
+                if counts[i].is_ok() {
+                    for (s, x) in v.iter().enumerate() {
+                        values[i][s].push(*x);
+                    }
+                }
+            }
+        }
+        Ok(counts
+            .into_iter()
+            .zip(values)
+            .zip(cases)
+            .map(|((count, [mut off, mut on, allow, deny]), case)| {
+                let count = count?;
+                let cost: Vec<f64> = on.iter().zip(&off).map(|(a, b)| a - b).collect();
+                let check: Vec<f64> = match case.expect {
+                    Verdict::Allow => cost.clone(),
+                    Verdict::Deny => (0..on.len())
+                        .map(|r| (on[r] - deny[r]) + (allow[r] - off[r]))
+                        .collect(),
+                };
+                off.sort_by(f64::total_cmp);
+                on.sort_by(f64::total_cmp);
+                Ok(KernelEstimate {
+                    cost: Estimate::from_values(cost, u64::from(count.0)),
+                    check: Estimate::from_values(check, u64::from(count.0)),
+                    open_ns: median(&off),
+                    with_ns: median(&on),
+                })
+            })
+            .collect())
+    }
+
+    /// What any program costs: the constant allow and deny programs on
+    /// `device`, measured like a strategy's program.
+    pub fn floor(
+        &mut self,
+        device: Device,
+        plan: &KernelPlan,
+    ) -> Result<[Result<KernelEstimate, CaseError>; 2], KernelBenchError> {
+        let mut out = Vec::with_capacity(2);
+        for v in [Verdict::Allow, Verdict::Deny] {
+            let prog = bpf::load(&constant_program(v), "devcg_const")?;
+            let case = KernelCase { device, expect: v };
+            out.extend(self.measure(&prog, &[case], plan)?);
+        }
+        Ok([out.remove(0), out.remove(0)])
+    }
+
+    /// Times `count` opens of `device` with `prog` attached (or nothing):
+    /// for criterion's `iter_custom`. Returns the time and the answer (0 or
+    /// the errno of the first open).
+    pub fn time_opens(
+        &mut self,
+        prog: Option<&LoadedProgram>,
+        device: Device,
+        count: u32,
+    ) -> Result<(Duration, i32), KernelBenchError> {
+        match prog {
+            Some(p) => self.set(State::Program, p)?,
+            None => {
+                if self.attached {
+                    self.scratch.detach(&self.cg, None)?;
+                    self.attached = false;
+                }
+            }
+        }
+        let node = self.node(device)?;
+        let b = self.child.time(node, count.max(1), 1)?;
+        Ok((Duration::from_nanos(b.ns), b.code))
+    }
+}

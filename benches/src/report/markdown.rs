@@ -1,0 +1,912 @@
+//! BENCHMARKS.md from the results of one run.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use super::{machine, Cell, Config, Results};
+use crate::exec::Executor;
+use crate::workload::{Hit, ListKind};
+
+/// The plot, relative to BENCHMARKS.md.
+pub const PLOT_PATH: &str = "docs/bench.png";
+
+/// `12,345` style, for counts.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Nanoseconds: one decimal below 10, integers with separators above.
+pub fn ns(v: f64) -> String {
+    if v.abs() < 10.0 {
+        format!("{v:.1}")
+    } else if v < 0.0 {
+        format!("-{}", thousands((-v).round() as u64))
+    } else {
+        thousands(v.round() as u64)
+    }
+}
+
+fn secs(d: std::time::Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 10.0 {
+        format!("{s:.3} s")
+    } else {
+        format!("{s:.1} s")
+    }
+}
+
+/// Numbered reasons for n/a cells, per section.
+#[derive(Default)]
+struct Notes {
+    reasons: Vec<String>,
+}
+
+impl Notes {
+    fn mark(&mut self, reason: &str) -> usize {
+        match self.reasons.iter().position(|r| r == reason) {
+            Some(i) => i + 1,
+            None => {
+                self.reasons.push(reason.to_string());
+                self.reasons.len()
+            }
+        }
+    }
+
+    fn render(&self, out: &mut String) {
+        if self.reasons.is_empty() {
+            return;
+        }
+        out.push('\n');
+        for (i, r) in self.reasons.iter().enumerate() {
+            let _ = writeln!(out, "* [{}] {}", i + 1, r.replace('\n', " "));
+        }
+    }
+}
+
+fn strategy_label(r: &Results, si: usize) -> String {
+    let s = &r.strategies[si];
+    if s.own {
+        format!("**{}**", s.name)
+    } else {
+        s.name.to_string()
+    }
+}
+
+fn render_cell(
+    cell: Option<&Cell>,
+    metric: Metric,
+    notes: &mut Notes,
+    wrong_seen: &mut bool,
+    spread: bool,
+) -> String {
+    match cell {
+        None => "–".into(),
+        Some(Err(why)) => format!("n/a [{}]", notes.mark(why)),
+        Some(Ok(t)) => {
+            let Some(est) = estimate(t, metric) else {
+                return "–".into();
+            };
+            let mut s = ns(est.median_ns);
+            if spread {
+                let half = (est.high_ns - est.low_ns) / 2.0;
+                let _ = write!(s, " ±{}", ns(half));
+            }
+            if t.wrong.is_some() {
+                *wrong_seen = true;
+                s.push_str(" †");
+            }
+            s
+        }
+    }
+}
+
+fn table(
+    r: &Results,
+    executor: Executor,
+    metric: Metric,
+    list: ListKind,
+    hit: Hit,
+    notes: &mut Notes,
+    out: &mut String,
+) {
+    let sizes = &r.config.sizes;
+    let _ = write!(out, "| strategy |");
+    for n in sizes {
+        let _ = write!(out, " {} |", thousands(*n as u64));
+    }
+    out.push('\n');
+    out.push_str("|---|");
+    for _ in sizes {
+        out.push_str("---:|");
+    }
+    out.push('\n');
+    let mut wrong_seen = false;
+    for si in 0..r.strategies.len() {
+        let _ = write!(out, "| {} |", strategy_label(r, si));
+        for &n in sizes {
+            let cell = r.cell(executor, si, list, n, hit);
+            let text = render_cell(
+                cell,
+                metric,
+                notes,
+                &mut wrong_seen,
+                executor == Executor::Kernel,
+            );
+            let _ = write!(out, " {text} |");
+        }
+        out.push('\n');
+    }
+    if wrong_seen {
+        out.push_str(
+            "\n† the program's verdict differs from the oracle's here (a finding on that model, \
+             see docs/findings.md); timed anyway.\n",
+        );
+    }
+}
+
+fn executor_intro(executor: Executor) -> &'static str {
+    match executor {
+        Executor::Interp => {
+            "ns per decision: `Emulator::run` on the request (context copy, rbpf's \
+             interpreter over the rewritten program, map helpers for map programs)."
+        }
+        Executor::Jit => {
+            "ns per decision: rbpf 0.4.1's x86-64 JIT (`EbpfVmRaw::jit_compile`, \
+             `execute_program_jit`) on `Emulator::rewritten_bytes()`, after checking its \
+             verdicts against the interpreter's."
+        }
+        Executor::Kernel => {
+            "ns the program adds to one `open()` of a driverless device node, from a forked \
+             child inside a scratch cgroup: median over rounds of (open with the program \
+             attached − the same open without), ± half the 10–90 % range of the rounds. \
+             Allowed opens fail with ENXIO after the check; denied ones stop at it with \
+             EPERM, so for a denied request the difference also drops the rest of open() and \
+             can come out below the program's cost, even negative (see the floor below)."
+        }
+    }
+}
+
+/// Which kernel figure: what the program adds to open(), or the
+/// like-for-like cost of the check (the same for allowed requests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    /// With − without.
+    Cost,
+    /// See `KernelEstimate::check`.
+    Check,
+}
+
+fn estimate(t: &super::Timing, metric: Metric) -> Option<&crate::measure::Estimate> {
+    match metric {
+        Metric::Cost => Some(&t.est),
+        Metric::Check => t.check.as_ref().or(Some(&t.est)),
+    }
+}
+
+/// One evaluated target.
+pub struct Target {
+    pub name: String,
+    pub goal: String,
+    pub measured: String,
+    /// `None`: could not be evaluated in this run.
+    pub met: Option<bool>,
+}
+
+fn value_of(
+    r: &Results,
+    ex: Executor,
+    metric: Metric,
+    si: usize,
+    list: ListKind,
+    n: usize,
+    hit: Hit,
+) -> Result<f64, String> {
+    match r.cell(ex, si, list, n, hit) {
+        Some(Ok(t)) => estimate(t, metric)
+            .map(|e| e.median_ns)
+            .ok_or_else(|| "not measured".into()),
+        Some(Err(e)) => Err(e.clone()),
+        None => Err("not measured".into()),
+    }
+}
+
+fn value(
+    r: &Results,
+    ex: Executor,
+    si: usize,
+    list: ListKind,
+    n: usize,
+    hit: Hit,
+) -> Result<f64, String> {
+    value_of(r, ex, Metric::Cost, si, list, n, hit)
+}
+
+fn cases() -> impl Iterator<Item = (ListKind, Hit)> {
+    ListKind::ALL
+        .into_iter()
+        .flat_map(|l| Hit::ALL.into_iter().map(move |h| (l, h)))
+}
+
+fn case_name(list: ListKind, hit: Hit) -> String {
+    format!("{}, {}", list.name(), hit.name())
+}
+
+fn all_met(results: &[Option<bool>]) -> Option<bool> {
+    let judged: Vec<bool> = results.iter().flatten().copied().collect();
+    if judged.is_empty() {
+        None
+    } else {
+        Some(judged.iter().all(|&m| m))
+    }
+}
+
+/// Our strategy with the lowest like-for-like kernel cost at 10,000 rules
+/// (allow list, no match: the worst case of a chain), or why there is none.
+fn fastest_in_kernel(r: &Results) -> Result<usize, String> {
+    let own: Vec<usize> = (0..r.strategies.len())
+        .filter(|&si| r.strategies[si].own)
+        .collect();
+    let best = own
+        .iter()
+        .filter_map(|&si| {
+            value_of(
+                r,
+                Executor::Kernel,
+                Metric::Check,
+                si,
+                ListKind::Allow,
+                10_000,
+                Hit::NoMatch,
+            )
+            .ok()
+            .map(|v| (si, v))
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1));
+    match best {
+        Some((si, _)) => Ok(si),
+        None => Err(own
+            .iter()
+            .find_map(|&si| {
+                value_of(
+                    r,
+                    Executor::Kernel,
+                    Metric::Check,
+                    si,
+                    ListKind::Allow,
+                    10_000,
+                    Hit::NoMatch,
+                )
+                .err()
+            })
+            .unwrap_or_else(|| "no own strategy was measured at 10,000 rules".into())),
+    }
+}
+
+const KERNEL_TARGETS: [(&str, &str); 2] = [
+    ("kernel: fastest at 10,000 rules vs 10 rules", "≤ 1.5x"),
+    ("kernel: fastest at 1,000 rules vs `linear`", "≥ 20x less"),
+];
+
+pub fn targets(r: &Results) -> Vec<Target> {
+    let mut out = Vec::new();
+    let linear = r.strategy_index("linear");
+
+    // 1 and 2: the kernel.
+    match (&r.kernel_skipped, fastest_in_kernel(r)) {
+        (Some(why), _) => {
+            for (name, goal) in KERNEL_TARGETS {
+                out.push(Target {
+                    name: name.into(),
+                    goal: goal.into(),
+                    measured: format!("not measured: {why}"),
+                    met: None,
+                });
+            }
+        }
+        (None, Err(why)) => {
+            for (name, goal) in KERNEL_TARGETS {
+                out.push(Target {
+                    name: name.into(),
+                    goal: goal.into(),
+                    measured: format!("not measured at 10,000 rules: {why}"),
+                    met: None,
+                });
+            }
+        }
+        (None, Ok(f)) => {
+            let fname = r.strategies[f].name;
+            let mut parts = Vec::new();
+            let mut met = Vec::new();
+            for (list, hit) in cases() {
+                let m = Metric::Check;
+                let a = value_of(r, Executor::Kernel, m, f, list, 10, hit);
+                let b = value_of(r, Executor::Kernel, m, f, list, 10_000, hit);
+                match (a, b) {
+                    (Ok(a), Ok(b)) if a > 0.0 => {
+                        let ratio = b / a;
+                        met.push(Some(ratio <= 1.5));
+                        parts.push(format!(
+                            "{}: {ratio:.2}x ({} → {} ns)",
+                            case_name(list, hit),
+                            ns(a),
+                            ns(b)
+                        ));
+                    }
+                    (Ok(a), Ok(b)) => {
+                        met.push(None);
+                        parts.push(format!(
+                            "{}: not a ratio ({} → {} ns: the cost at 10 rules is not above zero)",
+                            case_name(list, hit),
+                            ns(a),
+                            ns(b)
+                        ));
+                    }
+                    (a, b) => {
+                        met.push(None);
+                        let why = a.err().or(b.err()).unwrap_or_default();
+                        parts.push(format!("{}: n/a ({why})", case_name(list, hit)));
+                    }
+                }
+            }
+            out.push(Target {
+                name: format!("kernel: `{fname}` at 10,000 rules vs 10 rules"),
+                goal: "≤ 1.5x".into(),
+                measured: parts.join("; "),
+                met: all_met(&met),
+            });
+            let mut parts = Vec::new();
+            let mut met = Vec::new();
+            for (list, hit) in cases() {
+                let m = Metric::Check;
+                let l = linear
+                    .ok_or_else(|| "linear not run".to_string())
+                    .and_then(|li| value_of(r, Executor::Kernel, m, li, list, 1_000, hit));
+                let b = value_of(r, Executor::Kernel, m, f, list, 1_000, hit);
+                match (l, b) {
+                    (Ok(l), Ok(b)) if b > 0.0 => {
+                        let ratio = l / b;
+                        met.push(Some(ratio >= 20.0));
+                        parts.push(format!(
+                            "{}: {ratio:.1}x less ({} vs linear {} ns)",
+                            case_name(list, hit),
+                            ns(b),
+                            ns(l)
+                        ));
+                    }
+                    (Ok(l), Ok(b)) => {
+                        met.push(None);
+                        parts.push(format!(
+                            "{}: not a ratio ({} ns vs linear {} ns)",
+                            case_name(list, hit),
+                            ns(b),
+                            ns(l)
+                        ));
+                    }
+                    (Err(e), _) => {
+                        met.push(None);
+                        parts.push(format!("{}: linear n/a ({e})", case_name(list, hit)));
+                    }
+                    (_, Err(e)) => {
+                        met.push(None);
+                        parts.push(format!("{}: n/a ({e})", case_name(list, hit)));
+                    }
+                }
+            }
+            out.push(Target {
+                name: format!("kernel: `{fname}` at 1,000 rules vs `linear`"),
+                goal: "≥ 20x less".into(),
+                measured: parts.join("; "),
+                met: all_met(&met),
+            });
+        }
+    }
+
+    // 3: the emulator.
+    let mut parts = Vec::new();
+    let mut met = Vec::new();
+    for (list, hit) in cases() {
+        match linear
+            .ok_or_else(|| "linear not run".to_string())
+            .and_then(|li| value(r, Executor::Interp, li, list, 10, hit))
+        {
+            Ok(v) if v > 0.0 => {
+                let per_s = 1e9 / v;
+                met.push(Some(per_s >= 1e6));
+                parts.push(format!(
+                    "{}: {} checks/s",
+                    case_name(list, hit),
+                    thousands(per_s as u64)
+                ));
+            }
+            Ok(_) => met.push(None),
+            Err(e) => {
+                met.push(None);
+                parts.push(format!("{}: n/a ({e})", case_name(list, hit)));
+            }
+        }
+    }
+    out.push(Target {
+        name: "emulator: 10-rule `linear`, one core".into(),
+        goal: "≥ 1,000,000 checks/s".into(),
+        measured: parts.join("; "),
+        met: all_met(&met),
+    });
+
+    // 4: exhaustive mode, our fastest strategy.
+    let time_of = |row: &super::ExhaustiveRow| -> Option<std::time::Duration> {
+        match &row.cli {
+            Some(Ok(d)) => Some(*d),
+            Some(Err(_)) => None,
+            None => row.result.as_ref().ok().map(|x| x.elapsed),
+        }
+    };
+    let best = r
+        .exhaustive
+        .iter()
+        .filter(|row| r.strategies[row.strategy].own && row.list == ListKind::Allow)
+        .filter_map(|row| time_of(row).map(|d| (row.strategy, d)))
+        .min_by_key(|x| x.1);
+    match best {
+        None => out.push(Target {
+            name: "`verify --exhaustive` on 1,000 rules".into(),
+            goal: "< 1 s".into(),
+            measured: "not measured".into(),
+            met: None,
+        }),
+        Some((si, _)) => {
+            let mut parts = Vec::new();
+            let mut met = Vec::new();
+            for row in r.exhaustive.iter().filter(|row| row.strategy == si) {
+                match time_of(row) {
+                    Some(d) => {
+                        met.push(Some(d.as_secs_f64() < 1.0));
+                        parts.push(format!("{}: {}", row.list.name(), secs(d)));
+                    }
+                    None => {
+                        met.push(None);
+                        parts.push(format!("{}: n/a", row.list.name()));
+                    }
+                }
+            }
+            let how = if r.exhaustive.iter().any(|row| row.cli.is_some()) {
+                "wall time of the `devcg` command"
+            } else {
+                "in process, compile included"
+            };
+            out.push(Target {
+                name: format!(
+                    "`verify --exhaustive` on 1,000 rules, `{}`",
+                    r.strategies[si].name
+                ),
+                goal: "< 1 s".into(),
+                measured: format!("{} ({how})", parts.join("; ")),
+                met: all_met(&met),
+            });
+        }
+    }
+    out
+}
+
+pub fn render(r: &Results) -> String {
+    let mut out = String::new();
+    let m = &r.machine;
+    let mode = if r.config.quick { "quick" } else { "full" };
+    let _ = writeln!(out, "# devcg benchmarks\n");
+    let _ = writeln!(
+        out,
+        "Written by the `report` binary of `benches/` from one {mode} run; every figure below \
+         was measured in that run. Regenerate with `scripts/bench.sh` (full) or \
+         `scripts/bench.sh --quick` (CI smoke, small samples, written to a temporary \
+         directory).\n"
+    );
+    let _ = writeln!(out, "| | |\n|---|---|");
+    let _ = writeln!(out, "| date | {} |", machine::utc_date(r.started));
+    let _ = writeln!(out, "| command | `{}` |", r.config.command);
+    let _ = writeln!(out, "| mode | {mode} |");
+    let _ = writeln!(out, "| CPU | {} |", m.cpu);
+    let _ = writeln!(out, "| cores | {} |", m.cores);
+    let _ = writeln!(
+        out,
+        "| kernel | {} (`bpf_jit_enable` = {}) |",
+        m.kernel, m.bpf_jit
+    );
+    let _ = writeln!(out, "| rustc | {} |", m.rustc);
+    let _ = writeln!(
+        out,
+        "| load average (1 min) | {} at start, {} at end |",
+        m.load_start, r.load_end
+    );
+    let _ = writeln!(out, "| seed | {:#x} |", r.config.seed);
+    let _ = writeln!(out, "| run time | {} |", secs(r.wall));
+    out.push('\n');
+    out.push_str(
+        "The machine is shared (other builds and VMs run beside this): figures are medians of \
+         repeated samples and nothing here asserts on them.\n\n",
+    );
+
+    // Targets.
+    out.push_str("## Targets\n\nGoals for devcg's fastest strategy, as measured in this run.\n\n");
+    out.push_str("| target | goal | measured | met |\n|---|---|---|---|\n");
+    for t in targets(r) {
+        let met = match t.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "not evaluated",
+        };
+        let _ = writeln!(out, "| {} | {} | {} | {met} |", t.name, t.goal, t.measured);
+    }
+    out.push('\n');
+
+    // Workloads.
+    out.push_str("## Rule lists\n\n");
+    out.push_str(
+        "Seeded, realistic lists (`benches/src/workload.rs`): distinct exceptions, 80 % char, \
+         90 % exact, 7 % `major:*`, 3 % `*:minor`, majors < 4096, minors < 2^20 (mostly < 256), \
+         access mostly `rwm` or `rw`. The *allow list* is `deny a` followed by N allows; the \
+         *deny list* is N denies on top of allow-all; both use the same N exceptions. Requests \
+         are reads (`open(O_RDONLY)` in the kernel) of driverless majors: *matching* is covered \
+         by the exception nearest the middle of the list, *no match* is a char device no \
+         exception names, which a first-match chain tries against every entry.\n\n",
+    );
+    out.push_str("| list | N | matching | no match |\n|---|---:|---|---|\n");
+    for w in &r.workloads {
+        let _ = writeln!(
+            out,
+            "| {} | {} | `{}` ({}) | `{}` ({}) |",
+            w.list.name(),
+            thousands(w.n as u64),
+            w.matching,
+            w.expected(Hit::Match),
+            w.no_match,
+            w.expected(Hit::NoMatch)
+        );
+    }
+    out.push('\n');
+
+    // Cost per decision.
+    out.push_str("## Cost per decision\n\n");
+    let _ = writeln!(
+        out,
+        "![cost per decision against rule count]({PLOT_PATH})\n\n*Allow list, no match, \
+         log-log; kernel points at or below zero are left out.*\n"
+    );
+    for executor in Executor::ALL {
+        let _ = writeln!(
+            out,
+            "### {}\n\n{}\n",
+            executor.name(),
+            executor_intro(executor)
+        );
+        if executor == Executor::Kernel {
+            if let Some(why) = &r.kernel_skipped {
+                let _ = writeln!(out, "Not measured: {why}\n");
+                continue;
+            }
+        }
+        let mut notes = Notes::default();
+        for (list, hit) in cases() {
+            let _ = writeln!(out, "**{}**\n", case_name(list, hit));
+            table(r, executor, Metric::Cost, list, hit, &mut notes, &mut out);
+            out.push('\n');
+        }
+        if executor == Executor::Kernel {
+            out.push_str(
+                "#### kernel: denied requests, like for like\n\nFor a denied request, \
+                 (open with the program − with a constant `r0 = 0` program) + (open with a \
+                 constant `r0 = 1` program − without a program), same rounds: the program's \
+                 work beyond a constant one plus what running any program costs, with the part \
+                 of open() a denial skips cancelled out. For allowed requests this is the table \
+                 above. The targets, the plot and the scaling table below use this figure.\n\n",
+            );
+            for (list, hit) in cases() {
+                if r.workloads
+                    .iter()
+                    .find(|w| w.list == list)
+                    .map(|w| w.expected(hit))
+                    != Some(devcg_engine::Verdict::Deny)
+                {
+                    continue;
+                }
+                let _ = writeln!(out, "**{}**\n", case_name(list, hit));
+                table(r, executor, Metric::Check, list, hit, &mut notes, &mut out);
+                out.push('\n');
+            }
+        }
+        if !notes.reasons.is_empty() {
+            out.push_str("n/a:\n");
+            notes.render(&mut out);
+            out.push('\n');
+        }
+        if executor == Executor::Kernel {
+            render_scaling(r, &mut out);
+            render_kernel_context(r, &mut out);
+        }
+    }
+
+    // Sizes.
+    out.push_str(
+        "## Program sizes\n\nInstruction slots (an `lddw` counts two), allow list / deny list.\n\n",
+    );
+    let _ = write!(out, "| strategy |");
+    for n in &r.config.sizes {
+        let _ = write!(out, " {} |", thousands(*n as u64));
+    }
+    out.push_str("\n|---|");
+    for _ in &r.config.sizes {
+        out.push_str("---:|");
+    }
+    out.push('\n');
+    for si in 0..r.strategies.len() {
+        let _ = write!(out, "| {} |", strategy_label(r, si));
+        for &n in &r.config.sizes {
+            let show = |l| match r.slots.get(&(si, l, n)) {
+                Some(Ok(s)) => thousands(*s as u64),
+                _ => "refused".into(),
+            };
+            let _ = write!(
+                out,
+                " {} / {} |",
+                show(ListKind::Allow),
+                show(ListKind::Deny)
+            );
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+
+    // Differential.
+    let cfg_cases = r.differential.first().map_or(0, |d| d.rule_sets);
+    let _ = writeln!(
+        out,
+        "## Differential throughput\n\n`devcg::verify::verify` (what `devcg verify` runs), one \
+         thread: {cfg_cases} random rule lists of up to 12 rules per strategy, 64 requests each, \
+         every check = the strategy's program in the emulator + the oracle (rule-list \
+         generation, compilation and emulator setup included).\n"
+    );
+    out.push_str("| strategy | checks | divergences | refused lists | time | checks/s |\n|---|---:|---:|---:|---:|---:|\n");
+    for d in &r.differential {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            strategy_label(r, d.strategy),
+            thousands(d.checks),
+            thousands(d.divergences),
+            thousands(d.refused),
+            secs(d.elapsed),
+            thousands(d.checks_per_second() as u64)
+        );
+    }
+    out.push('\n');
+
+    // Exhaustive.
+    out.push_str("## Exhaustive mode on 1,000 rules\n\n");
+    out.push_str(
+        "`devcg::exhaustive::run` on the 1,000-rule lists above (compile included), and the \
+         wall time of `devcg verify --exhaustive --strategy S FILE` on the same list written \
+         to a file (process start, parsing and compile included; devcg's strategies only).",
+    );
+    if r.config.quick {
+        out.push_str(" Quick mode: devcg's strategies, allow list only.");
+    }
+    out.push_str("\n\n| strategy | list | classes | result | in process | `devcg` command |\n|---|---|---:|---|---:|---:|\n");
+    for row in &r.exhaustive {
+        let (classes, result, t) = match &row.result {
+            Ok(x) => (
+                thousands(x.classes as u64),
+                if x.differences == 0 {
+                    "equivalent".to_string()
+                } else {
+                    format!("{} differing classes", thousands(x.differences as u64))
+                },
+                secs(x.elapsed),
+            ),
+            Err(e) => ("–".into(), format!("n/a: {e}"), "–".into()),
+        };
+        let cli = match &row.cli {
+            None => "–".to_string(),
+            Some(Ok(d)) => secs(*d),
+            Some(Err(e)) => format!("n/a: {e}"),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {classes} | {result} | {t} | {cli} |",
+            strategy_label(r, row.strategy),
+            row.list.name()
+        );
+    }
+    out.push('\n');
+
+    render_method(&r.config, &mut out);
+    out
+}
+
+/// Per strategy and case: check cost at the largest rule count over the
+/// cost at 10 rules (the first kernel target, for every strategy).
+fn render_scaling(r: &Results, out: &mut String) {
+    let max_n = r.config.sizes.iter().copied().max().unwrap_or(0);
+    if max_n <= 10 || !r.config.sizes.contains(&10) {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "**Scaling in the kernel**: like-for-like cost at {} rules ÷ cost at 10 rules.\n",
+        thousands(max_n as u64)
+    );
+    out.push_str("| strategy |");
+    for (list, hit) in cases() {
+        let _ = write!(out, " {} |", case_name(list, hit));
+    }
+    out.push_str("\n|---|");
+    for _ in cases() {
+        out.push_str("---:|");
+    }
+    out.push('\n');
+    for si in 0..r.strategies.len() {
+        let mut row = format!("| {} |", strategy_label(r, si));
+        let mut any = false;
+        for (list, hit) in cases() {
+            let a = value_of(r, Executor::Kernel, Metric::Check, si, list, 10, hit);
+            let b = value_of(r, Executor::Kernel, Metric::Check, si, list, max_n, hit);
+            let cell = match (a, b) {
+                (Ok(a), Ok(b)) if a > 0.0 => {
+                    any = true;
+                    format!("{:.2}x", b / a)
+                }
+                (Ok(_), Ok(_)) => "–".to_string(),
+                _ => "n/a".to_string(),
+            };
+            let _ = write!(row, " {cell} |");
+        }
+        if any {
+            out.push_str(&row);
+            out.push('\n');
+        }
+    }
+    out.push('\n');
+}
+
+fn render_kernel_context(r: &Results, out: &mut String) {
+    let mut opens: Vec<f64> = r
+        .cells
+        .iter()
+        .filter(|(k, _)| k.executor == Executor::Kernel)
+        .filter_map(|(_, c)| c.as_ref().ok().and_then(|t| t.open_ns.map(|o| o.0)))
+        .collect();
+    opens.sort_by(f64::total_cmp);
+    if !opens.is_empty() {
+        let _ = writeln!(
+            out,
+            "`open()` without a program (allowed, ENXIO): median {} ns over all batches \
+             (range {}–{} ns).\n",
+            ns(crate::measure::median(&opens)),
+            ns(opens[0]),
+            ns(opens[opens.len() - 1])
+        );
+    }
+    if let Some(floor) = &r.kernel_floor {
+        out.push_str(
+            "The floor: a program that only returns a constant, measured the same way.\n\n",
+        );
+        out.push_str("| program | adds to open() | open() with it |\n|---|---:|---:|\n");
+        for (name, f) in ["`r0 = 1` (allow, ENXIO)", "`r0 = 0` (deny, EPERM)"]
+            .iter()
+            .zip(floor.iter())
+        {
+            match f {
+                Ok(k) => {
+                    let _ = writeln!(
+                        out,
+                        "| {name} | {} ±{} ns | {} ns |",
+                        ns(k.cost.median_ns),
+                        ns((k.cost.high_ns - k.cost.low_ns) / 2.0),
+                        ns(k.with_ns)
+                    );
+                }
+                Err(e) => {
+                    let _ = writeln!(out, "| {name} | n/a: {e} | |");
+                }
+            }
+        }
+        out.push('\n');
+    }
+}
+
+fn render_method(config: &Config, out: &mut String) {
+    let (sampling, plan) = if config.quick {
+        (
+            crate::measure::Sampling::quick(),
+            crate::kernel::KernelPlan::quick(),
+        )
+    } else {
+        (
+            crate::measure::Sampling::full(),
+            crate::kernel::KernelPlan::full(),
+        )
+    };
+    let _ = writeln!(
+        out,
+        "## Method\n\n\
+         * Userspace cells: warm-up of {} ms, then {} samples of about {} µs each (batches of \
+         the same decision); the median per decision is shown.\n\
+         * Kernel cells: the program is loaded once and checked to give the expected errno; \
+         then {} rounds, each timing one batch per state (nothing attached, the program, and \
+         for denied requests the constant `r0 = 1` and `r0 = 0` programs; the order reverses \
+         every other round). A batch is about {} µs of repetitions of ~50 µs of opens and \
+         reports its fastest repetition, so a repetition the scheduler interrupted drops out; \
+         the cell is the median over rounds of the per-open difference. An allow-all program \
+         stays attached to a sibling scratch cgroup so the kernel's device hook is live \
+         throughout, as on any host running containers.{}\n\
+         * n/a cells give the reason: a model refusing the rule list (its runtime's error), \
+         the emulator's 32,767-slot limit, the kernel verifier's refusal, or rbpf's JIT limits.\n\
+         * Criterion benches of the same cells: `cargo bench -p devcg-benches` (benches \
+         `decision`, `kernel`, `throughput`).",
+        sampling.warmup.as_millis(),
+        sampling.samples,
+        sampling.sample_time.as_micros(),
+        plan.rounds,
+        plan.batch_time.as_micros(),
+        if config.quick {
+            format!(
+                " Quick mode loads programs of at most {} rules into the kernel.",
+                Config::QUICK_KERNEL_MAX_RULES
+            )
+        } else {
+            String::new()
+        }
+    );
+}
+
+/// Per strategy, the plotted series: (rule count, ns) for one executor.
+pub fn series(
+    r: &Results,
+    executor: Executor,
+    list: ListKind,
+    hit: Hit,
+) -> BTreeMap<usize, Vec<(usize, f64)>> {
+    let mut out = BTreeMap::new();
+    for si in 0..r.strategies.len() {
+        let pts: Vec<(usize, f64)> = r
+            .config
+            .sizes
+            .iter()
+            .filter_map(|&n| {
+                let metric = if executor == Executor::Kernel {
+                    Metric::Check
+                } else {
+                    Metric::Cost
+                };
+                value_of(r, executor, metric, si, list, n, hit)
+                    .ok()
+                    .map(|v| (n, v))
+            })
+            .filter(|&(_, v)| v > 0.0)
+            .collect();
+        out.insert(si, pts);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn number_formats() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(ns(3.04), "3.0");
+        assert_eq!(ns(-3.0), "-3.0");
+        assert_eq!(ns(1234.4), "1,234");
+        assert_eq!(ns(-1234.6), "-1,235");
+    }
+}
