@@ -65,8 +65,11 @@ fn sys(op: &'static str) -> impl FnOnce(Errno) -> KernelBenchError {
 /// How much to sample in the kernel.
 #[derive(Clone, Copy, Debug)]
 pub struct KernelPlan {
-    /// With/without pairs per request.
+    /// Rounds per request and pass.
     pub rounds: usize,
+    /// Passes over every program, spread over the run; the rounds of all
+    /// passes are pooled.
+    pub passes: usize,
     /// Target duration of one batch of opens.
     pub batch_time: Duration,
 }
@@ -75,13 +78,15 @@ impl KernelPlan {
     pub fn quick() -> KernelPlan {
         KernelPlan {
             rounds: 3,
+            passes: 1,
             batch_time: Duration::from_micros(300),
         }
     }
 
     pub fn full() -> KernelPlan {
         KernelPlan {
-            rounds: 31,
+            rounds: 16,
+            passes: 2,
             batch_time: Duration::from_millis(2),
         }
     }
@@ -109,6 +114,56 @@ pub struct KernelEstimate {
     pub open_ns: f64,
     /// Median open() with the program, ns.
     pub with_ns: f64,
+}
+
+/// The raw rounds of one request: per-open ns in each state, one value
+/// per round.
+#[derive(Clone, Debug)]
+pub struct CaseRounds {
+    pub expect: Verdict,
+    /// Opens per repetition.
+    pub count: u32,
+    pub nothing: Vec<f64>,
+    pub program: Vec<f64>,
+    /// Denied requests only.
+    pub const_allow: Vec<f64>,
+    pub const_deny: Vec<f64>,
+}
+
+impl CaseRounds {
+    /// Adds another pass's rounds.
+    pub fn merge(&mut self, other: CaseRounds) {
+        self.nothing.extend(other.nothing);
+        self.program.extend(other.program);
+        self.const_allow.extend(other.const_allow);
+        self.const_deny.extend(other.const_deny);
+    }
+
+    pub fn estimate(&self) -> KernelEstimate {
+        let rounds = self.nothing.len().min(self.program.len());
+        let cost: Vec<f64> = (0..rounds)
+            .map(|r| self.program[r] - self.nothing[r])
+            .collect();
+        let check: Vec<f64> = match self.expect {
+            Verdict::Allow => cost.clone(),
+            Verdict::Deny => (0..rounds)
+                .map(|r| {
+                    (self.program[r] - self.const_deny[r]) + (self.const_allow[r] - self.nothing[r])
+                })
+                .collect(),
+        };
+        let sorted = |v: &[f64]| {
+            let mut v = v.to_vec();
+            v.sort_by(f64::total_cmp);
+            v
+        };
+        KernelEstimate {
+            cost: Estimate::from_values(cost, u64::from(self.count)),
+            check: Estimate::from_values(check, u64::from(self.count)),
+            open_ns: median(&sorted(&self.nothing)),
+            with_ns: median(&sorted(&self.program)),
+        }
+    }
 }
 
 /// Opens that did not answer as expected.
@@ -481,14 +536,29 @@ impl KernelBench {
         Ok(())
     }
 
-    /// Times `cases` under `prog`. The outer error is the machinery's; an
-    /// inner one says the kernel did not answer a case as expected.
+    /// Times `cases` under `prog` (one pass). The outer error is the
+    /// machinery's; an inner one says the kernel did not answer a case as
+    /// expected.
     pub fn measure(
         &mut self,
         prog: &LoadedProgram,
         cases: &[KernelCase],
         plan: &KernelPlan,
     ) -> Result<Vec<Result<KernelEstimate, CaseError>>, KernelBenchError> {
+        Ok(self
+            .measure_rounds(prog, cases, plan)?
+            .into_iter()
+            .map(|r| r.map(|r| r.estimate()))
+            .collect())
+    }
+
+    /// One pass of [`KernelBench::measure`], the rounds themselves.
+    pub fn measure_rounds(
+        &mut self,
+        prog: &LoadedProgram,
+        cases: &[KernelCase],
+        plan: &KernelPlan,
+    ) -> Result<Vec<Result<CaseRounds, CaseError>>, KernelBenchError> {
         let result = self.measure_attached(prog, cases, plan);
         // Never leave a program behind for the next one's baseline.
         let detached = self.set(State::Nothing, prog);
@@ -529,7 +599,7 @@ impl KernelBench {
         prog: &LoadedProgram,
         cases: &[KernelCase],
         plan: &KernelPlan,
-    ) -> Result<Vec<Result<KernelEstimate, CaseError>>, KernelBenchError> {
+    ) -> Result<Vec<Result<CaseRounds, CaseError>>, KernelBenchError> {
         // Verdicts first, and a batch shape per case from a short run:
         // repetitions of about REP opens-worth of time, the fastest kept, so
         // that a batch the scheduler interrupts still reports a clean run.
@@ -586,24 +656,18 @@ impl KernelBench {
             .into_iter()
             .zip(values)
             .zip(cases)
-            .map(|((count, [mut off, mut on, allow, deny]), case)| {
-                let count = count?;
-                let cost: Vec<f64> = on.iter().zip(&off).map(|(a, b)| a - b).collect();
-                let check: Vec<f64> = match case.expect {
-                    Verdict::Allow => cost.clone(),
-                    Verdict::Deny => (0..on.len())
-                        .map(|r| (on[r] - deny[r]) + (allow[r] - off[r]))
-                        .collect(),
-                };
-                off.sort_by(f64::total_cmp);
-                on.sort_by(f64::total_cmp);
-                Ok(KernelEstimate {
-                    cost: Estimate::from_values(cost, u64::from(count.0)),
-                    check: Estimate::from_values(check, u64::from(count.0)),
-                    open_ns: median(&off),
-                    with_ns: median(&on),
-                })
-            })
+            .map(
+                |((count, [nothing, program, const_allow, const_deny]), case)| {
+                    Ok(CaseRounds {
+                        expect: case.expect,
+                        count: count?.0,
+                        nothing,
+                        program,
+                        const_allow,
+                        const_deny,
+                    })
+                },
+            )
             .collect())
     }
 

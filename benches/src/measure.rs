@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-/// How much to sample.
+/// How much to sample, per pass.
 #[derive(Clone, Copy, Debug)]
 pub struct Sampling {
     /// Time spent running before measuring (caches, branch predictors,
@@ -14,6 +14,10 @@ pub struct Sampling {
     /// Target duration of one sample (a batch of iterations).
     pub sample_time: Duration,
     pub samples: usize,
+    /// Passes over every cell, spread over the run; a cell's samples from
+    /// all passes are pooled, so a spell of load from elsewhere hits only
+    /// part of them.
+    pub passes: usize,
 }
 
 impl Sampling {
@@ -23,6 +27,7 @@ impl Sampling {
             warmup: Duration::from_millis(2),
             sample_time: Duration::from_micros(200),
             samples: 11,
+            passes: 1,
         }
     }
 
@@ -30,9 +35,10 @@ impl Sampling {
         // Many short samples: on a shared machine a preempted sample is an
         // outlier the median ignores, as long as most samples run clean.
         Sampling {
-            warmup: Duration::from_millis(50),
+            warmup: Duration::from_millis(20),
             sample_time: Duration::from_micros(300),
-            samples: 101,
+            samples: 35,
+            passes: 3,
         }
     }
 }
@@ -84,7 +90,14 @@ pub fn median(sorted: &[f64]) -> f64 {
 
 /// Times `run(iters)`, which must run the measured operation `iters`
 /// times and return how long that took.
-pub fn sample(s: &Sampling, mut run: impl FnMut(u64) -> Duration) -> Estimate {
+pub fn sample(s: &Sampling, run: impl FnMut(u64) -> Duration) -> Estimate {
+    let (values, batch) = sample_values(s, run);
+    Estimate::from_values(values, batch)
+}
+
+/// Like [`sample`], but the per-iteration values themselves, to pool
+/// with other passes over the same operation.
+pub fn sample_values(s: &Sampling, mut run: impl FnMut(u64) -> Duration) -> (Vec<f64>, u64) {
     // Warm up with doubling batches; the last one estimates the cost.
     let start = Instant::now();
     let mut iters = 1u64;
@@ -101,7 +114,7 @@ pub fn sample(s: &Sampling, mut run: impl FnMut(u64) -> Duration) -> Estimate {
     let values = (0..s.samples.max(1))
         .map(|_| run(batch).as_nanos() as f64 / batch as f64)
         .collect();
-    Estimate::from_values(values, batch)
+    (values, batch)
 }
 
 #[cfg(test)]

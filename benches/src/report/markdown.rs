@@ -504,8 +504,8 @@ pub fn render(r: &Results) -> String {
         out,
         "Written by the `report` binary of `benches/` from one {mode} run; every figure below \
          was measured in that run. Regenerate with `scripts/bench.sh` (full) or \
-         `scripts/bench.sh --quick` (CI smoke, small samples, written to a temporary \
-         directory).\n"
+         `scripts/bench.sh --quick` (CI smoke, small samples, written to \
+         `target/bench-quick/`).\n"
     );
     let _ = writeln!(out, "| | |\n|---|---|");
     let _ = writeln!(out, "| date | {} |", machine::utc_date(r.started));
@@ -576,7 +576,8 @@ pub fn render(r: &Results) -> String {
     let _ = writeln!(
         out,
         "![cost per decision against rule count]({PLOT_PATH})\n\n*Allow list, no match, \
-         log-log; kernel points at or below zero are left out.*\n"
+         log-log. The kernel panel shows the like-for-like cost of the check (see the kernel \
+         section); points at or below zero are left out.*\n"
     );
     for executor in Executor::ALL {
         let _ = writeln!(
@@ -834,23 +835,27 @@ fn render_method(config: &Config, out: &mut String) {
     let _ = writeln!(
         out,
         "## Method\n\n\
-         * Userspace cells: warm-up of {} ms, then {} samples of about {} µs each (batches of \
-         the same decision); the median per decision is shown.\n\
+         * Userspace cells: {} pass(es) over all cells, spread over the run; in each, a \
+         warm-up of {} ms, then {} samples of about {} µs each (batches of the same \
+         decision). The cell is the median of the pooled samples.\n\
          * Kernel cells: the program is loaded once and checked to give the expected errno; \
-         then {} rounds, each timing one batch per state (nothing attached, the program, and \
-         for denied requests the constant `r0 = 1` and `r0 = 0` programs; the order reverses \
-         every other round). A batch is about {} µs of repetitions of ~50 µs of opens and \
-         reports its fastest repetition, so a repetition the scheduler interrupted drops out; \
-         the cell is the median over rounds of the per-open difference. An allow-all program \
-         stays attached to a sibling scratch cgroup so the kernel's device hook is live \
-         throughout, as on any host running containers.{}\n\
+         then {} pass(es) over all programs of {} rounds each, each round timing one batch \
+         per state (nothing attached, the program, and for denied requests the constant \
+         `r0 = 1` and `r0 = 0` programs; the order reverses every other round). A batch is \
+         about {} µs of repetitions of ~50 µs of opens and reports its fastest repetition, so \
+         a repetition the scheduler interrupted drops out; the cell is the median over the \
+         pooled rounds of the per-open difference. An allow-all program stays attached to a \
+         sibling scratch cgroup so the kernel's device hook is live throughout, as on any \
+         host running containers.{}\n\
          * n/a cells give the reason: a model refusing the rule list (its runtime's error), \
          the emulator's 32,767-slot limit, the kernel verifier's refusal, or rbpf's JIT limits.\n\
          * Criterion benches of the same cells: `cargo bench -p devcg-benches` (benches \
          `decision`, `kernel`, `throughput`).",
+        sampling.passes,
         sampling.warmup.as_millis(),
         sampling.samples,
         sampling.sample_time.as_micros(),
+        plan.passes,
         plan.rounds,
         plan.batch_time.as_micros(),
         if config.quick {

@@ -18,8 +18,10 @@ use devcg_kernel::probe::{Device, Drivers};
 use thiserror::Error;
 
 use crate::exec::{Executor, Jit};
-use crate::kernel::{KernelBench, KernelBenchError, KernelCase, KernelEstimate, KernelPlan};
-use crate::measure::{sample, Estimate, Sampling};
+use crate::kernel::{
+    CaseRounds, KernelBench, KernelBenchError, KernelCase, KernelEstimate, KernelPlan,
+};
+use crate::measure::{sample_values, Estimate, Sampling};
 use crate::workload::{Hit, ListKind, Workload, WorkloadError, SIZES};
 use machine::Machine;
 
@@ -259,96 +261,138 @@ pub fn run(config: Config) -> Result<Results, ReportError> {
 
     let mut cells = BTreeMap::new();
     let sampling = config.sampling();
-    // Userspace: interpreter and JIT.
-    for (si, s) in chosen.iter().enumerate() {
-        progress(format!("userspace: {}", s.name()));
-        for w in &workloads {
-            let key = |executor, hit| CellKey {
-                executor,
-                strategy: si,
-                list: w.list,
-                n: w.n,
-                hit,
+    // Pairs (strategy, rule list) in report order.
+    let pairs: Vec<(usize, usize)> = (0..chosen.len())
+        .flat_map(|si| (0..workloads.len()).map(move |wi| (si, wi)))
+        .collect();
+    let key = |executor, (si, wi): (usize, usize), hit| CellKey {
+        executor,
+        strategy: si,
+        list: workloads[wi].list,
+        n: workloads[wi].n,
+        hit,
+    };
+
+    // Userspace: interpreter and JIT, prepared once, sampled in passes.
+    progress("userspace: preparing emulators and JIT code");
+    let emulators: Vec<Result<Emulator, String>> = pairs
+        .iter()
+        .map(|&(si, wi)| {
+            let program = programs[&(si, workloads[wi].list, workloads[wi].n)].as_ref();
+            let program = program.map_err(Clone::clone)?;
+            Emulator::new(program).map_err(|e| format!("the emulator refuses the program: {e}"))
+        })
+        .collect();
+    let jits: Vec<Result<Jit<'_>, String>> = pairs
+        .iter()
+        .zip(&emulators)
+        .map(|(&(si, wi), emu)| {
+            let emu = emu.as_ref().map_err(Clone::clone)?;
+            let w = &workloads[wi];
+            let program = programs[&(si, w.list, w.n)]
+                .as_ref()
+                .expect("the emulator took it");
+            let jit = Jit::new(emu, program).map_err(|e| e.to_string())?;
+            jit.cross_check(emu, &[w.matching, w.no_match])
+                .map_err(|e| e.to_string())?;
+            Ok(jit)
+        })
+        .collect();
+    // The cells that can be timed, with their verdict checks; the others
+    // get their reason now.
+    struct Job {
+        key: CellKey,
+        pair: usize,
+        req: devcg_engine::Request,
+        wrong: Option<String>,
+        values: Vec<f64>,
+        batch: u64,
+    }
+    let mut jobs = Vec::new();
+    for (k, &pair) in pairs.iter().enumerate() {
+        let w = &workloads[pair.1];
+        for hit in Hit::ALL {
+            let req = w.request(hit);
+            let interp = match &emulators[k] {
+                Err(e) => Err(e.clone()),
+                Ok(emu) => emu
+                    .run(&req)
+                    .map_err(|e| format!("the emulator cannot run {req}: {e}")),
             };
-            let program = match &programs[&(si, w.list, w.n)] {
-                Ok(p) => p,
-                Err(e) => {
-                    for ex in [Executor::Interp, Executor::Jit] {
-                        for hit in Hit::ALL {
-                            cells.insert(key(ex, hit), Err(e.clone()));
-                        }
+            let jit = match &jits[k] {
+                Err(e) => Err(e.clone()),
+                Ok(j) => j.run(&req).map_err(|e| e.to_string()),
+            };
+            for (executor, verdict) in [(Executor::Interp, interp), (Executor::Jit, jit)] {
+                let key = key(executor, pair, hit);
+                match verdict {
+                    Err(e) => {
+                        cells.insert(key, Err(e));
                     }
-                    continue;
+                    Ok(v) => jobs.push(Job {
+                        key,
+                        pair: k,
+                        req,
+                        wrong: wrong(v, w.expected(hit)),
+                        values: Vec::new(),
+                        batch: 0,
+                    }),
                 }
-            };
-            let emulator = match Emulator::new(program) {
-                Ok(e) => e,
-                Err(e) => {
-                    let why = format!("the emulator refuses the program: {e}");
-                    for ex in [Executor::Interp, Executor::Jit] {
-                        for hit in Hit::ALL {
-                            cells.insert(key(ex, hit), Err(why.clone()));
-                        }
-                    }
-                    continue;
-                }
-            };
-            for hit in Hit::ALL {
-                let req = w.request(hit);
-                let verdict = emulator.run(&req);
-                let cell = match &verdict {
-                    Err(e) => Err(format!("the emulator cannot run {req}: {e}")),
-                    Ok(v) => {
-                        let est = sample(&sampling, |iters| {
-                            let t = Instant::now();
-                            for _ in 0..iters {
-                                let _ = black_box(emulator.run(black_box(&req)));
-                            }
-                            t.elapsed()
-                        });
-                        Ok(Timing {
-                            est,
-                            wrong: wrong(*v, w.expected(hit)),
-                            open_ns: None,
-                            check: None,
-                        })
-                    }
-                };
-                cells.insert(key(Executor::Interp, hit), cell);
-            }
-            let jit = Jit::new(&emulator, program).and_then(|j| {
-                j.cross_check(&emulator, &[w.matching, w.no_match])?;
-                Ok(j)
-            });
-            for hit in Hit::ALL {
-                let req = w.request(hit);
-                let cell = match &jit {
-                    Err(e) => Err(e.to_string()),
-                    Ok(j) => match j.run(&req) {
-                        Err(e) => Err(e.to_string()),
-                        Ok(v) => {
-                            let est = sample(&sampling, |iters| {
-                                let t = Instant::now();
-                                for _ in 0..iters {
-                                    let _ = black_box(j.run(black_box(&req)));
-                                }
-                                t.elapsed()
-                            });
-                            Ok(Timing {
-                                est,
-                                wrong: wrong(v, w.expected(hit)),
-                                open_ns: None,
-                                check: None,
-                            })
-                        }
-                    },
-                };
-                cells.insert(key(Executor::Jit, hit), cell);
             }
         }
     }
+    for pass in 0..sampling.passes.max(1) {
+        progress(format!(
+            "userspace: pass {} of {}, {} cells",
+            pass + 1,
+            sampling.passes.max(1),
+            jobs.len()
+        ));
+        for job in &mut jobs {
+            let req = job.req;
+            let (values, batch) = match job.key.executor {
+                Executor::Jit => {
+                    let jit = jits[job.pair].as_ref().expect("timed only if compiled");
+                    sample_values(&sampling, |iters| {
+                        let t = Instant::now();
+                        for _ in 0..iters {
+                            let _ = black_box(jit.run(black_box(&req)));
+                        }
+                        t.elapsed()
+                    })
+                }
+                _ => {
+                    let emu = emulators[job.pair]
+                        .as_ref()
+                        .expect("timed only if verified");
+                    sample_values(&sampling, |iters| {
+                        let t = Instant::now();
+                        for _ in 0..iters {
+                            let _ = black_box(emu.run(black_box(&req)));
+                        }
+                        t.elapsed()
+                    })
+                }
+            };
+            job.values.extend(values);
+            job.batch = batch;
+        }
+    }
+    for job in jobs {
+        cells.insert(
+            job.key,
+            Ok(Timing {
+                est: Estimate::from_values(job.values, job.batch),
+                wrong: job.wrong,
+                open_ns: None,
+                check: None,
+            }),
+        );
+    }
+    drop(jits);
+    drop(emulators);
 
-    // The kernel.
+    // The kernel: programs loaded once, measured in passes.
     let mut kernel_skipped = None;
     let mut kernel_floor = None;
     if config.no_kernel {
@@ -365,77 +409,110 @@ pub fn run(config: Config) -> Result<Results, ReportError> {
                 let plan = config.kernel_plan();
                 progress("kernel: constant programs");
                 if let Some(&dev) = devices.first() {
-                    let [a, d] = kb.floor(dev, &plan)?;
+                    let pooled = KernelPlan {
+                        rounds: plan.rounds * plan.passes.max(1),
+                        ..plan
+                    };
+                    let [a, d] = kb.floor(dev, &pooled)?;
                     kernel_floor = Some([a.map_err(|e| e.0), d.map_err(|e| e.0)]);
                 }
-                for (si, s) in chosen.iter().enumerate() {
-                    progress(format!("kernel: {}", s.name()));
-                    for w in &workloads {
-                        let key = |hit| CellKey {
-                            executor: Executor::Kernel,
-                            strategy: si,
-                            list: w.list,
-                            n: w.n,
-                            hit,
-                        };
-                        let fail = |cells: &mut BTreeMap<CellKey, Cell>, why: String| {
-                            for hit in Hit::ALL {
-                                cells.insert(key(hit), Err(why.clone()));
-                            }
-                        };
-                        let program = match &programs[&(si, w.list, w.n)] {
-                            Ok(p) => p,
-                            Err(e) => {
-                                fail(&mut cells, e.clone());
-                                continue;
-                            }
-                        };
-                        if config.quick && w.n > Config::QUICK_KERNEL_MAX_RULES {
-                            fail(
-                                &mut cells,
-                                format!(
-                                    "not run in quick mode (kernel loads stop at {} rules)",
-                                    Config::QUICK_KERNEL_MAX_RULES
-                                ),
-                            );
+                let mut loaded = Vec::new();
+                for &pair in &pairs {
+                    let (si, wi) = pair;
+                    let w = &workloads[wi];
+                    let fail = |cells: &mut BTreeMap<CellKey, Cell>, why: String| {
+                        for hit in Hit::ALL {
+                            cells.insert(key(Executor::Kernel, pair, hit), Err(why.clone()));
+                        }
+                    };
+                    let program = match &programs[&(si, w.list, w.n)] {
+                        Ok(p) => p,
+                        Err(e) => {
+                            fail(&mut cells, e.clone());
                             continue;
                         }
-                        let loaded = match devcg_kernel::bpf::load(program, s.name()) {
-                            Ok(l) => l,
-                            Err(e) => {
-                                fail(&mut cells, format!("the kernel refuses the program: {e}"));
-                                continue;
+                    };
+                    if config.quick && w.n > Config::QUICK_KERNEL_MAX_RULES {
+                        fail(
+                            &mut cells,
+                            format!(
+                                "not run in quick mode (kernel loads stop at {} rules)",
+                                Config::QUICK_KERNEL_MAX_RULES
+                            ),
+                        );
+                        continue;
+                    }
+                    progress(format!(
+                        "kernel: loading {} for the {} of {} rules",
+                        chosen[si].name(),
+                        w.list.name(),
+                        w.n
+                    ));
+                    let prog = match devcg_kernel::bpf::load(program, chosen[si].name()) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            fail(&mut cells, format!("the kernel refuses the program: {e}"));
+                            continue;
+                        }
+                    };
+                    // Expect what the program decides (the emulator's
+                    // verdict where it runs it); cells mark where that is
+                    // not the oracle's.
+                    let emulator = Emulator::new(program).ok();
+                    let cases: Vec<KernelCase> = Hit::ALL
+                        .iter()
+                        .map(|&hit| {
+                            let req = w.request(hit);
+                            let expect = emulator
+                                .as_ref()
+                                .and_then(|e| e.run(&req).ok())
+                                .unwrap_or(w.expected(hit));
+                            KernelCase {
+                                device: device(&req),
+                                expect,
                             }
-                        };
-                        // Expect what the program decides (the emulator's
-                        // verdict where it runs it), and mark where that is
-                        // not the oracle's.
-                        let emulator = Emulator::new(program).ok();
-                        let cases: Vec<KernelCase> = Hit::ALL
-                            .iter()
-                            .map(|&hit| {
-                                let req = w.request(hit);
-                                let expect = emulator
-                                    .as_ref()
-                                    .and_then(|e| e.run(&req).ok())
-                                    .unwrap_or(w.expected(hit));
-                                KernelCase {
-                                    device: device(&req),
-                                    expect,
+                        })
+                        .collect();
+                    loaded.push((pair, prog, cases));
+                }
+                let mut pooled: BTreeMap<CellKey, Result<CaseRounds, String>> = BTreeMap::new();
+                for pass in 0..plan.passes.max(1) {
+                    progress(format!(
+                        "kernel: pass {} of {}, {} programs",
+                        pass + 1,
+                        plan.passes.max(1),
+                        loaded.len()
+                    ));
+                    for (pair, prog, cases) in &loaded {
+                        let measured = kb.measure_rounds(prog, cases, &plan)?;
+                        for (hit, m) in Hit::ALL.iter().zip(measured) {
+                            let k = key(Executor::Kernel, *pair, *hit);
+                            match (pooled.get_mut(&k), m) {
+                                (None, m) => {
+                                    pooled.insert(k, m.map_err(|e| e.0));
                                 }
-                            })
-                            .collect();
-                        let measured = kb.measure(&loaded, &cases, &plan)?;
-                        for ((hit, case), m) in Hit::ALL.iter().zip(&cases).zip(measured) {
-                            let cell = m.map_err(|e| e.0).map(|k| Timing {
-                                est: k.cost,
-                                wrong: wrong(case.expect, w.expected(*hit)),
-                                open_ns: Some((k.open_ns, k.with_ns)),
-                                check: Some(k.check),
-                            });
-                            cells.insert(key(*hit), cell);
+                                (Some(Ok(acc)), Ok(more)) => acc.merge(more),
+                                (Some(slot), Err(e)) => *slot = Err(e.0),
+                                (Some(Err(_)), Ok(_)) => {}
+                            }
                         }
                     }
+                }
+                for (k, rounds) in pooled {
+                    let w = workloads
+                        .iter()
+                        .find(|w| w.list == k.list && w.n == k.n)
+                        .expect("a measured list");
+                    let cell = rounds.map(|r| {
+                        let est = r.estimate();
+                        Timing {
+                            est: est.cost,
+                            wrong: wrong(r.expect, w.expected(k.hit)),
+                            open_ns: Some((est.open_ns, est.with_ns)),
+                            check: Some(est.check),
+                        }
+                    });
+                    cells.insert(k, cell);
                 }
             }
         }
