@@ -42,15 +42,16 @@ pub fn fetch(
             return Ok(k);
         }
     }
+    if !apt.allowed {
+        return Err(format!(
+            "no unpacked kernel matching {pattern} in {} and installing is turned off",
+            kernels.display()
+        ));
+    }
     apt.update(false)?;
     let mut candidates = apt_candidates(pattern)?;
     if candidates.is_empty() {
         if let Some(suite) = &spec.suite {
-            if !apt.allowed {
-                return Err(format!(
-                    "no package matches {pattern}; adding suite {suite} needs installing turned on"
-                ));
-            }
             add_suite(suite)?;
             apt.update(true)?;
             candidates = apt_candidates(pattern)?;

@@ -79,9 +79,10 @@ pub fn draw(r: &Results, path: &Path) -> Result<(), ReportError> {
             source,
         })?;
     }
-    let root = BitMapBackend::new(path, (1800, 620)).into_drawing_area();
+    let root = BitMapBackend::new(path, (1800, 660)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
-    let (title, body) = root.split_vertically(50);
+    let (title, rest) = root.split_vertically(50);
+    let (body, legend) = rest.split_vertically(560);
     title
         .titled(
             "devcg: cost per decision against rule count (allow list, no match; log-log)",
@@ -94,6 +95,26 @@ pub fn draw(r: &Results, path: &Path) -> Result<(), ReportError> {
         let (r, g, b) = COLORS[i % COLORS.len()];
         RGBColor(r, g, b)
     };
+    // One legend for all panels, below them, so it hides no data.
+    for (si, s) in r.strategies.iter().enumerate() {
+        let x = 40 + 190 * si as i32;
+        let color = palette(si);
+        let width = if s.own { 4 } else { 2 };
+        legend
+            .draw(&PathElement::new(
+                vec![(x, 20), (x + 34, 20)],
+                color.stroke_width(width),
+            ))
+            .map_err(plot_err)?;
+        let name = if s.own {
+            format!("{} (devcg)", s.name)
+        } else {
+            s.name.to_string()
+        };
+        legend
+            .draw(&Text::new(name, (x + 42, 11), ("sans-serif", 17)))
+            .map_err(plot_err)?;
+    }
     for (panel, executor) in panels.iter().zip(Executor::ALL) {
         let data = series(r, executor, ListKind::Allow, Hit::NoMatch);
         let values: Vec<f64> = data.values().flatten().map(|p| p.1).collect();
@@ -123,7 +144,8 @@ pub fn draw(r: &Results, path: &Path) -> Result<(), ReportError> {
         }
         let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = values.iter().copied().fold(0.0, f64::max);
-        let y = (lo / 2.0).max(1e-3)..(hi * 2.0);
+        // Whole decades, so that every panel has labelled powers of ten.
+        let y = 10f64.powf(lo.max(1e-3).log10().floor())..10f64.powf((hi * 1.01).log10().ceil());
         let mut ctx = chart
             .build_cartesian_2d((0.8f64..max_n * 1.25).log_scale(), y.log_scale())
             .map_err(plot_err)?;
@@ -153,21 +175,21 @@ pub fn draw(r: &Results, path: &Path) -> Result<(), ReportError> {
             let width = if s.own { 3 } else { 1 };
             let line: Vec<(f64, f64)> = pts.iter().map(|&(n, v)| (n as f64, v)).collect();
             ctx.draw_series(LineSeries::new(line.clone(), color.stroke_width(width)))
-                .map_err(plot_err)?
-                .label(s.name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(width))
-                });
+                .map_err(plot_err)?;
             ctx.draw_series(line.iter().map(|&p| Circle::new(p, 3, color.filled())))
                 .map_err(plot_err)?;
         }
-        ctx.configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(plot_err)?;
+        let missing = data.values().any(|pts| pts.len() < r.config.sizes.len());
+        if missing {
+            let (w, h) = panel.dim_in_pixel();
+            panel
+                .draw(&Text::new(
+                    "missing points: n/a (reasons in BENCHMARKS.md)",
+                    (w as i32 - 390, h as i32 - 80),
+                    ("sans-serif", 14).into_font().color(&BLACK.mix(0.6)),
+                ))
+                .map_err(plot_err)?;
+        }
     }
     root.present().map_err(plot_err)?;
     Ok(())
