@@ -26,3 +26,6 @@ cargo test --workspace --release -- --test-threads=2
 
 echo "== main job"
 cargo run --release --quiet -- verify --cases 500
+
+echo "== benchmarks (quick)"
+scripts/bench.sh --quick  # benchmark smoke run: writes target/bench-quick/, never the committed BENCHMARKS.md
