@@ -27,5 +27,18 @@ cargo test --workspace --release -- --test-threads=2
 echo "== main job"
 cargo run --release --quiet -- verify --cases 500
 
-echo "== benchmarks (quick)"
+echo "== vm"
+# The kernel matrix (vm/kernels.toml: the host kernel, Debian's 6.1 and 6.12
+# under virtme-ng) against vm/expected/. scripts/vm.sh installs what it needs;
+# when it cannot (exit 3: apt-get, pip or a kernel download failed) this
+# prints one line and skips. Any result that differs from the expected one
+# fails (exit 1), and so does a runner error (exit 2).
+vm_rc=0
+scripts/vm.sh || vm_rc=$?
+case "$vm_rc" in
+    0) ;;
+    3) echo "vm: SKIPPED: could not install the VM tools or fetch a kernel (logs: target/vm-cache/logs, matrix: target/vm-results/matrix.json)" ;;
+    *) echo "vm: FAILED (exit $vm_rc): see the matrix above and target/vm-results/" >&2
+       exit "$vm_rc" ;;
+esac
 scripts/bench.sh --quick  # benchmark smoke run: writes target/bench-quick/, never the committed BENCHMARKS.md

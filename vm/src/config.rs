@@ -67,8 +67,11 @@ pub struct KernelSpec {
     /// flavours); the highest available version wins.
     pub package: Option<String>,
     /// A Debian suite to add (with the same archive as the machine's own
-    /// Debian source) when `package` matches nothing, e.g. a backports suite.
+    /// Debian source, pinned so that it never upgrades anything) when
+    /// `package` matches nothing in the configured sources.
     pub suite: Option<String>,
+    /// The package (or pattern) to take from `suite` [default: `package`].
+    pub suite_package: Option<String>,
     /// Free text: why this kernel is in the matrix.
     #[serde(default)]
     pub about: String,

@@ -36,9 +36,16 @@ pub fn fetch(
         .package
         .as_deref()
         .ok_or_else(|| format!("kernel {}: no package", spec.name))?;
+    let fallback = spec.suite_package.as_deref().unwrap_or(pattern);
     let kernels = cache.join("kernels");
     if !refresh {
-        if let Some(k) = newest_cached(&kernels, pattern) {
+        // The configured sources' build first, the suite's only without it.
+        let cached = newest_cached(&kernels, pattern).or_else(|| {
+            spec.suite
+                .as_ref()
+                .and_then(|_| newest_cached(&kernels, fallback))
+        });
+        if let Some(k) = cached {
             return Ok(k);
         }
     }
@@ -54,13 +61,16 @@ pub fn fetch(
         if let Some(suite) = &spec.suite {
             add_suite(suite)?;
             apt.update(true)?;
-            candidates = apt_candidates(pattern)?;
+            candidates = apt_candidates(fallback)?;
         }
     }
     if candidates.is_empty() {
-        return Err(format!(
-            "no package matches {pattern} in the configured apt sources"
-        ));
+        return Err(match &spec.suite {
+            Some(suite) => format!(
+                "no package matches {pattern} in the configured apt sources, nor {fallback} in {suite}"
+            ),
+            None => format!("no package matches {pattern} in the configured apt sources"),
+        });
     }
     let debs = cache.join("debs");
     std::fs::create_dir_all(&debs).map_err(|e| format!("{}: {e}", debs.display()))?;
@@ -389,5 +399,33 @@ mod tests {
         assert_eq!(k.version, "1.0");
         assert!(k.vmlinuz.ends_with("boot/vmlinuz-x"));
         assert!(newest_cached(dir.path(), "linux-image-6.12.*+*-amd64").is_none());
+    }
+
+    #[test]
+    fn the_configured_build_wins_over_the_suites_in_the_cache() {
+        let cache = tempfile::tempdir().unwrap();
+        let kernels = cache.path().join("kernels");
+        for name in [
+            "linux-image-6.12.100+deb12-amd64",
+            "linux-image-6.12.117+deb13-amd64",
+        ] {
+            let boot = kernels.join(name).join("boot");
+            std::fs::create_dir_all(&boot).unwrap();
+            std::fs::write(boot.join("vmlinuz-x"), "").unwrap();
+            std::fs::write(kernels.join(name).join(MARKER), "v\n").unwrap();
+        }
+        let spec: KernelSpec = toml::from_str(
+            "name = \"k\"\npackage = \"linux-image-6.12.*+deb12-amd64\"\nsuite = \"trixie\"\nsuite_package = \"linux-image-6.12.*+deb13-amd64\"\n",
+        )
+        .unwrap();
+        let mut apt = Apt::new(cache.path(), false);
+        let k = fetch(&spec, cache.path(), &mut apt, false).unwrap();
+        assert_eq!(k.package, "linux-image-6.12.100+deb12-amd64");
+        std::fs::remove_dir_all(kernels.join("linux-image-6.12.100+deb12-amd64")).unwrap();
+        let k = fetch(&spec, cache.path(), &mut apt, false).unwrap();
+        assert_eq!(k.package, "linux-image-6.12.117+deb13-amd64");
+        std::fs::remove_dir_all(kernels.join("linux-image-6.12.117+deb13-amd64")).unwrap();
+        // Nothing cached and no installing: an error, not a run.
+        assert!(fetch(&spec, cache.path(), &mut apt, false).is_err());
     }
 }
