@@ -89,6 +89,11 @@ enum Command {
     },
     /// Run a v1 oracle script, printing one JSON object per command.
     Oracle { script: PathBuf },
+    /// Run the kernel checks on the kernels of vm/kernels.toml (the host
+    /// directly, Debian kernels under virtme-ng) and compare them with
+    /// vm/expected. Exit 0 as expected, 1 a result differs, 2 the runner
+    /// could not start, 3 some kernel could not be installed.
+    Vm(devcg_vm::Options),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -98,7 +103,8 @@ enum Format {
     Json,
 }
 
-/// Exit codes: 0 agreement, 1 a divergence found, 2 bad input.
+/// Exit codes: 0 agreement, 1 a divergence found, 2 bad input; `vm` adds 3
+/// (some kernel could not be installed).
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -171,7 +177,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             access,
         } => cmd_check(strategy, program, &rules, &access),
         Command::Oracle { script } => cmd_oracle(&script),
+        Command::Vm(opts) => Ok(vm_exit(devcg_vm::main_with(&opts))),
     }
+}
+
+/// The runner's own exit code (0, 1, 2 or 3), as it is.
+fn vm_exit(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(2))
 }
 
 fn strategies(name: &str) -> Result<Vec<Box<dyn Strategy>>> {

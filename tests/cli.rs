@@ -278,3 +278,42 @@ fn golden_asm(#[case] rules: &str) {
         assert_eq!(got, want, "{} changed", golden.display());
     }
 }
+
+#[test]
+fn vm_help_names_the_runner_options() {
+    let out = devcg(&["vm", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for option in ["--kernel", "--json", "--cases", "--no-install", "--record"] {
+        assert!(text.contains(option), "no {option} in: {text}");
+    }
+    assert!(!text.contains("--guest-check"), "{text}");
+}
+
+/// An unknown kernel is a runner error (exit 2) naming it and the known
+/// ones, before anything is installed, booted or written.
+#[test]
+fn vm_refuses_an_unknown_kernel() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let cache = dir.path().join("cache");
+    let out = devcg(&[
+        "vm",
+        "--kernel",
+        "nosuch",
+        "--no-install",
+        "--results-dir",
+        results.to_str().unwrap(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(err.contains("unknown kernel \"nosuch\""), "{err}");
+    assert!(err.contains("known: host"), "{err}");
+    assert!(!results.exists() && !cache.exists());
+}

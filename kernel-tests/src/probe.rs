@@ -16,10 +16,13 @@
 //!
 //! The child is forked from a possibly multi-threaded process: everything
 //! it needs is built before the fork and it only makes syscalls, then
-//! `_exit`s.
+//! `_exit`s. It may enter new mount and user namespaces of its own
+//! ([`Step::UnshareNs`]) and mount a tmpfs there ([`Step::MountTmpfs`]):
+//! those go with the child. [`run_child_paused`] lets this process act in
+//! the middle of the child's steps (through `/proc/<child>/root`, say).
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fmt;
 use std::fs;
 use std::io::{self, Read};
@@ -31,6 +34,7 @@ use devcg_engine::{Access, DeviceType, Request, Verdict};
 use nix::errno::Errno as SysErrno;
 use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::sys::stat::{Mode, SFlag};
 use nix::sys::wait::WaitStatus;
@@ -347,6 +351,21 @@ pub enum Step {
     Mknod(CString, SFlag, libc::dev_t),
     /// `unshare(CLONE_NEWUSER)`: the rest runs in a new user namespace.
     UnshareUser,
+    /// `unshare(CLONE_NEWNS)`, with `user` together with `CLONE_NEWUSER`
+    /// and root mapped to root (setgroups denied, `0 0 1` for uids and
+    /// gids); then every mount of the new namespace made private, so that
+    /// nothing the child mounts shows anywhere else. The code is the first
+    /// errno. A failure ends the child's work: every later step is reported
+    /// as ECANCELED without running.
+    UnshareNs { user: bool },
+    /// A tmpfs on this directory in the child's own mount namespace, gone
+    /// with the child. Only after a successful [`Step::UnshareNs`] in the
+    /// same child (ECANCELED otherwise): nothing is ever mounted in the
+    /// machine's namespace by a child.
+    MountTmpfs(CString),
+    /// Waits until this process has done its part: see
+    /// [`run_child_paused`]. 0, or EPIPE when it gave up.
+    Pause,
 }
 
 impl Step {
@@ -372,7 +391,17 @@ impl Step {
             .map(|()| {
                 let _ = nix::unistd::unlink(path.as_c_str());
             }),
-            Step::UnshareUser => nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER),
+            Step::UnshareUser => nix::sched::unshare(CloneFlags::CLONE_NEWUSER),
+            Step::UnshareNs { user } => return enter_namespaces(*user),
+            Step::MountTmpfs(dir) => nix::mount::mount(
+                Some(c"tmpfs"),
+                dir.as_c_str(),
+                Some(c"tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+                Some(c"mode=0700,size=64k"),
+            ),
+            // Needs the pipe from the parent: see `child_main`.
+            Step::Pause => return libc::EINVAL,
         };
         match result {
             Ok(()) => 0,
@@ -422,24 +451,55 @@ impl Drop for Reaper {
 /// (0 or the errno). The child reports over a pipe, one `i32` per step; a
 /// failed [`Step::Join`] is an error naming the cgroup.
 pub fn run_child(steps: &[Step]) -> Result<Vec<i32>, SysError> {
+    run_child_paused(steps, |_, _| ()).map(|(codes, _)| codes)
+}
+
+/// Like [`run_child`], for steps with a [`Step::Pause`]: once the child
+/// has reported every step before the (first) pause, `between` runs here
+/// with the child's pid and those codes, then the child goes on. `between`
+/// is not called when the child stopped before the pause; its answer comes
+/// back beside the codes. A later pause finds the parent gone (EPIPE).
+pub fn run_child_paused<R>(
+    steps: &[Step],
+    between: impl FnOnce(Pid, &[i32]) -> R,
+) -> Result<(Vec<i32>, Option<R>), SysError> {
     let here = Path::new("probe child");
     let (read_end, write_end) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(sys_err("pipe", here))?;
+    let pause = steps.iter().position(|s| matches!(s, Step::Pause));
+    // Parent -> child: one byte when the child may go on.
+    let go = match pause {
+        Some(_) => Some(nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(sys_err("pipe", here))?),
+        None => None,
+    };
     // SAFETY: the child only makes syscalls on data built before the fork
     // and leaves through _exit; it never returns into the caller.
     match unsafe { nix::unistd::fork() }.map_err(sys_err("fork", here))? {
         ForkResult::Child => {
             drop(read_end);
+            let go_read = go.map(|(r, w)| {
+                drop(w);
+                r
+            });
+            let go_fd = go_read.as_ref().map(|r| r.as_raw_fd());
             // Even a bug must not unwind into the parent's code, which this
             // process is a copy of.
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                child_main(steps, write_end.as_raw_fd())
+                child_main(steps, write_end.as_raw_fd(), go_fd)
             }));
             exit_child(4)
         }
         ForkResult::Parent { child } => {
             let mut reaper = Reaper(Some(child));
             drop(write_end);
+            // The read end stays open here until the end: a late byte for a
+            // child that went on without it never meets a closed pipe.
+            let (_go_read, mut go_write) = match go {
+                Some((r, w)) => (Some(r), Some(w)),
+                None => (None, None),
+            };
+            let mut between = Some(between);
+            let mut answer = None;
             let want = 4 * steps.len();
             let mut bytes = Vec::with_capacity(want);
             // Read what was promised, or up to EOF if the child stopped early
@@ -448,6 +508,15 @@ pub fn run_child(steps: &[Step]) -> Result<Vec<i32>, SysError> {
             let mut file = fs::File::from(read_end);
             let mut chunk = [0u8; 4096];
             while bytes.len() < want {
+                if let (Some(p), Some(w)) = (pause, go_write.as_ref()) {
+                    if bytes.len() >= 4 * p {
+                        if let Some(f) = between.take() {
+                            answer = Some(f(child, &decode(&bytes[..4 * p])));
+                        }
+                        let _ = nix::unistd::write(w, b"g");
+                        go_write = None;
+                    }
+                }
                 match file.read(&mut chunk) {
                     Ok(0) => break,
                     Ok(n) => bytes.extend_from_slice(&chunk[..n]),
@@ -455,6 +524,8 @@ pub fn run_child(steps: &[Step]) -> Result<Vec<i32>, SysError> {
                     Err(e) => return Err(io_err("read from", here)(e)),
                 }
             }
+            // A child that stopped before its pause waits for nothing.
+            drop(go_write);
             let status = loop {
                 match nix::sys::wait::waitpid(child, None) {
                     Err(SysErrno::EINTR) => continue,
@@ -462,10 +533,7 @@ pub fn run_child(steps: &[Step]) -> Result<Vec<i32>, SysError> {
                 }
             };
             reaper.0 = None;
-            let codes: Vec<i32> = bytes
-                .chunks_exact(4)
-                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
+            let codes = decode(&bytes);
             for (step, &code) in steps.iter().zip(&codes) {
                 if let (Step::Join(procs), true) = (step, code != 0) {
                     return Err(SysError::Join {
@@ -481,17 +549,38 @@ pub fn run_child(steps: &[Step]) -> Result<Vec<i32>, SysError> {
                     steps.len()
                 )));
             }
-            Ok(codes)
+            Ok((codes, answer))
         }
     }
 }
 
-/// The child: attempt, report, `_exit`. Never returns.
-fn child_main(steps: &[Step], out: RawFd) -> ! {
+/// The child's little-endian `i32` codes.
+fn decode(bytes: &[u8]) -> Vec<i32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// The child: attempt, report, `_exit`. Never returns. `go` is the read
+/// end of the pipe a [`Step::Pause`] waits on.
+fn child_main(steps: &[Step], out: RawFd, go: Option<RawFd>) -> ! {
     // SAFETY: `out` is the pipe's write end, open for the child's lifetime.
     let out = unsafe { BorrowedFd::borrow_raw(out) };
+    // Whether this child has a mount namespace of its own; whether a failed
+    // UnshareNs ended its work.
+    let (mut own_ns, mut cancelled) = (false, false);
     for step in steps {
-        let code = step.attempt();
+        let code = match step {
+            _ if cancelled => libc::ECANCELED,
+            Step::MountTmpfs(_) if !own_ns => libc::ECANCELED,
+            Step::Pause => wait_for_parent(go),
+            s => s.attempt(),
+        };
+        if let Step::UnshareNs { .. } = step {
+            own_ns |= code == 0;
+            cancelled |= code != 0;
+        }
         send(out, code);
         if code != 0 && matches!(step, Step::Join(_)) {
             exit_child(2);
@@ -504,11 +593,13 @@ fn child_main(steps: &[Step], out: RawFd) -> ! {
 fn join_cgroup(procs: &CString) -> i32 {
     let mut buf = [0u8; 12];
     let text = format_pid(nix::unistd::getpid().as_raw(), &mut buf);
-    let fd = match nix::fcntl::open(
-        procs.as_c_str(),
-        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    ) {
+    write_file(procs, text)
+}
+
+/// One write(2) of `text` to an existing file: 0 or the errno. No
+/// allocation.
+fn write_file(path: &CStr, text: &[u8]) -> i32 {
+    let fd = match nix::fcntl::open(path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty()) {
         Ok(fd) => fd,
         Err(e) => return e as i32,
     };
@@ -519,6 +610,58 @@ fn join_cgroup(procs: &CString) -> i32 {
         Ok(n) if n == text.len() => 0,
         Ok(_) => libc::EIO,
         Err(e) => e as i32,
+    }
+}
+
+/// [`Step::UnshareNs`]: new mount namespace (and user namespace, root
+/// mapped to root), every mount private. 0 or the first errno.
+fn enter_namespaces(user: bool) -> i32 {
+    let mut flags = CloneFlags::CLONE_NEWNS;
+    if user {
+        flags |= CloneFlags::CLONE_NEWUSER;
+    }
+    if let Err(e) = nix::sched::unshare(flags) {
+        return e as i32;
+    }
+    if user {
+        let maps: [(&CStr, &[u8]); 3] = [
+            (c"/proc/self/setgroups", b"deny"),
+            (c"/proc/self/uid_map", b"0 0 1"),
+            (c"/proc/self/gid_map", b"0 0 1"),
+        ];
+        for (file, text) in maps {
+            let code = write_file(file, text);
+            if code != 0 {
+                return code;
+            }
+        }
+    }
+    match nix::mount::mount(
+        None::<&CStr>,
+        c"/",
+        None::<&CStr>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&CStr>,
+    ) {
+        Ok(()) => 0,
+        Err(e) => e as i32,
+    }
+}
+
+/// [`Step::Pause`]: one byte from the parent. 0, EPIPE at EOF (the parent
+/// gave up), else the errno.
+fn wait_for_parent(go: Option<RawFd>) -> i32 {
+    let Some(fd) = go else {
+        return libc::EINVAL;
+    };
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(fd, &mut byte) {
+            Ok(1) => return 0,
+            Ok(_) => return libc::EPIPE,
+            Err(SysErrno::EINTR) => continue,
+            Err(e) => return e as i32,
+        }
     }
 }
 
@@ -632,6 +775,28 @@ mod tests {
         assert_eq!(format_pid(0, &mut buf), b"0");
         assert_eq!(format_pid(4194304, &mut buf), b"4194304");
         assert_eq!(format_pid(i32::MAX, &mut buf), b"2147483647");
+    }
+
+    #[test]
+    fn a_pause_lets_the_parent_act_between_steps() {
+        let file = std::env::temp_dir().join(format!("pause-test-{}", std::process::id()));
+        let _ = fs::remove_file(&file);
+        let c = cstring(&file).unwrap();
+        let steps = [
+            Step::Access(c.clone()),
+            Step::Pause,
+            Step::Access(c),
+            // Never mounts: the child has no mount namespace of its own.
+            Step::MountTmpfs(CString::new("/nonexistent-mount-point").unwrap()),
+        ];
+        let (codes, seen) = run_child_paused(&steps, |pid, codes| {
+            fs::write(&file, "").unwrap();
+            (pid.as_raw() > 0, codes.to_vec())
+        })
+        .unwrap();
+        let _ = fs::remove_file(&file);
+        assert_eq!(codes, [libc::ENOENT, 0, 0, libc::ECANCELED]);
+        assert_eq!(seen, Some((true, vec![libc::ENOENT])));
     }
 
     #[test]

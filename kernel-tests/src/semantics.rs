@@ -8,8 +8,13 @@
 //! cgroup2 or the right to load programs every check is a `Skip` saying
 //! what is missing.
 
+use std::ffi::OsStr;
 use std::fmt::Write as _;
+use std::fs;
 use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -24,8 +29,8 @@ use serde::Serialize;
 use crate::bpf::{self, prog_flags, AttachFlags, BpfError, LoadedProgram};
 use crate::error::KernelError;
 use crate::gen::{self, Pools, Rng};
-use crate::probe::{open_flags, Device, NodeDir, Outcome, Step};
-use crate::sys::cstring;
+use crate::probe::{self, open_flags, Device, NodeDir, Outcome, Step};
+use crate::sys::{cstring, io_err};
 use crate::v1;
 use crate::v2::{self, Cgroup, Scratch};
 
@@ -101,6 +106,8 @@ pub fn checks() -> Vec<Check> {
         c!(v1_and_v2_both_must_allow, "a task in a v1 devices cgroup and a v2 cgroup with a program needs both to allow"),
         c!(device_guard_flag_is_not_honoured, "bit 7 of prog_flags, the 2023 RFC's BPF_F_CGROUP_DEVICE_GUARD (never merged), grants nothing; mknod in a user namespace stays EPERM"),
         c!(mknod_in_user_namespace_is_eperm, "mknod of a device in a non-initial user namespace is EPERM even when the program allows it, and the program never runs"),
+        c!(nodes_on_user_namespace_mount_give_eacces, "a c 1:3 node on a tmpfs mounted inside a new user namespace cannot be opened (EACCES) and the program never runs, while the same node on a tmpfs of the initial user namespace opens under the same allow-all program"),
+        c!(mknod_on_user_namespace_mount_is_eperm, "mknod of c 1:3 on a tmpfs mounted inside a new user namespace, from inside, is EPERM and the program never runs (on a tmpfs of the initial user namespace it succeeds, one run)"),
         c!(v1_controller_matches_oracle, "the real v1 controller and the oracle agree on devices.list and every probed verdict for random rule lists"),
     ]
 }
@@ -908,6 +915,190 @@ fn mknod_in_user_namespace_is_eperm(s: &mut Scratch) -> Result<Finding, KernelEr
              in a new one {} ({runs} runs)",
             errno_name(plain[0]),
             errno_name(userns[1])
+        ),
+    )
+}
+
+/// `c 1:3`: a node with a driver, so that an allowed open succeeds.
+const MEM_NULL: Device = Device {
+    ty: DeviceType::Char,
+    major: 1,
+    minor: 3,
+};
+
+/// What one child saw on a tmpfs mounted in a mount namespace of its own,
+/// in a new user namespace or not (codes: 0 or the errno).
+struct NsMount {
+    /// Entering the namespaces.
+    unshare: i32,
+    mount: i32,
+    /// The child's own mknod of `c 1:3` there, and the program runs with
+    /// access m meanwhile.
+    mknod: i32,
+    mknod_runs: u64,
+    /// This process's mknod of `c 1:3` there, through /proc/PID/root (None:
+    /// not tried, the child had no tmpfs).
+    made: Option<i32>,
+    /// The child's open O_RDWR of that node, and the program runs with
+    /// access rw meanwhile.
+    open: i32,
+    open_runs: u64,
+}
+
+impl NsMount {
+    fn show(&self) -> String {
+        if self.unshare != 0 || self.mount != 0 {
+            return format!(
+                "entering the namespaces {}, mount tmpfs {}",
+                errno_name(self.unshare),
+                errno_name(self.mount)
+            );
+        }
+        format!(
+            "mknod by the child {} ({} runs); mknod by this process through /proc/PID/root {}; \
+             open O_RDWR by the child {} ({} runs)",
+            errno_name(self.mknod),
+            self.mknod_runs,
+            self.made.map_or_else(|| "not tried".into(), errno_name),
+            errno_name(self.open),
+            self.open_runs
+        )
+    }
+}
+
+/// A child in `cg` enters a mount namespace of its own (with `user`, in a
+/// new user namespace mapping root to root), mounts a tmpfs on a fresh
+/// directory of the probe tmpfs and tries mknod of `c 1:3` there; then
+/// this process, root of the initial user namespace, makes `c 1:3` on that
+/// tmpfs through /proc/PID/root, and the child opens it O_RDWR. `count`
+/// is the counter attached to `cg`. The tmpfs goes with the child's mount
+/// namespace, the directory right after.
+fn ns_mount_probe(
+    s: &mut Scratch,
+    cg: &Cgroup,
+    count: &LoadedProgram,
+    user: bool,
+) -> Result<NsMount, KernelError> {
+    let rw = Access(Access::READ.0 | Access::WRITE.0);
+    let join = s.procs_file(cg)?;
+    let dir = s.nodes()?.fresh_name()?;
+    let dir_path = PathBuf::from(OsStr::from_bytes(dir.as_bytes()));
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir_path)
+        .map_err(io_err("mkdir", &dir_path))?;
+    let steps = [
+        Step::Join(join),
+        Step::UnshareNs { user },
+        Step::MountTmpfs(dir.clone()),
+        Step::Mknod(
+            cstring(&dir_path.join("own"))?,
+            SFlag::S_IFCHR,
+            MEM_NULL.dev_t(),
+        ),
+        Step::Pause,
+        Step::Open(cstring(&dir_path.join("null"))?, open_flags(rw)),
+    ];
+    let (m0, o0) = (
+        count_of(count, DeviceType::Char, Access::MKNOD)?,
+        count_of(count, DeviceType::Char, rw)?,
+    );
+    let inside = dir_path.join("null");
+    let result = probe::run_child_paused(&steps, |pid, codes| {
+        // Join, UnshareNs, MountTmpfs: the child has its tmpfs.
+        if codes.get(2) != Some(&0) {
+            return None;
+        }
+        let through = Path::new("/proc")
+            .join(pid.to_string())
+            .join("root")
+            .join(inside.strip_prefix("/").unwrap_or(&inside));
+        Some(
+            match nix::sys::stat::mknod(
+                &through,
+                SFlag::S_IFCHR,
+                Mode::from_bits_truncate(0o600),
+                MEM_NULL.dev_t(),
+            ) {
+                Ok(()) => 0,
+                Err(e) => e as i32,
+            },
+        )
+    });
+    // The child is gone, and its mount with its namespace.
+    let _ = fs::remove_dir(&dir_path);
+    let (codes, made) = result?;
+    Ok(NsMount {
+        unshare: codes[1],
+        mount: codes[2],
+        mknod: codes[3],
+        mknod_runs: count_of(count, DeviceType::Char, Access::MKNOD)? - m0,
+        made: made.flatten(),
+        open: codes[5],
+        open_runs: count_of(count, DeviceType::Char, rw)? - o0,
+    })
+}
+
+/// Both arms of the namespace-mount checks under one allow-all counter:
+/// the initial user namespace (a private mount namespace), then a new one;
+/// `Err(skip)` when no user namespace can be made.
+fn ns_mount_arms(s: &mut Scratch) -> Result<Result<(NsMount, NsMount), Finding>, KernelError> {
+    let cg = s.mkdir("a")?;
+    let count = load(&counter(1), "count_allow")?;
+    s.attach(&cg, &count, AttachFlags::NONE)?;
+    let init = ns_mount_probe(s, &cg, &count, false)?;
+    let user = ns_mount_probe(s, &cg, &count, true)?;
+    if user.unshare != 0 {
+        return Ok(Err(Finding::Skip(format!(
+            "skipped: entering a new user and mount namespace failed: {}",
+            errno_name(user.unshare)
+        ))));
+    }
+    Ok(Ok((init, user)))
+}
+
+fn nodes_on_user_namespace_mount_give_eacces(s: &mut Scratch) -> Result<Finding, KernelError> {
+    let (init, user) = match ns_mount_arms(s)? {
+        Ok(arms) => arms,
+        Err(skip) => return Ok(skip),
+    };
+    seen(
+        init.unshare == 0
+            && init.mount == 0
+            && init.made == Some(0)
+            && init.open == 0
+            && init.open_runs == 1
+            && user.mount == 0
+            && user.made == Some(0)
+            && user.open == libc::EACCES
+            && user.open_runs == 0,
+        format!(
+            "allow-all counter; tmpfs of the initial user namespace (private mount namespace): {}; \
+             tmpfs mounted inside a new user namespace: {}",
+            init.show(),
+            user.show()
+        ),
+    )
+}
+
+fn mknod_on_user_namespace_mount_is_eperm(s: &mut Scratch) -> Result<Finding, KernelError> {
+    let (init, user) = match ns_mount_arms(s)? {
+        Ok(arms) => arms,
+        Err(skip) => return Ok(skip),
+    };
+    seen(
+        init.unshare == 0
+            && init.mount == 0
+            && init.mknod == 0
+            && init.mknod_runs == 1
+            && user.mount == 0
+            && user.mknod == libc::EPERM
+            && user.mknod_runs == 0,
+        format!(
+            "allow-all counter; tmpfs of the initial user namespace (private mount namespace): {}; \
+             tmpfs mounted inside a new user namespace: {}",
+            init.show(),
+            user.show()
         ),
     )
 }

@@ -49,5 +49,7 @@ checks!(
     v1_and_v2_both_must_allow,
     device_guard_flag_is_not_honoured,
     mknod_in_user_namespace_is_eperm,
+    nodes_on_user_namespace_mount_give_eacces,
+    mknod_on_user_namespace_mount_is_eperm,
     v1_controller_matches_oracle,
 );

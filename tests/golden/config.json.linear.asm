@@ -4,16 +4,20 @@
    3: (74) w3 >>= 16
    4: (61) r4 = *(u32 *)(r1 +4)
    5: (61) r5 = *(u32 *)(r1 +8)
-   6: (56) if w2 != 0x2 goto pc+5
-   7: (56) if w4 != 0x1 goto pc+4
-   8: (56) if w5 != 0x5 goto pc+3
-   9: (46) if w3 & 0xfffffff8 goto pc+2
-  10: (b7) r0 = 1
-  11: (95) exit
-  12: (56) if w2 != 0x2 goto pc+4
-  13: (56) if w4 != 0x5 goto pc+3
-  14: (46) if w3 & 0xfffffff9 goto pc+2
-  15: (b7) r0 = 1
-  16: (95) exit
-  17: (b7) r0 = 0
-  18: (95) exit
+   6: (16) if w2 == 0x2 goto pc+2
+   7: (b7) r0 = 0
+   8: (95) exit
+   9: (56) if w4 != 0x1 goto pc+6
+  10: (56) if w5 != 0x5 goto pc+3
+  11: (46) if w3 & 0xfffffff8 goto pc+2
+  12: (b7) r0 = 1
+  13: (95) exit
+  14: (61) r4 = *(u32 *)(r1 +4)
+  15: (61) r5 = *(u32 *)(r1 +8)
+  16: (56) if w4 != 0x5 goto pc+4
+  17: (46) if w3 & 0xfffffff9 goto pc+2
+  18: (b7) r0 = 1
+  19: (95) exit
+  20: (61) r4 = *(u32 *)(r1 +4)
+  21: (b7) r0 = 0
+  22: (95) exit

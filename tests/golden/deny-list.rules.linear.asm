@@ -4,21 +4,38 @@
    3: (74) w3 >>= 16
    4: (61) r4 = *(u32 *)(r1 +4)
    5: (61) r5 = *(u32 *)(r1 +8)
-   6: (56) if w2 != 0x2 goto pc+5
-   7: (16) if w4 == 0x1 goto pc+1
-   8: (56) if w4 != 0xffffffff goto pc+3
-   9: (16) if w5 == 0x3 goto pc+1
-  10: (56) if w5 != 0xffffffff goto pc+1
-  11: (46) if w3 & 0x4 goto pc+10
-  12: (56) if w2 != 0x1 goto pc+3
-  13: (16) if w4 == 0x8 goto pc+1
-  14: (56) if w4 != 0xffffffff goto pc+1
-  15: (46) if w3 & 0x7 goto pc+6
-  16: (56) if w2 != 0x2 goto pc+3
-  17: (16) if w4 == 0xa goto pc+1
-  18: (56) if w4 != 0xffffffff goto pc+1
-  19: (46) if w3 & 0x1 goto pc+2
-  20: (b7) r0 = 1
-  21: (95) exit
-  22: (b7) r0 = 0
-  23: (95) exit
+   6: (16) if w2 == 0x1 goto pc+3
+   7: (16) if w2 == 0x2 goto pc+13
+   8: (b7) r0 = 1
+   9: (95) exit
+  10: (16) if w4 == 0x8 goto pc+1
+  11: (56) if w4 != 0xffffffff goto pc+4
+  12: (46) if w3 & 0x7 goto pc+4
+  13: (61) r4 = *(u32 *)(r1 +4)
+  14: (61) r3 = *(u32 *)(r1 +0)
+  15: (74) w3 >>= 16
+  16: (05) goto pc+2
+  17: (b7) r0 = 0
+  18: (95) exit
+  19: (b7) r0 = 1
+  20: (95) exit
+  21: (16) if w4 == 0x1 goto pc+1
+  22: (56) if w4 != 0xffffffff goto pc+7
+  23: (16) if w5 == 0x3 goto pc+1
+  24: (56) if w5 != 0xffffffff goto pc+1
+  25: (46) if w3 & 0x4 goto pc+11
+  26: (61) r4 = *(u32 *)(r1 +4)
+  27: (61) r5 = *(u32 *)(r1 +8)
+  28: (61) r3 = *(u32 *)(r1 +0)
+  29: (74) w3 >>= 16
+  30: (16) if w4 == 0xa goto pc+1
+  31: (56) if w4 != 0xffffffff goto pc+4
+  32: (46) if w3 & 0x1 goto pc+4
+  33: (61) r4 = *(u32 *)(r1 +4)
+  34: (61) r3 = *(u32 *)(r1 +0)
+  35: (74) w3 >>= 16
+  36: (05) goto pc+2
+  37: (b7) r0 = 0
+  38: (95) exit
+  39: (b7) r0 = 1
+  40: (95) exit

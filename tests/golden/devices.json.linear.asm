@@ -4,22 +4,30 @@
    3: (74) w3 >>= 16
    4: (61) r4 = *(u32 *)(r1 +4)
    5: (61) r5 = *(u32 *)(r1 +8)
-   6: (56) if w2 != 0x2 goto pc+5
-   7: (56) if w4 != 0x1 goto pc+4
-   8: (56) if w5 != 0x3 goto pc+3
-   9: (46) if w3 & 0xfffffff8 goto pc+2
-  10: (b7) r0 = 1
-  11: (95) exit
-  12: (56) if w2 != 0x2 goto pc+4
-  13: (56) if w4 != 0x88 goto pc+3
-  14: (46) if w3 & 0xfffffff8 goto pc+2
-  15: (b7) r0 = 1
-  16: (95) exit
-  17: (56) if w2 != 0x1 goto pc+5
-  18: (56) if w4 != 0x8 goto pc+4
-  19: (56) if w5 != 0x0 goto pc+3
-  20: (46) if w3 & 0xfffffffd goto pc+2
-  21: (b7) r0 = 1
-  22: (95) exit
-  23: (b7) r0 = 0
-  24: (95) exit
+   6: (16) if w2 == 0x1 goto pc+3
+   7: (16) if w2 == 0x2 goto pc+11
+   8: (b7) r0 = 0
+   9: (95) exit
+  10: (56) if w4 != 0x8 goto pc+6
+  11: (56) if w5 != 0x0 goto pc+3
+  12: (46) if w3 & 0xfffffffd goto pc+2
+  13: (b7) r0 = 1
+  14: (95) exit
+  15: (61) r4 = *(u32 *)(r1 +4)
+  16: (61) r5 = *(u32 *)(r1 +8)
+  17: (b7) r0 = 0
+  18: (95) exit
+  19: (56) if w4 != 0x1 goto pc+6
+  20: (56) if w5 != 0x3 goto pc+3
+  21: (46) if w3 & 0xfffffff8 goto pc+2
+  22: (b7) r0 = 1
+  23: (95) exit
+  24: (61) r4 = *(u32 *)(r1 +4)
+  25: (61) r5 = *(u32 *)(r1 +8)
+  26: (56) if w4 != 0x88 goto pc+4
+  27: (46) if w3 & 0xfffffff8 goto pc+2
+  28: (b7) r0 = 1
+  29: (95) exit
+  30: (61) r4 = *(u32 *)(r1 +4)
+  31: (b7) r0 = 0
+  32: (95) exit

@@ -38,15 +38,9 @@ const V1_AFTER: &str = r#"if [ -n "$V1" ]; then umount "$V1" && rmdir "$V1"; fi
 "#;
 
 /// The kernel-check suite on the pure cgroup2 system, its v1 checks again
-/// with a v1 `devices` hierarchy mounted (when `v1` is set), this crate's
-/// own guest checks, then the three-way differential.
-pub fn steps(
-    limits: &Limits,
-    v1: bool,
-    devcg: &Path,
-    helper: &Path,
-    helper_args: &[String],
-) -> Vec<Step> {
+/// with a v1 `devices` hierarchy mounted (when `v1` is set), then the
+/// three-way differential: all of it devcg's.
+pub fn steps(limits: &Limits, v1: bool, devcg: &Path) -> Vec<Step> {
     let mut steps = vec![Step {
         name: "kernel-check",
         program: devcg.to_owned(),
@@ -68,13 +62,6 @@ pub fn steps(
             after: V1_AFTER,
         });
     }
-    steps.push(Step {
-        name: "guest-check",
-        program: helper.to_owned(),
-        args: helper_args.to_vec(),
-        before: "",
-        after: "",
-    });
     steps.push(Step {
         name: "verify",
         program: devcg.to_owned(),
@@ -212,19 +199,15 @@ mod tests {
             run_timeout_secs: 2,
             step_timeout_secs: 33,
         };
-        let st = steps(
-            &limits,
-            true,
-            Path::new("/bin/devcg"),
-            Path::new("/bin/devcg-vm"),
-            &["--guest-check".into()],
-        );
+        let st = steps(&limits, true, Path::new("/bin/devcg"));
+        let names: Vec<_> = st.iter().map(|s| s.name).collect();
+        assert_eq!(names, ["kernel-check", "kernel-check-v1", "verify"]);
         let s = script("k", Path::new("/r es"), &limits, &st, true);
         assert!(s.contains("R='/r es'\n"));
         assert!(s.contains(
             "timeout -k 10 33 '/bin/devcg' 'kernel-check' '--json' > \"$R/kernel-check.out\""
         ));
-        assert!(s.contains("'/bin/devcg-vm' '--guest-check' > \"$R/guest-check.out\""));
+        assert!(!s.contains("guest-check"));
         assert!(s.contains("'verify' '--kernel' '--cases' '7' '--json'"));
         assert!(s.contains("'kernel-check' '--json' '--only' 'v1_' > \"$R/kernel-check-v1.out\""));
         let mount = s.find("mount -t cgroup -o devices").unwrap();
@@ -250,7 +233,7 @@ mod tests {
             run_timeout_secs: 2,
             step_timeout_secs: 3,
         };
-        let st = steps(&limits, false, Path::new("d"), Path::new("h"), &[]);
+        let st = steps(&limits, false, Path::new("d"));
         std::fs::write(dir.path().join("uname"), "6.1.0-56-amd64\n").unwrap();
         std::fs::write(dir.path().join("started"), "").unwrap();
         std::fs::write(dir.path().join("kernel-check.rc"), "1\n").unwrap();
@@ -261,6 +244,6 @@ mod tests {
         assert_eq!(c.steps[0].rc, Some(1));
         assert_eq!(c.steps[0].stdout, "[]");
         assert_eq!(c.steps[1].rc, None);
-        assert_eq!(c.steps[2].name, "verify");
+        assert_eq!(c.steps[1].name, "verify");
     }
 }

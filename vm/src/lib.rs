@@ -4,8 +4,10 @@
 //! run directly) or a Debian kernel package, fetched with `apt-get
 //! download`, unpacked into a cache and booted with virtme-ng (under TCG
 //! when KVM is not usable). In every column a generated script runs, as
-//! root, `devcg kernel-check --json` and `devcg verify --kernel --cases N`
-//! and leaves the outputs in a results directory shared with the guest.
+//! root, `devcg kernel-check --json` (and its v1 checks again with a v1
+//! `devices` hierarchy mounted) and `devcg verify --kernel --cases N`, and
+//! leaves the outputs in a results directory shared with the guest. This
+//! crate never touches the kernel itself: every check is devcg's.
 //! The results form a [`Matrix`] kernel x check, compared with
 //! `vm/expected/<kernel>.json`: any difference fails the run.
 //!
@@ -23,7 +25,6 @@ pub mod guest;
 pub mod install;
 pub mod proc;
 pub mod report;
-pub mod userns;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -75,21 +76,11 @@ pub struct Options {
     /// devcg, else target/release/devcg].
     #[arg(long, value_name = "FILE")]
     pub devcg: Option<PathBuf>,
-    /// A program whose `--guest-check` runs this crate's own guest checks
-    /// [default: this program when it is devcg-vm, else `devcg vm
-    /// --guest-check`].
-    #[arg(long, value_name = "FILE")]
-    pub helper: Option<PathBuf>,
     /// Write what each column that ran observed into its expected file
     /// (keeping the reasons already given for unchanged entries): for a new
     /// kernel, or after a reviewed change. Review the diff before committing.
     #[arg(long)]
     pub record: bool,
-    /// Run this crate's own guest-side checks here and print them as JSON,
-    /// in the form of `devcg kernel-check --json` (each column's script
-    /// does this).
-    #[arg(long, hide = true)]
-    pub guest_check: bool,
 }
 
 /// The workspace this crate was built in.
@@ -104,8 +95,6 @@ struct Paths {
     cache: PathBuf,
     results: PathBuf,
     devcg: PathBuf,
-    /// Program and arguments that run the guest checks.
-    helper: (PathBuf, Vec<String>),
 }
 
 fn absolute(p: PathBuf) -> PathBuf {
@@ -125,17 +114,6 @@ fn paths(opts: &Options) -> Paths {
             .unwrap_or_else(|| root.join("target/release/devcg"))
     });
     let devcg = absolute(devcg);
-    let flag = vec!["--guest-check".to_string()];
-    let helper = match &opts.helper {
-        Some(h) => (absolute(h.clone()), flag),
-        None => match std::env::current_exe()
-            .ok()
-            .filter(|p| p.file_name().is_some_and(|n| n == "devcg-vm"))
-        {
-            Some(me) => (me, flag),
-            None => (devcg.clone(), vec!["vm".into(), "--guest-check".into()]),
-        },
-    };
     let cache = opts
         .cache_dir
         .clone()
@@ -159,7 +137,6 @@ fn paths(opts: &Options) -> Paths {
                 .unwrap_or_else(|| root.join("target/vm-results")),
         ),
         devcg,
-        helper,
     }
 }
 
@@ -273,7 +250,7 @@ fn write_script(
     limits: &Limits,
     guest: bool,
 ) -> Result<(PathBuf, Vec<Step>), VmError> {
-    let steps = guest::steps(limits, limits.v1_checks, &p.devcg, &p.helper.0, &p.helper.1);
+    let steps = guest::steps(limits, limits.v1_checks, &p.devcg);
     let path = dir.join("run.sh");
     std::fs::write(&path, guest::script(&spec.name, dir, limits, &steps, guest))
         .map_err(|e| VmError::io(path.display().to_string(), e))?;
@@ -438,11 +415,6 @@ pub fn exit_code(result: &Result<Matrix, VmError>) -> i32 {
 /// What `devcg vm` does: run, print (table or JSON), and return the exit
 /// code.
 pub fn main_with(opts: &Options) -> i32 {
-    if opts.guest_check {
-        let checks = userns::run_all();
-        println!("{}", serde_json::to_string(&checks).unwrap_or_default());
-        return 0;
-    }
     let result = run(opts);
     match &result {
         Ok(m) if opts.json => {

@@ -61,7 +61,6 @@ impl Observation {
 /// Row names the runner itself makes (the rest come from kernel-check).
 pub const ROW_KERNEL_CHECK: &str = "kernel-check";
 pub const ROW_VERIFY: &str = "verify-kernel";
-pub const ROW_GUEST_CHECK: &str = "guest-check";
 /// Rows of the v1 checks run again with a v1 `devices` hierarchy mounted.
 pub const V1_SUFFIX: &str = "@v1-mounted";
 
@@ -84,7 +83,6 @@ pub fn observe(collected: &Collected) -> Vec<Observation> {
                 V1_SUFFIX,
                 &mut rows,
             ),
-            "guest-check" => observe_json_checks(step, ROW_GUEST_CHECK, "", &mut rows),
             "verify" => observe_verify(step, &mut rows),
             other => rows.push(Observation::new(
                 other,

@@ -20,10 +20,6 @@ impl Fixture {
         let bin = dir.path().join("devcg");
         std::fs::write(&bin, format!("#!/bin/sh\n{devcg}\n")).unwrap();
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-        // The crate's own guest checks: a stand-in with nothing to report.
-        let helper = dir.path().join("devcg-vm");
-        std::fs::write(&helper, "#!/bin/sh\necho '[]'\n").unwrap();
-        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::write(dir.path().join("kernels.toml"), kernels_toml).unwrap();
         std::fs::create_dir_all(dir.path().join("expected")).unwrap();
         Fixture { dir }
@@ -44,7 +40,6 @@ impl Fixture {
             results_dir: Some(self.path("results")),
             cache_dir: Some(self.path("cache")),
             devcg: Some(self.path("devcg")),
-            helper: Some(self.path("devcg-vm")),
             no_install: true,
             ..Default::default()
         }
@@ -64,7 +59,7 @@ esac"#;
 const RIGHT: &str = r#"{"kernel": "host", "checks": {
   "open-denied": "pass", "userns-mknod": "pass",
   "set-retval": {"status": "skip", "why": "stand-in"},
-  "kernel-check": "pass", "guest-check": "pass", "verify-kernel": "pass"}}"#;
+  "kernel-check": "pass", "verify-kernel": "pass"}}"#;
 
 #[test]
 fn right_expectations_pass_and_a_wrong_one_fails() {
@@ -123,8 +118,6 @@ fn the_binary_exits_non_zero_on_a_regression() {
         .arg(o.cache_dir.unwrap())
         .arg("--devcg")
         .arg(o.devcg.unwrap())
-        .arg("--helper")
-        .arg(o.helper.unwrap())
         .args(["--no-install", "--json"])
         .output()
         .unwrap();
@@ -156,12 +149,8 @@ fn a_missing_subcommand_is_reported_never_passed() {
         .as_ref()
         .unwrap()
         .contains("unrecognized subcommand"));
-    // Nothing from devcg passes (the crate's own stand-in guest check may).
-    assert!(host
-        .checks
-        .iter()
-        .filter(|c| c.name != "guest-check")
-        .all(|c| c.status != Status::Pass));
+    // Nothing passes: every row comes from devcg.
+    assert!(host.checks.iter().all(|c| c.status != Status::Pass));
     assert_eq!(host.check("verify-kernel").unwrap().status, Status::Error);
 }
 
@@ -230,28 +219,47 @@ fn the_shipped_expected_files_parse_and_name_known_kernels() {
     }
 }
 
+/// The shipped expected files name every check of `devcg kernel-check`
+/// and no row that no step makes: the user-namespace mount checks, once
+/// this crate's own guest step, are kernel-check's on every kernel now.
 #[test]
-fn the_crates_own_guest_checks_pass_here_as_root() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_devcg-vm"))
-        .arg("--guest-check")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    let names: Vec<_> = v.iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(
-        names,
-        [devcg_vm::userns::NAME_EACCES, devcg_vm::userns::NAME_MKNOD]
-    );
-    // SAFETY: geteuid has no preconditions.
-    let want = if unsafe { libc::geteuid() } == 0 {
-        "pass"
-    } else {
-        "skip"
-    };
-    for c in &v {
-        assert_eq!(c["status"], want, "{c}");
+fn the_shipped_expected_files_name_every_kernel_check() {
+    use devcg_vm::report::{ROW_KERNEL_CHECK, ROW_VERIFY, V1_SUFFIX};
+    let names: Vec<&str> = devcg_kernel::semantics::checks()
+        .iter()
+        .map(|c| c.name)
+        .collect();
+    assert!(names.contains(&"nodes_on_user_namespace_mount_give_eacces"));
+    assert!(names.contains(&"mknod_on_user_namespace_mount_is_eperm"));
+    let root = devcg_vm::workspace_root();
+    let config = devcg_vm::Config::load(&root.join("vm/kernels.toml")).unwrap();
+    let mut seen = 0;
+    for k in &config.kernels {
+        let Some((path, e)) = devcg_vm::Expected::load(&root.join("vm/expected"), &k.name).unwrap()
+        else {
+            continue;
+        };
+        seen += 1;
+        for n in &names {
+            assert!(
+                e.checks.contains_key(*n),
+                "{}: no entry for kernel-check's {n}",
+                path.display()
+            );
+        }
+        for key in e.checks.keys() {
+            let v1_row = key.strip_suffix(V1_SUFFIX).is_some_and(|base| {
+                base == ROW_KERNEL_CHECK || (base.contains("v1_") && names.contains(&base))
+            });
+            let known = names.contains(&key.as_str())
+                || key == ROW_KERNEL_CHECK
+                || key == ROW_VERIFY
+                || key.starts_with(&format!("{ROW_VERIFY}/"))
+                || v1_row;
+            assert!(known, "{}: no step reports {key}", path.display());
+        }
     }
+    assert!(seen >= 1);
 }
 
 fn uname_r() -> String {
