@@ -47,6 +47,9 @@ use devcg_engine::insn::{decode_all, DecodeError, Program};
 use devcg_engine::{Request, Verdict};
 use rbpf::EbpfVmRaw;
 
+/// A helper as rbpf calls it: five arguments in, r0 out.
+pub use rbpf::ebpf::Helper;
+
 pub use error::EmuError;
 
 use crate::maps::Maps;
@@ -85,6 +88,16 @@ impl std::fmt::Debug for Emulator {
     }
 }
 
+/// The map helpers, by helper number.
+fn map_helpers() -> [(u32, Helper); 3] {
+    use devcg_engine::insn::helper;
+    [
+        (helper::MAP_LOOKUP_ELEM as u32, maps::helper_lookup),
+        (helper::MAP_UPDATE_ELEM as u32, maps::helper_update),
+        (helper::MAP_DELETE_ELEM as u32, maps::helper_delete),
+    ]
+}
+
 fn rbpf_error(e: std::io::Error) -> EmuError {
     EmuError::Runtime {
         message: e.to_string(),
@@ -118,13 +131,9 @@ impl Emulator {
             for r in m.ranges() {
                 vm.register_allowed_memory(r.clone());
             }
-            use devcg_engine::insn::helper;
-            vm.register_helper(helper::MAP_LOOKUP_ELEM as u32, maps::helper_lookup)
-                .map_err(rbpf_error)?;
-            vm.register_helper(helper::MAP_UPDATE_ELEM as u32, maps::helper_update)
-                .map_err(rbpf_error)?;
-            vm.register_helper(helper::MAP_DELETE_ELEM as u32, maps::helper_delete)
-                .map_err(rbpf_error)?;
+            for (number, f) in map_helpers() {
+                vm.register_helper(number, f).map_err(rbpf_error)?;
+            }
         }
         Ok(Emulator {
             vm: Vm(vm),
@@ -150,11 +159,9 @@ impl Emulator {
     /// Runs on a raw `struct bpf_cgroup_dev_ctx`.
     pub fn run_ctx(&self, ctx: &[u8; 12]) -> Result<Verdict, EmuError> {
         let mut mem = *ctx;
-        let ret = match &self.maps {
-            None => self.vm.0.execute_program(&mut mem),
-            Some(maps) => maps.with_active(|| self.vm.0.execute_program(&mut mem)),
-        }
-        .map_err(rbpf_error)?;
+        let ret = self
+            .with_maps(|| self.vm.0.execute_program(&mut mem))
+            .map_err(rbpf_error)?;
         match ret {
             0 => Ok(Verdict::Deny),
             1 => Ok(Verdict::Allow),
@@ -177,5 +184,26 @@ impl Emulator {
     /// inspection or for running it elsewhere (e.g. rbpf's JIT).
     pub fn rewritten_bytes(&self) -> &[u8] {
         &self.code
+    }
+
+    /// The helpers [`Emulator::rewritten_bytes`] calls, by helper number,
+    /// for an executor that runs those bytes itself (e.g. rbpf's JIT): they
+    /// act on this emulator's maps while [`Emulator::with_maps`] runs. Empty
+    /// for a program without maps.
+    pub fn helpers(&self) -> Vec<(u32, Helper)> {
+        match self.maps {
+            None => Vec::new(),
+            Some(_) => map_helpers().to_vec(),
+        }
+    }
+
+    /// Runs `f` with this emulator's maps, reset to their loaded contents,
+    /// published to [`Emulator::helpers`] on this thread, as a run of the
+    /// interpreter has them.
+    pub fn with_maps<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.maps {
+            None => f(),
+            Some(maps) => maps.with_active(f),
+        }
     }
 }

@@ -8,7 +8,9 @@
 //! it covers (allowed if any applicable exception covers), in ALLOW mode the
 //! masks it shares a bit with (denied if any does). The verdict is one bit
 //! of the OR of the four contributions, so the program does a binary search
-//! per key form, ORs constants into r6 and tests bit `access` at the end.
+//! over majors (a major's node ORs its `major:*` constant, then searches its
+//! minors), one over the minors of `*:minor` exceptions, ORs constants into
+//! r6 and tests bit `access` at the end.
 //! The code is linear in the rule count; a request runs O(log n) of it.
 //!
 //! In ALLOW mode the kernel also treats a requested ~0 as a wildcard; such
@@ -49,15 +51,17 @@ fn contribution(behavior: Behavior, ex: &Exception) -> u8 {
 /// A search over one field: for each value, what to do when it matches.
 enum Leaf {
     Or(u8),
-    Search(Reg, BTreeMap<u32, Leaf>),
+    /// OR the constant, then search the next field.
+    Then(u8, Reg, BTreeMap<u32, Leaf>),
 }
 
 fn emit_leaf(a: &mut Asm, leaf: &Leaf) {
     match leaf {
-        Leaf::Or(map) => {
-            a.alu_imm(Width::W32, op::OR, ACC, i32::from(*map));
+        Leaf::Or(map) => emit_or(a, *map),
+        Leaf::Then(map, field, values) => {
+            emit_or(a, *map);
+            search(a, *field, values);
         }
-        Leaf::Search(field, values) => emit_search(a, *field, &values.iter().collect::<Vec<_>>()),
     }
 }
 
@@ -141,12 +145,17 @@ fn emit_main(a: &mut Asm, behavior: Behavior, exs: &[&Exception], wild: Option<&
         a.jmp_imm(Width::W32, Cond::Eq, MAJOR, WILDCARD as i32, w.major);
         a.jmp_imm(Width::W32, Cond::Eq, MINOR, WILDCARD as i32, w.minor);
     }
-    let exact: BTreeMap<u32, Leaf> = exact
-        .into_iter()
-        .map(|(ma, mins)| (ma, Leaf::Search(MINOR, mins)))
-        .collect();
-    search(a, MAJOR, &exact);
-    search(a, MAJOR, &any_minor);
+    // One search over majors serves (major, minor) and (major, *): a major's
+    // node ORs its `major:*` constant, then searches its minors.
+    let mut by_major = any_minor;
+    for (ma, mins) in exact {
+        let or = match by_major.remove(&ma) {
+            Some(Leaf::Or(m)) => m,
+            _ => 0,
+        };
+        by_major.insert(ma, Leaf::Then(or, MINOR, mins));
+    }
+    search(a, MAJOR, &by_major);
     search(a, MINOR, &any_major);
     emit_or(a, any_both);
     emit_verdict(a, behavior);
