@@ -1057,6 +1057,15 @@ fn ns_mount_arms(s: &mut Scratch) -> Result<Result<(NsMount, NsMount), Finding>,
     Ok(Ok((init, user)))
 }
 
+fn ns_observed(init: &NsMount, user: &NsMount) -> String {
+    format!(
+        "allow-all counter; tmpfs of the initial user namespace (private mount namespace): {}; \
+         tmpfs mounted inside a new user namespace: {}",
+        init.show(),
+        user.show()
+    )
+}
+
 fn nodes_on_user_namespace_mount_give_eacces(s: &mut Scratch) -> Result<Finding, KernelError> {
     let (init, user) = match ns_mount_arms(s)? {
         Ok(arms) => arms,
@@ -1072,12 +1081,7 @@ fn nodes_on_user_namespace_mount_give_eacces(s: &mut Scratch) -> Result<Finding,
             && user.made == Some(0)
             && user.open == libc::EACCES
             && user.open_runs == 0,
-        format!(
-            "allow-all counter; tmpfs of the initial user namespace (private mount namespace): {}; \
-             tmpfs mounted inside a new user namespace: {}",
-            init.show(),
-            user.show()
-        ),
+        ns_observed(&init, &user),
     )
 }
 
@@ -1094,12 +1098,7 @@ fn mknod_on_user_namespace_mount_is_eperm(s: &mut Scratch) -> Result<Finding, Ke
             && user.mount == 0
             && user.mknod == libc::EPERM
             && user.mknod_runs == 0,
-        format!(
-            "allow-all counter; tmpfs of the initial user namespace (private mount namespace): {}; \
-             tmpfs mounted inside a new user namespace: {}",
-            init.show(),
-            user.show()
-        ),
+        ns_observed(&init, &user),
     )
 }
 
