@@ -75,3 +75,28 @@ fn own_strategy_loads_at_scale(
         );
     }
 }
+
+/// A finding (docs/findings.md, "Scale"): the chains runc, crun, youki and
+/// LXC generate load at 300 rules and are refused at 1,000, the verifier
+/// giving up after 1M steps (E2BIG), for allow and deny lists alike; on
+/// 6.18 the first refusal came at 400 (crun, youki, LXC) and 500 (runc).
+#[rstest]
+fn model_chains_stop_loading_at_a_few_hundred_rules(
+    #[values("runc", "crun", "youki", "lxc")] name: &str,
+    #[values(true, false)] allow_list: bool,
+) {
+    if let Some(why) = v2::skip_reason() {
+        println!("{why}");
+        return;
+    }
+    let s = strategy::by_name(name).unwrap();
+    let small = s.compile(&rules(300, allow_list)).unwrap();
+    if let Err(e) = bpf::load(&small, name) {
+        panic!("{name} at 300 rules: refused: {e}");
+    }
+    let large = s.compile(&rules(1_000, allow_list)).unwrap();
+    match bpf::load(&large, name) {
+        Ok(_) => panic!("{name} at 1,000 rules: loaded; the finding no longer holds"),
+        Err(e) => assert!(e.to_string().contains("E2BIG"), "{name}: {e}"),
+    }
+}
