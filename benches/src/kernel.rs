@@ -20,6 +20,15 @@
 //! figure ([`KernelEstimate::check`]); [`KernelBench::floor`] shows what the
 //! constant programs themselves add.
 //!
+//! A second, precise figure comes from the kernel itself: after the timed
+//! states, each round runs one more batch per case with the program
+//! attached and BPF run-time statistics on (`BPF_ENABLE_STATS`), and takes
+//! Δ`run_time_ns` / Δ`run_cnt` of the program ([`KernelEstimate::run`]):
+//! its own run time, without open() around it (but with the
+//! `sched_clock()` pair the kernel puts around each run). The statistics
+//! are switched off again before the next round, so their overhead never
+//! enters the open() figures.
+//!
 //! An allow-all program stays attached to a sibling scratch cgroup for the
 //! whole run: the kernel skips the device hook entirely (a static key)
 //! while no device program is attached anywhere, and flipping that key on
@@ -114,6 +123,9 @@ pub struct KernelEstimate {
     pub open_ns: f64,
     /// Median open() with the program, ns.
     pub with_ns: f64,
+    /// Per program run: the kernel's Δ`run_time_ns` / Δ`run_cnt` with
+    /// run-time statistics on; `None` where they could not be enabled.
+    pub run: Option<Estimate>,
 }
 
 /// The raw rounds of one request: per-open ns in each state, one value
@@ -128,6 +140,9 @@ pub struct CaseRounds {
     /// Denied requests only.
     pub const_allow: Vec<f64>,
     pub const_deny: Vec<f64>,
+    /// ns per program run from the kernel's run-time statistics, one value
+    /// per round (empty where they could not be enabled).
+    pub run: Vec<f64>,
 }
 
 impl CaseRounds {
@@ -137,6 +152,7 @@ impl CaseRounds {
         self.program.extend(other.program);
         self.const_allow.extend(other.const_allow);
         self.const_deny.extend(other.const_deny);
+        self.run.extend(other.run);
     }
 
     pub fn estimate(&self) -> KernelEstimate {
@@ -162,6 +178,8 @@ impl CaseRounds {
             check: Estimate::from_values(check, u64::from(self.count)),
             open_ns: median(&sorted(&self.nothing)),
             with_ns: median(&sorted(&self.program)),
+            run: (!self.run.is_empty())
+                .then(|| Estimate::from_values(self.run.clone(), u64::from(self.count))),
         }
     }
 }
@@ -464,6 +482,8 @@ pub struct KernelBench {
     /// `r0 = 1` and `r0 = 0`.
     constants: [LoadedProgram; 2],
     _keeper: (Cgroup, LoadedProgram),
+    /// Why run-time statistics cannot be enabled here, once known.
+    stats_unavailable: Option<String>,
     scratch: Scratch,
 }
 
@@ -506,8 +526,15 @@ impl KernelBench {
             devices: devs,
             constants,
             _keeper: (keep, allow_all),
+            stats_unavailable: None,
             scratch,
         })
+    }
+
+    /// Why there is no program run time (BPF_ENABLE_STATS failed, e.g.
+    /// before Linux 5.8), if that happened.
+    pub fn run_time_unavailable(&self) -> Option<&str> {
+        self.stats_unavailable.as_deref()
     }
 
     fn node(&self, dev: Device) -> Result<u32, KernelBenchError> {
@@ -594,6 +621,47 @@ impl KernelBench {
         Ok(Ok(b.ns as f64 / f64::from(count)))
     }
 
+    /// One batch of `case` with the program attached and run-time
+    /// statistics on: ns per program run. The statistics go off again
+    /// before this returns. `Ok(None)`: they cannot be enabled here.
+    fn run_time_batch(
+        &mut self,
+        prog: &LoadedProgram,
+        case: &KernelCase,
+        count: (u32, u32),
+    ) -> Result<Option<Result<f64, CaseError>>, KernelBenchError> {
+        if self.stats_unavailable.is_some() {
+            return Ok(None);
+        }
+        let stats = match bpf::enable_run_time_stats() {
+            Ok(fd) => fd,
+            Err(e) => {
+                self.stats_unavailable = Some(format!(
+                    "BPF_ENABLE_STATS (run-time statistics, Linux 5.8+) failed: {e}"
+                ));
+                return Ok(None);
+            }
+        };
+        let before = bpf::prog_run_stats(prog)?;
+        let answered = self.batch(State::Program, case, count)?;
+        let after = bpf::prog_run_stats(prog)?;
+        drop(stats);
+        if let Err(e) = answered {
+            return Ok(Some(Err(e)));
+        }
+        let runs = after.run_cnt.wrapping_sub(before.run_cnt);
+        let ns = after.run_time_ns.wrapping_sub(before.run_time_ns);
+        if runs == 0 {
+            return Ok(Some(Err(CaseError(format!(
+                "run-time statistics on, but the kernel counted no run of the program over {} opens (run_cnt {} → {})",
+                u64::from(count.0) * u64::from(count.1.max(1)),
+                before.run_cnt,
+                after.run_cnt
+            )))));
+        }
+        Ok(Some(Ok(ns as f64 / runs as f64)))
+    }
+
     fn measure_attached(
         &mut self,
         prog: &LoadedProgram,
@@ -624,6 +692,7 @@ impl KernelBench {
         }
         // Per case and state (see State::index): one value per round.
         let mut values = vec![[Vec::new(), Vec::new(), Vec::new(), Vec::new()]; cases.len()];
+        let mut runs: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
         for round in 0..plan.rounds.max(1) {
             let mut this = vec![[f64::NAN; 4]; cases.len()];
             let order: Vec<State> = if round % 2 == 0 {
@@ -644,20 +713,34 @@ impl KernelBench {
                     }
                 }
             }
+            // The program's own run time, apart: the statistics' overhead
+            // stays out of the batches above.
+            self.set(State::Program, prog)?;
+            let mut run = vec![None; cases.len()];
+            for (i, case) in cases.iter().enumerate() {
+                let Ok(count) = counts[i] else { continue };
+                match self.run_time_batch(prog, case, count)? {
+                    None => {}
+                    Some(Ok(v)) => run[i] = Some(v),
+                    Some(Err(e)) => counts[i] = Err(e),
+                }
+            }
             for (i, v) in this.iter().enumerate() {
                 if counts[i].is_ok() {
                     for (s, x) in v.iter().enumerate() {
                         values[i][s].push(*x);
                     }
+                    runs[i].extend(run[i]);
                 }
             }
         }
         Ok(counts
             .into_iter()
             .zip(values)
+            .zip(runs)
             .zip(cases)
             .map(
-                |((count, [nothing, program, const_allow, const_deny]), case)| {
+                |(((count, [nothing, program, const_allow, const_deny]), run), case)| {
                     Ok(CaseRounds {
                         expect: case.expect,
                         count: count?.0,
@@ -665,6 +748,7 @@ impl KernelBench {
                         program,
                         const_allow,
                         const_deny,
+                        run,
                     })
                 },
             )

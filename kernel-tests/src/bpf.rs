@@ -31,6 +31,9 @@ const BPF_LINK_CREATE: u32 = 28;
 const BPF_LINK_UPDATE: u32 = 29;
 const BPF_LINK_GET_FD_BY_ID: u32 = 30;
 const BPF_LINK_DETACH: u32 = 34;
+const BPF_ENABLE_STATS: u32 = 32;
+/// `enum bpf_stats_type`: the run time and count of every program.
+const BPF_STATS_RUN_TIME: u32 = 0;
 
 pub const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
 pub const BPF_CGROUP_DEVICE: u32 = 6;
@@ -514,6 +517,44 @@ fn word(info: &[u8; 256], i: usize) -> u32 {
 /// The kernel's id of a loaded program (`bpf_prog_info.id`).
 pub fn prog_id(prog: impl AsFd) -> Result<u32, BpfError> {
     Ok(word(&info(prog.as_fd())?, 1))
+}
+
+/// What the kernel counted for a program while run-time statistics were
+/// on (`bpf_prog_info.run_time_ns` and `run_cnt`; see
+/// [`enable_run_time_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Total ns inside the program, a `sched_clock()` pair around each run.
+    pub run_time_ns: u64,
+    /// Runs counted.
+    pub run_cnt: u64,
+}
+
+/// Offsets in `struct bpf_prog_info` (include/uapi/linux/bpf.h, stable
+/// since 5.1): `__aligned_u64 prog_tags` at 184, then `__u64 run_time_ns`
+/// at 192 and `__u64 run_cnt` at 200.
+const INFO_RUN_TIME_NS: usize = 192;
+const INFO_RUN_CNT: usize = 200;
+
+/// BPF_ENABLE_STATS with `BPF_STATS_RUN_TIME` (5.8+): the kernel times and
+/// counts every program run while the returned fd is open (it is a
+/// machine-wide switch, counted: each holder keeps it on). Costs every
+/// program on the machine a `sched_clock()` pair per run meanwhile.
+pub fn enable_run_time_stats() -> Result<OwnedFd, BpfError> {
+    let mut a = Attr::new();
+    a.u32(0, BPF_STATS_RUN_TIME);
+    fd_result("BPF_ENABLE_STATS", BPF_ENABLE_STATS, &mut a)
+}
+
+/// The program's run-time statistics so far (cumulative over its life;
+/// they only grow while [`enable_run_time_stats`] holds them on).
+pub fn prog_run_stats(prog: impl AsFd) -> Result<RunStats, BpfError> {
+    let info = info(prog.as_fd())?;
+    let u64_at = |off: usize| u64::from_ne_bytes(info[off..off + 8].try_into().expect("8 bytes"));
+    Ok(RunStats {
+        run_time_ns: u64_at(INFO_RUN_TIME_NS),
+        run_cnt: u64_at(INFO_RUN_CNT),
+    })
 }
 
 /// A link's own id and the id of the program it runs.

@@ -103,6 +103,9 @@ pub struct Timing {
     /// Kernel only: the like-for-like cost of the check (see
     /// `KernelEstimate::check`).
     pub check: Option<Estimate>,
+    /// Kernel only: ns per program run from the kernel's run-time
+    /// statistics (see `KernelEstimate::run`).
+    pub run: Option<Estimate>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -169,6 +172,8 @@ pub struct Results {
     pub kernel_skipped: Option<String>,
     /// Constant allow and deny programs.
     pub kernel_floor: Option<[Result<KernelEstimate, String>; 2]>,
+    /// Why the kernel group has no program run times, if it ran without.
+    pub kernel_run_unavailable: Option<String>,
     pub differential: Vec<DifferentialRow>,
     pub exhaustive: Vec<ExhaustiveRow>,
 }
@@ -386,6 +391,7 @@ pub fn run(config: Config) -> Result<Results, ReportError> {
                 wrong: job.wrong,
                 open_ns: None,
                 check: None,
+                run: None,
             }),
         );
     }
@@ -395,6 +401,7 @@ pub fn run(config: Config) -> Result<Results, ReportError> {
     // The kernel: programs loaded once, measured in passes.
     let mut kernel_skipped = None;
     let mut kernel_floor = None;
+    let mut kernel_run_unavailable = None;
     if config.no_kernel {
         kernel_skipped = Some("skipped: --no-kernel".to_string());
     } else {
@@ -510,10 +517,12 @@ pub fn run(config: Config) -> Result<Results, ReportError> {
                             wrong: wrong(r.expect, w.expected(k.hit)),
                             open_ns: Some((est.open_ns, est.with_ns)),
                             check: Some(est.check),
+                            run: est.run,
                         }
                     });
                     cells.insert(k, cell);
                 }
+                kernel_run_unavailable = kb.run_time_unavailable().map(str::to_string);
             }
         }
     }
@@ -613,6 +622,7 @@ pub fn run(config: Config) -> Result<Results, ReportError> {
         cells,
         kernel_skipped,
         kernel_floor,
+        kernel_run_unavailable,
         differential,
         exhaustive,
     })

@@ -1,5 +1,6 @@
-//! The plot: cost against rule count, log-log, one panel per executor, one
-//! line per strategy (allow list, no match).
+//! The plot: cost against rule count, log-log, one panel per executor and
+//! one more for the program's run time in the kernel (bpf_stats), one line
+//! per strategy (allow list, no match).
 //!
 //! Text is drawn by plotters' ab_glyph backend from a TTF file read at run
 //! time (no fontconfig or freetype): `DEVCG_BENCH_FONT`, else DejaVu Sans
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 
-use super::markdown::series;
+use super::markdown::{series_of, Metric};
 use super::{ReportError, Results};
 use crate::exec::Executor;
 use crate::workload::{Hit, ListKind};
@@ -79,7 +80,7 @@ pub fn draw(r: &Results, path: &Path) -> Result<(), ReportError> {
             source,
         })?;
     }
-    let root = BitMapBackend::new(path, (1800, 660)).into_drawing_area();
+    let root = BitMapBackend::new(path, (2300, 660)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
     let (title, rest) = root.split_vertically(50);
     let (body, legend) = rest.split_vertically(560);
@@ -89,7 +90,24 @@ pub fn draw(r: &Results, path: &Path) -> Result<(), ReportError> {
             ("sans-serif", 26),
         )
         .map_err(plot_err)?;
-    let panels = body.split_evenly((1, Executor::ALL.len()));
+    // (caption, executor, figure, unit) per panel.
+    let mut kinds: Vec<(&str, Executor, Metric, &str)> = Executor::ALL
+        .into_iter()
+        .map(|e| {
+            if e == Executor::Kernel {
+                (e.name(), e, Metric::Check, "ns per device check")
+            } else {
+                (e.name(), e, Metric::Cost, "ns per decision")
+            }
+        })
+        .collect();
+    kinds.push((
+        "kernel: program run time (bpf_stats)",
+        Executor::Kernel,
+        Metric::Run,
+        "ns per program run",
+    ));
+    let panels = body.split_evenly((1, kinds.len()));
     let max_n = r.config.sizes.iter().copied().max().unwrap_or(10).max(10) as f64;
     let palette = |i: usize| {
         let (r, g, b) = COLORS[i % COLORS.len()];
@@ -115,17 +133,12 @@ pub fn draw(r: &Results, path: &Path) -> Result<(), ReportError> {
             .draw(&Text::new(name, (x + 42, 11), ("sans-serif", 17)))
             .map_err(plot_err)?;
     }
-    for (panel, executor) in panels.iter().zip(Executor::ALL) {
-        let data = series(r, executor, ListKind::Allow, Hit::NoMatch);
+    for (panel, (caption, executor, metric, unit)) in panels.iter().zip(kinds) {
+        let data = series_of(r, executor, metric, ListKind::Allow, Hit::NoMatch);
         let values: Vec<f64> = data.values().flatten().map(|p| p.1).collect();
-        let unit = if executor == Executor::Kernel {
-            "ns per device check"
-        } else {
-            "ns per decision"
-        };
         let mut chart = ChartBuilder::on(panel);
         chart
-            .caption(executor.name(), ("sans-serif", 22))
+            .caption(caption, ("sans-serif", 22))
             .margin(12)
             .x_label_area_size(45)
             .y_label_area_size(70);
@@ -133,6 +146,11 @@ pub fn draw(r: &Results, path: &Path) -> Result<(), ReportError> {
             let why = if executor == Executor::Kernel {
                 r.kernel_skipped
                     .clone()
+                    .or_else(|| {
+                        r.kernel_run_unavailable
+                            .clone()
+                            .filter(|_| metric == Metric::Run)
+                    })
                     .unwrap_or_else(|| "nothing measured".into())
             } else {
                 "nothing measured".into()
