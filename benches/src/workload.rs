@@ -33,29 +33,9 @@ const MAJORS: u64 = 4096;
 /// Minors a real `dev_t` can hold.
 const MINORS: u64 = 1 << 20;
 
-/// SplitMix64: tiny, seedable and stable across crate versions, so a seed
-/// names the same rule lists forever.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0; the bias is below 2^-40 for our ranges).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-}
+/// SplitMix64 (the kernel tests' generator): seedable and stable across
+/// crate versions, so a seed names the same rule lists forever.
+pub use devcg_kernel::gen::Rng;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ListKind {
