@@ -315,28 +315,23 @@ const KERNEL_TARGETS: [(&str, &str); 2] = [
 /// with the lowest `metric` at 10,000 rules.
 fn kernel_targets(r: &Results, metric: Metric, out: &mut Vec<Target>) {
     let linear = r.strategy_index("linear");
-    match (&r.kernel_skipped, fastest_in_kernel(r, metric)) {
-        (Some(why), _) => {
+    let fastest = match (&r.kernel_skipped, fastest_in_kernel(r, metric)) {
+        (Some(why), _) => Err(format!("not measured: {why}")),
+        (None, Err(why)) => Err(format!("not measured at 10,000 rules: {why}")),
+        (None, Ok(f)) => Ok(f),
+    };
+    match fastest {
+        Err(measured) => {
             for (name, goal) in KERNEL_TARGETS {
                 out.push(Target {
                     name: format!("{}: {name}", metric.target_label()),
                     goal: goal.into(),
-                    measured: format!("not measured: {why}"),
+                    measured: measured.clone(),
                     met: None,
                 });
             }
         }
-        (None, Err(why)) => {
-            for (name, goal) in KERNEL_TARGETS {
-                out.push(Target {
-                    name: format!("{}: {name}", metric.target_label()),
-                    goal: goal.into(),
-                    measured: format!("not measured at 10,000 rules: {why}"),
-                    met: None,
-                });
-            }
-        }
-        (None, Ok(f)) => {
+        Ok(f) => {
             let fname = r.strategies[f].name;
             let mut parts = Vec::new();
             let mut met = Vec::new();
