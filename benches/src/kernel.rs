@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use devcg_engine::{Insn, Program, Verdict};
 use devcg_kernel::bpf::{self, AttachFlags, LoadedProgram};
-use devcg_kernel::probe::Device;
+use devcg_kernel::probe::{self, Device};
 use devcg_kernel::v2::{self, Cgroup, Scratch};
 use devcg_kernel::KernelError;
 use nix::errno::Errno;
@@ -220,6 +220,7 @@ impl TimerChild {
             ForkResult::Child => {
                 drop(cmd_w);
                 drop(reply_r);
+                probe::close_inherited_fds(&[cmd_r.as_raw_fd(), reply_w.as_raw_fd()]);
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     child_main(procs, nodes, cmd_r.as_raw_fd(), reply_w.as_raw_fd())
                 }));

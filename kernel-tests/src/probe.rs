@@ -482,6 +482,7 @@ pub fn run_child_paused<R>(
                 r
             });
             let go_fd = go_read.as_ref().map(|r| r.as_raw_fd());
+            close_inherited_fds(&[write_end.as_raw_fd(), go_fd.unwrap_or(-1)]);
             // Even a bug must not unwind into the parent's code, which this
             // process is a copy of.
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -687,6 +688,44 @@ fn send(out: BorrowedFd<'_>, code: i32) {
             Ok(4) => return,
             Err(SysErrno::EINTR) => continue,
             _ => exit_child(3),
+        }
+    }
+}
+
+/// Closes every descriptor above stderr but those in `keep`, in a child
+/// just forked from a multi-threaded process. Without it the child holds,
+/// for as long as it lives, whatever another thread had open at the fork:
+/// a link that should be gone, a pipe end that should see EOF, or a
+/// BPF_ENABLE_STATS fd that keeps the kernel's global statistics on.
+/// Async-signal-safe: no allocation, only close_range(2) (5.9+; older
+/// kernels get a bounded loop of close(2)).
+pub fn close_inherited_fds(keep: &[RawFd]) {
+    let close = |first: RawFd, last: RawFd| {
+        // SAFETY: only descriptors are closed; no memory is touched.
+        let rc = unsafe { libc::syscall(libc::SYS_close_range, first as u32, last as u32, 0u32) };
+        if rc != 0 {
+            for fd in first..=last.min(first.saturating_add(65_536)) {
+                // SAFETY: as above.
+                unsafe { libc::close(fd) };
+            }
+        }
+    };
+    let mut from: RawFd = 3;
+    loop {
+        // The lowest kept descriptor at or above `from`, without sorting
+        // (no allocation after fork).
+        let next = keep.iter().copied().filter(|&k| k >= from).min();
+        match next {
+            Some(k) => {
+                if k > from {
+                    close(from, k - 1);
+                }
+                from = k + 1;
+            }
+            None => {
+                close(from, RawFd::MAX);
+                return;
+            }
         }
     }
 }

@@ -562,18 +562,21 @@ fn fd_across_exec_keeps_attachment(s: &mut Scratch) -> Result<Finding, KernelErr
     let link = s.link(&cg, &deny)?;
     drop(deny);
     let raw = link.fd.as_raw_fd();
-    // The exec'd process gets the link as fd 3, without CLOEXEC; it is in
-    // this process's cgroup, not the scratch one.
+    // The exec'd process keeps the link under the same number: the child
+    // clears close-on-exec on its own copy of the descriptor (a dup2 onto a
+    // fixed number would be a no-op, CLOEXEC kept, when the link already
+    // has that number). It runs in this process's cgroup, not the scratch
+    // one.
     let mut cmd = Command::new("sleep");
     cmd.arg("30")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: dup2 is async-signal-safe; nothing else runs between fork
+    // SAFETY: fcntl is async-signal-safe; nothing else runs between fork
     // and exec.
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-            if libc::dup2(raw, 3) < 0 {
+            if libc::fcntl(raw, libc::F_SETFD, 0) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -585,7 +588,7 @@ fn fd_across_exec_keeps_attachment(s: &mut Scratch) -> Result<Finding, KernelErr
     };
     drop(link);
     let fdinfo =
-        std::fs::read_to_string(format!("/proc/{}/fdinfo/3", child.id())).unwrap_or_default();
+        std::fs::read_to_string(format!("/proc/{}/fdinfo/{raw}", child.id())).unwrap_or_default();
     let is_link = fdinfo.contains("link_type:") && fdinfo.contains("cgroup");
     let held = read(s, &cg, DEV)?;
     let _ = child.kill();
@@ -594,7 +597,7 @@ fn fd_across_exec_keeps_attachment(s: &mut Scratch) -> Result<Finding, KernelErr
     seen(
         held == Outcome::Denied && is_link && gone == Outcome::Allowed,
         format!(
-            "deny-all link, our fd closed, sleep(1) holds it as fd 3 (fdinfo shows a cgroup link: {is_link}): {held}; \
+            "deny-all link, our fd closed, sleep(1) holds it as fd {raw} (fdinfo shows a cgroup link: {is_link}): {held}; \
              after sleep exits: {gone}"
         ),
     )

@@ -74,7 +74,10 @@ fn sleeper_in(dir: &Path) -> Pid {
     // SAFETY: the child only makes syscalls on data built before the fork.
     match unsafe { fork() }.expect("fork") {
         ForkResult::Child => unsafe {
-            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            // It lives for the rest of the test: hold nothing of another
+            // thread's.
+            devcg_kernel::probe::close_inherited_fds(&[]);
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
             // "0" moves the writing process itself.
             if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
                 libc::_exit(1);
