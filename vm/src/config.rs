@@ -25,6 +25,9 @@ pub struct Defaults {
     pub cases: u32,
     /// From the start of `vng` until the guest script has started.
     pub boot_timeout_secs: u64,
+    /// The same under KVM, where a boot takes seconds: a guest that has not
+    /// started its script by then is booted again under TCG.
+    pub kvm_boot_timeout_secs: u64,
     /// From the start of `vng` (or of the host script) until it is over.
     pub run_timeout_secs: u64,
     /// One guest step (`kernel-check`, `verify`), enforced inside the guest.
@@ -43,6 +46,7 @@ impl Default for Defaults {
         Defaults {
             cases: 100,
             boot_timeout_secs: 240,
+            kvm_boot_timeout_secs: 60,
             run_timeout_secs: 1200,
             step_timeout_secs: 480,
             memory: "1G".into(),
@@ -76,6 +80,7 @@ pub struct KernelSpec {
     #[serde(default)]
     pub about: String,
     pub boot_timeout_secs: Option<u64>,
+    pub kvm_boot_timeout_secs: Option<u64>,
     pub run_timeout_secs: Option<u64>,
     pub step_timeout_secs: Option<u64>,
     pub cases: Option<u32>,
@@ -91,6 +96,7 @@ pub struct Limits {
     pub cases: u32,
     pub v1_checks: bool,
     pub boot_timeout_secs: u64,
+    pub kvm_boot_timeout_secs: u64,
     pub run_timeout_secs: u64,
     pub step_timeout_secs: u64,
 }
@@ -156,6 +162,9 @@ impl Config {
             boot_timeout_secs: k
                 .boot_timeout_secs
                 .unwrap_or(self.defaults.boot_timeout_secs),
+            kvm_boot_timeout_secs: k
+                .kvm_boot_timeout_secs
+                .unwrap_or(self.defaults.kvm_boot_timeout_secs),
             run_timeout_secs: k.run_timeout_secs.unwrap_or(self.defaults.run_timeout_secs),
             step_timeout_secs: k
                 .step_timeout_secs

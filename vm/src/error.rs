@@ -18,6 +18,9 @@ pub enum VmError {
     Install(String),
     #[error("the devcg binary {0} does not exist: build it first (cargo build --release)")]
     MissingBinary(PathBuf),
+    /// A setting the runner cannot use (an option or environment variable).
+    #[error("{0}")]
+    Usage(String),
     #[error("interrupted")]
     Interrupted,
     #[error("{what}: {source}")]

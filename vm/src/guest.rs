@@ -196,6 +196,7 @@ mod tests {
             cases: 7,
             v1_checks: true,
             boot_timeout_secs: 1,
+            kvm_boot_timeout_secs: 1,
             run_timeout_secs: 2,
             step_timeout_secs: 33,
         };
@@ -230,6 +231,7 @@ mod tests {
             cases: 1,
             v1_checks: false,
             boot_timeout_secs: 1,
+            kvm_boot_timeout_secs: 1,
             run_timeout_secs: 2,
             step_timeout_secs: 3,
         };

@@ -127,20 +127,90 @@ fn is_executable(p: &Path) -> bool {
 }
 
 /// How the guests are run.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase", tag = "accel", content = "why")]
+/// The accelerator a guest runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Accel {
     Kvm,
-    /// Software emulation, and why KVM was not used.
-    Tcg(String),
+    /// qemu's software emulation (`vng --disable-kvm`).
+    Tcg,
 }
+
+impl std::fmt::Display for Accel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        })
+    }
+}
+
+/// Which accelerator the guests may use: `devcg vm --accel`, or the
+/// environment variable [`ACCEL_ENV`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AccelChoice {
+    /// KVM when a real boot under it works, else TCG; decided per column.
+    #[default]
+    Auto,
+    /// KVM only: a guest that fails under it is reported, not retried.
+    Kvm,
+    /// TCG only.
+    Tcg,
+}
+
+/// The environment variable that forces an accelerator (`auto`, `kvm`,
+/// `tcg`) when `--accel` is not given.
+pub const ACCEL_ENV: &str = "DEVCG_VM_ACCEL";
+
+impl AccelChoice {
+    /// `--accel` when given, else [`ACCEL_ENV`], else `auto`.
+    pub fn resolve(flag: Option<AccelChoice>) -> Result<AccelChoice, String> {
+        AccelChoice::resolve_from(flag, std::env::var(ACCEL_ENV).ok().as_deref())
+    }
+
+    /// [`AccelChoice::resolve`] with the variable's value given.
+    pub fn resolve_from(
+        flag: Option<AccelChoice>,
+        env: Option<&str>,
+    ) -> Result<AccelChoice, String> {
+        match (flag, env) {
+            (Some(c), _) => Ok(c),
+            (None, None) => Ok(AccelChoice::Auto),
+            (None, Some(v)) => <AccelChoice as clap::ValueEnum>::from_str(v.trim(), true)
+                .map_err(|_| format!("{ACCEL_ENV}={v:?}: expected one of auto, kvm, tcg")),
+        }
+    }
+}
+
+/// The accelerator a column's guest ran on, and why that one.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ColumnAccel {
+    pub accel: Accel,
+    pub why: String,
+    /// Why a first boot under KVM was given up, when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kvm_failure: Option<String>,
+}
+
+/// Lines of qemu's output that mean a guest died under KVM while qemu
+/// stays up (it pauses the VM): seen as "KVM internal error. Suberror: 1"
+/// followed by "emulation failure" on Debian's 6.12 on this machine kind.
+pub const KVM_FAILURE_LINES: &[&str] = &[
+    "KVM internal error",
+    "emulation failure",
+    "KVM: entry failed",
+    "kvm run failed",
+];
 
 /// Everything the VM columns need, found or installed.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct VmTools {
     pub vng: PathBuf,
     pub qemu: PathBuf,
-    pub accel: Accel,
+    /// Whether KVM is worth a boot: Ok when /dev/kvm opens and a short
+    /// qemu run under it survives, Err(why not) otherwise. Only a real boot
+    /// decides (see `run_vm`).
+    pub kvm_probe: Result<(), String>,
     /// Package name and version of each tool, for the report.
     pub versions: Vec<(String, String)>,
 }
@@ -163,11 +233,11 @@ pub fn ensure_vm_tools(cache: &Path, apt: &mut Apt) -> Result<VmTools, String> {
         .map(|p| (p.to_string(), dpkg_version(p).unwrap_or_else(|| "?".into())))
         .collect();
     versions.push(("virtme-ng".into(), VIRTME_NG_VERSION.into()));
-    let accel = detect_accel(&qemu, &apt.log("kvm-probe.log"));
+    let kvm_probe = probe_kvm(&qemu, &apt.log("kvm-probe.log"));
     Ok(VmTools {
         vng,
         qemu,
-        accel,
+        kvm_probe,
         versions,
     })
 }
@@ -238,17 +308,18 @@ fn vng_version(vng: &Path) -> Option<String> {
     text.split_whitespace().nth(1).map(str::to_string)
 }
 
-/// KVM is used only when it works: /dev/kvm opens, and qemu with
-/// `-accel kvm -cpu host` (what vng asks for) is still running after a few
-/// seconds. On this machine kind qemu aborts at once on an MSR write, so
-/// the guests run under TCG.
-pub fn detect_accel(qemu: &Path, log: &Path) -> Accel {
+/// Whether KVM is worth trying: /dev/kvm opens, and qemu with `-accel kvm
+/// -cpu host` (what vng asks for) is still running after a few seconds.
+/// Necessary, not sufficient: on one machine of this kind qemu aborted at
+/// once on an MSR write, on a later one this probe passed and real guests
+/// still hung or died under KVM. A real boot decides (see `run_vm`).
+pub fn probe_kvm(qemu: &Path, log: &Path) -> Result<(), String> {
     let dev = Path::new("/dev/kvm");
     if !dev.exists() {
-        return Accel::Tcg("no /dev/kvm".into());
+        return Err("no /dev/kvm".into());
     }
     if let Err(e) = std::fs::File::options().read(true).write(true).open(dev) {
-        return Accel::Tcg(format!("/dev/kvm: {e}"));
+        return Err(format!("/dev/kvm: {e}"));
     }
     let _ = std::fs::remove_file(log);
     let mut cmd = Command::new(qemu);
@@ -272,15 +343,15 @@ pub fn detect_accel(qemu: &Path, log: &Path) -> Accel {
     ]);
     let mut g = match Group::spawn(&mut cmd, log) {
         Ok(g) => g,
-        Err(e) => return Accel::Tcg(format!("cannot start {}: {e}", qemu.display())),
+        Err(e) => return Err(format!("cannot start {}: {e}", qemu.display())),
     };
     match g.wait(Duration::from_secs(4), None) {
-        Ok(Waited::TimedOut) => Accel::Kvm,
+        Ok(Waited::TimedOut) => Ok(()),
         Ok(Waited::Exited(st)) => {
             let last = crate::proc::tail_lines(log, 3).join(" | ");
-            Accel::Tcg(format!("qemu with KVM exited at once ({st}): {last}"))
+            Err(format!("qemu with KVM exited at once ({st}): {last}"))
         }
-        Ok(other) => Accel::Tcg(format!("KVM probe: {other:?}")),
-        Err(e) => Accel::Tcg(format!("KVM probe: {e}")),
+        Ok(other) => Err(format!("KVM probe: {other:?}")),
+        Err(e) => Err(format!("KVM probe: {e}")),
     }
 }

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 pub use config::{Config, KernelSpec, Limits};
 pub use error::VmError;
-pub use install::Accel;
+pub use install::{Accel, AccelChoice, ColumnAccel};
 pub use report::{Difference, Expected, KernelRun, Matrix, Observation, Outcome, Status};
 
 use guest::Step;
@@ -52,6 +52,10 @@ pub struct Options {
     /// Rule sets for the three-way differential (overrides kernels.toml).
     #[arg(long)]
     pub cases: Option<u32>,
+    /// The guests' accelerator: auto (KVM when a real boot under it works,
+    /// else TCG, per column), kvm or tcg [default: $DEVCG_VM_ACCEL or auto].
+    #[arg(long, value_enum, value_name = "ACCEL")]
+    pub accel: Option<AccelChoice>,
     /// Never run apt-get or pip: use what is installed and cached.
     #[arg(long)]
     pub no_install: bool,
@@ -146,6 +150,7 @@ fn paths(opts: &Options) -> Paths {
 /// be fetched or booted is a column of the matrix.
 pub fn run(opts: &Options) -> Result<Matrix, VmError> {
     let p = paths(opts);
+    let accel = AccelChoice::resolve(opts.accel).map_err(VmError::Usage)?;
     let config = Config::load(&p.config)?;
     let selected = config.select(&opts.kernels)?;
     let mut expected = BTreeMap::new();
@@ -190,7 +195,16 @@ pub fn run(opts: &Options) -> Result<Matrix, VmError> {
         } else {
             match &tools {
                 Ok(Some(t)) => match fetch::fetch(spec, &p.cache, &mut apt, opts.refresh) {
-                    Ok(k) => run_vm(spec, &k, t, &config, &dir, &p, &limits)?,
+                    Ok(k) => {
+                        let column = Column {
+                            spec,
+                            dir: &dir,
+                            paths: &p,
+                            limits: &limits,
+                            config: &config,
+                        };
+                        run_vm(&column, &k, t, accel)?
+                    }
                     Err(e) => unavailable(spec, &dir, format!("cannot fetch the kernel: {e}")),
                 },
                 Ok(None) => unreachable!("tools are looked for when a VM column is selected"),
@@ -207,9 +221,9 @@ pub fn run(opts: &Options) -> Result<Matrix, VmError> {
         );
         runs.push(run);
     }
-    let (accel, versions) = match tools {
-        Ok(Some(t)) => (Some(t.accel), t.versions),
-        _ => (None, Vec::new()),
+    let versions = match tools {
+        Ok(Some(t)) => t.versions,
+        _ => Vec::new(),
     };
     if opts.record {
         for run in runs.iter().filter(|r| r.outcome.ran()) {
@@ -217,7 +231,7 @@ pub fn run(opts: &Options) -> Result<Matrix, VmError> {
             notes.push(format!("recorded {}", path.display()));
         }
     }
-    let matrix = Matrix::new(runs, &expected, accel, versions, notes);
+    let matrix = Matrix::new(runs, &expected, versions, notes);
     let out = p.results.join("matrix.json");
     let _ = std::fs::write(
         &out,
@@ -240,6 +254,7 @@ fn unavailable(spec: &KernelSpec, dir: &Path, why: String) -> KernelRun {
         console_tail: Vec::new(),
         kernel_problems: Vec::new(),
         checks: Vec::new(),
+        accel: None,
     }
 }
 
@@ -277,10 +292,12 @@ fn run_host(
     let collected = guest::collect(dir, &steps);
     let outcome = match waited {
         Waited::Interrupted => return Err(VmError::Interrupted),
-        Waited::TimedOut | Waited::MarkerTimedOut => Outcome::RunTimeout(format!(
-            "the checks were still running after {}s",
-            limits.run_timeout_secs
-        )),
+        Waited::TimedOut | Waited::MarkerTimedOut | Waited::ConsoleAbort(_) => {
+            Outcome::RunTimeout(format!(
+                "the checks were still running after {}s",
+                limits.run_timeout_secs
+            ))
+        }
         Waited::Exited(_) if collected.done => Outcome::Ran,
         Waited::Exited(st) => Outcome::Crashed(format!("the script stopped early ({st})")),
     };
@@ -298,25 +315,162 @@ fn run_host(
         results_dir: dir.to_owned(),
         kernel_problems: Vec::new(),
         checks: report::observe(&collected),
+        accel: None,
     })
+}
+
+/// What one column is run with.
+pub struct Column<'a> {
+    pub spec: &'a KernelSpec,
+    pub dir: &'a Path,
+    paths: &'a Paths,
+    pub limits: &'a Limits,
+    pub config: &'a Config,
+}
+
+/// One boot of a column's guest.
+struct Boot {
+    waited: Waited,
+    boot_secs: Option<f64>,
+    total_secs: f64,
 }
 
 /// A VM column: `vng --run` on the unpacked kernel, the script as the
 /// guest's command, the results directory shared read-write.
+///
+/// The accelerator is decided by a real boot, not by the probe alone: under
+/// `auto` a column whose probe passed boots under KVM with a short boot
+/// budget; a guest that has not started its script by then, or whose
+/// console shows a KVM failure, is booted again from scratch under TCG
+/// (its KVM console kept as `console-kvm.log`).
 fn run_vm(
-    spec: &KernelSpec,
+    column: &Column,
     kernel: &fetch::FetchedKernel,
     tools: &install::VmTools,
-    config: &Config,
-    dir: &Path,
-    p: &Paths,
-    limits: &Limits,
+    choice: AccelChoice,
 ) -> Result<KernelRun, VmError> {
-    let (script, steps) = write_script(spec, dir, p, limits, true)?;
+    let (first, mut why) = match (choice, &tools.kvm_probe) {
+        (AccelChoice::Tcg, _) => (
+            Accel::Tcg,
+            format!("forced (--accel tcg or {}=tcg)", install::ACCEL_ENV),
+        ),
+        (AccelChoice::Kvm, _) => (
+            Accel::Kvm,
+            format!("forced (--accel kvm or {}=kvm)", install::ACCEL_ENV),
+        ),
+        (AccelChoice::Auto, Err(no)) => (Accel::Tcg, format!("KVM not usable: {no}")),
+        (AccelChoice::Auto, Ok(())) => (Accel::Kvm, "the guest booted under KVM".into()),
+    };
+    let mut accel = first;
+    let mut kvm_failure = None;
+    let (boot, steps) = loop {
+        let (script, steps) =
+            write_script(column.spec, column.dir, column.paths, column.limits, true)?;
+        let boot = boot_once(column, kernel, tools, accel, &script)?;
+        let kvm_failed = match &boot.waited {
+            Waited::MarkerTimedOut => Some(format!(
+                "the guest script had not started after {}s",
+                column.limits.kvm_boot_timeout_secs
+            )),
+            Waited::ConsoleAbort(line) => Some(format!("the console showed {line:?}")),
+            _ => None,
+        };
+        match kvm_failed {
+            Some(failure) if accel == Accel::Kvm && choice == AccelChoice::Auto => {
+                eprintln!(
+                    "devcg vm: {}: KVM boot failed ({failure}); booting again under TCG",
+                    column.spec.name
+                );
+                // The KVM attempt's console stays beside the TCG one.
+                let console = std::fs::read(column.dir.join("console.log")).unwrap_or_default();
+                guest::fresh_dir(column.dir)
+                    .map_err(|e| VmError::io(column.dir.display().to_string(), e))?;
+                let kept = column.dir.join("console-kvm.log");
+                std::fs::write(&kept, console)
+                    .map_err(|e| VmError::io(kept.display().to_string(), e))?;
+                why =
+                    "booted again under TCG after a failed KVM boot (its console: console-kvm.log)"
+                        .into();
+                kvm_failure = Some(format!("after {:.0}s, {failure}", boot.total_secs));
+                accel = Accel::Tcg;
+            }
+            _ => break (boot, steps),
+        }
+    };
+    let collected = guest::collect(column.dir, &steps);
+    let all_lines = proc::tail_lines(&column.dir.join("console.log"), 5000);
+    let problems = report::kernel_problems(&all_lines);
+    let panic = problems
+        .iter()
+        .find(|l| l.contains("Kernel panic"))
+        .cloned();
+    let limits = column.limits;
+    let boot_limit = match accel {
+        Accel::Kvm => limits.kvm_boot_timeout_secs,
+        Accel::Tcg => limits.boot_timeout_secs,
+    };
+    let outcome = match boot.waited {
+        Waited::Interrupted => return Err(VmError::Interrupted),
+        Waited::MarkerTimedOut => Outcome::BootTimeout(format!(
+            "the guest script had not started after {boot_limit}s under {accel}; qemu killed"
+        )),
+        Waited::ConsoleAbort(line) => Outcome::Crashed(format!(
+            "the guest died under {accel}: the console showed {line:?}; qemu killed"
+        )),
+        Waited::TimedOut => Outcome::RunTimeout(format!(
+            "the VM was still running after {}s; qemu killed",
+            limits.run_timeout_secs
+        )),
+        Waited::Exited(_) if panic.is_some() => Outcome::Panic(panic.clone().unwrap_or_default()),
+        Waited::Exited(_) if collected.done => Outcome::Ran,
+        Waited::Exited(st) if !collected.started => Outcome::Crashed(format!(
+            "the VM stopped before the guest script started ({st})"
+        )),
+        Waited::Exited(st) => Outcome::Crashed(format!(
+            "the VM stopped before the guest script finished ({st})"
+        )),
+    };
+    let keep_tail = !outcome.ran() || !problems.is_empty();
+    Ok(KernelRun {
+        name: column.spec.name.clone(),
+        host: false,
+        package: Some(kernel.package.clone()),
+        package_version: Some(kernel.version.clone()),
+        release: collected.uname.clone(),
+        console_tail: if keep_tail {
+            report::console_excerpt(&all_lines, 30)
+        } else {
+            Vec::new()
+        },
+        kernel_problems: problems,
+        outcome,
+        boot_secs: boot.boot_secs,
+        total_secs: boot.total_secs,
+        results_dir: column.dir.to_owned(),
+        checks: report::observe(&collected),
+        accel: Some(ColumnAccel {
+            accel,
+            why,
+            kvm_failure,
+        }),
+    })
+}
+
+/// Boots the guest once under `accel` and waits for it: the boot budget
+/// is the short KVM one under KVM, and under KVM a console line that shows
+/// a KVM failure ends the wait at once.
+fn boot_once(
+    column: &Column,
+    kernel: &fetch::FetchedKernel,
+    tools: &install::VmTools,
+    accel: Accel,
+    script: &Path,
+) -> Result<Boot, VmError> {
+    let (spec, dir, config, limits) = (column.spec, column.dir, column.config, column.limits);
     let log = dir.join("console.log");
     let mut cmd = Command::new(&tools.vng);
     cmd.arg("--run").arg(&kernel.vmlinuz);
-    if tools.accel != Accel::Kvm {
+    if accel == Accel::Tcg {
         cmd.arg("--disable-kvm");
     }
     cmd.arg("--verbose")
@@ -346,60 +500,22 @@ fn run_vm(
     std::fs::write(dir.join("vng-command"), format!("{cmd:?}\n"))
         .map_err(|e| VmError::io("vng-command", e))?;
     let marker = dir.join("started");
+    let (boot_limit, abort_on) = match accel {
+        Accel::Kvm => (limits.kvm_boot_timeout_secs, install::KVM_FAILURE_LINES),
+        Accel::Tcg => (limits.boot_timeout_secs, &[][..]),
+    };
     let mut g = Group::spawn(&mut cmd, &log).map_err(|e| VmError::io("starting vng", e))?;
     let waited = g
-        .wait(
+        .wait_watching(
             Duration::from_secs(limits.run_timeout_secs),
-            Some((&marker, Duration::from_secs(limits.boot_timeout_secs))),
+            Some((&marker, Duration::from_secs(boot_limit))),
+            abort_on,
         )
         .map_err(|e| VmError::io("waiting for vng", e))?;
-    let total = g.started_at.elapsed().as_secs_f64();
-    let boot = g.marker_seen.map(|d| d.as_secs_f64());
-    drop(g);
-    let collected = guest::collect(dir, &steps);
-    let all_lines = proc::tail_lines(&log, 5000);
-    let problems = report::kernel_problems(&all_lines);
-    let panic = problems
-        .iter()
-        .find(|l| l.contains("Kernel panic"))
-        .cloned();
-    let outcome = match waited {
-        Waited::Interrupted => return Err(VmError::Interrupted),
-        Waited::MarkerTimedOut => Outcome::BootTimeout(format!(
-            "the guest script had not started after {}s; qemu killed",
-            limits.boot_timeout_secs
-        )),
-        Waited::TimedOut => Outcome::RunTimeout(format!(
-            "the VM was still running after {}s; qemu killed",
-            limits.run_timeout_secs
-        )),
-        Waited::Exited(_) if panic.is_some() => Outcome::Panic(panic.clone().unwrap_or_default()),
-        Waited::Exited(_) if collected.done => Outcome::Ran,
-        Waited::Exited(st) if !collected.started => Outcome::Crashed(format!(
-            "the VM stopped before the guest script started ({st})"
-        )),
-        Waited::Exited(st) => Outcome::Crashed(format!(
-            "the VM stopped before the guest script finished ({st})"
-        )),
-    };
-    let keep_tail = !outcome.ran() || !problems.is_empty();
-    Ok(KernelRun {
-        name: spec.name.clone(),
-        host: false,
-        package: Some(kernel.package.clone()),
-        package_version: Some(kernel.version.clone()),
-        release: collected.uname.clone(),
-        console_tail: if keep_tail {
-            report::console_excerpt(&all_lines, 30)
-        } else {
-            Vec::new()
-        },
-        kernel_problems: problems,
-        outcome,
-        boot_secs: boot,
-        total_secs: total,
-        results_dir: dir.to_owned(),
-        checks: report::observe(&collected),
+    Ok(Boot {
+        waited,
+        boot_secs: g.marker_seen.map(|d| d.as_secs_f64()),
+        total_secs: g.started_at.elapsed().as_secs_f64(),
     })
 }
 
@@ -427,4 +543,168 @@ pub fn main_with(opts: &Options) -> i32 {
         Err(e) => eprintln!("devcg vm: {e}"),
     }
     exit_code(&result)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The accelerator is decided by a real boot. A fake `vng` stands in
+    //! for virtme-ng and qemu: under KVM (no `--disable-kvm`) it misbehaves
+    //! as the guests on this machine kind did; under TCG it "boots" and
+    //! leaves what a finished guest script leaves.
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// `kvm` is the shell the fake runs when asked for KVM.
+    fn fake_vng(dir: &Path, kvm: &str) -> PathBuf {
+        let path = dir.join("vng");
+        let script = format!(
+            r#"#!/bin/sh
+R=
+for a in "$@"; do case "$a" in --rwdir=*) R=${{a#--rwdir=}} ;; esac; done
+case " $* " in
+*" --disable-kvm "*) ;;
+*) {kvm} ;;
+esac
+echo 6.1.0-fake > "$R/uname"
+: > "$R/started"
+: > "$R/done"
+"#
+        );
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    /// Runs one VM column on the fake and returns what the matrix gets.
+    fn column(
+        kvm: &str,
+        choice: AccelChoice,
+        probe: Result<(), String>,
+    ) -> (KernelRun, tempfile::TempDir) {
+        let guard = tempfile::tempdir().unwrap();
+        let tmp = guard.path().to_path_buf();
+        let config = Config::parse(
+            "[defaults]\nkvm_boot_timeout_secs = 3\nboot_timeout_secs = 30\nrun_timeout_secs = 60\n\n[[kernel]]\nname = \"fake\"\npackage = \"linux-image-fake\"\n",
+        )
+        .unwrap();
+        let spec = &config.kernels[0];
+        let limits = config.limits(spec);
+        let dir = tmp.join("results");
+        guest::fresh_dir(&dir).unwrap();
+        let paths = Paths {
+            config: tmp.join("kernels.toml"),
+            expected: tmp.join("expected"),
+            cache: tmp.join("cache"),
+            results: tmp.clone(),
+            devcg: PathBuf::from("/bin/true"),
+        };
+        let tools = install::VmTools {
+            vng: fake_vng(&tmp, kvm),
+            qemu: PathBuf::from("/bin/false"),
+            kvm_probe: probe,
+            versions: vec![],
+        };
+        let kernel = fetch::FetchedKernel {
+            package: "linux-image-fake".into(),
+            version: "1".into(),
+            root: tmp.clone(),
+            vmlinuz: tmp.join("vmlinuz"),
+        };
+        let c = Column {
+            spec,
+            dir: &dir,
+            paths: &paths,
+            limits: &limits,
+            config: &config,
+        };
+        (run_vm(&c, &kernel, &tools, choice).unwrap(), guard)
+    }
+
+    const EMULATION_FAILURE: &str =
+        "echo 'KVM internal error. Suberror: 1'; echo 'emulation failure'; exec sleep 600";
+    const HANG: &str = "echo 'Probing EDD (edd=off to disable)... ok'; exec sleep 600";
+
+    #[test]
+    fn a_kvm_emulation_failure_boots_again_under_tcg() {
+        let (run, tmp) = column(EMULATION_FAILURE, AccelChoice::Auto, Ok(()));
+        assert!(run.outcome.ran(), "{:?}", run.outcome);
+        let a = run.accel.unwrap();
+        assert_eq!(a.accel, Accel::Tcg);
+        let failure = a.kvm_failure.unwrap();
+        assert!(failure.contains("KVM internal error"), "{failure}");
+        // Seen at once on the console, not after the boot budget.
+        assert!(
+            failure.starts_with("after 0s") || failure.starts_with("after 1s"),
+            "{failure}"
+        );
+        let kept = std::fs::read_to_string(run.results_dir.join("console-kvm.log")).unwrap();
+        assert!(kept.contains("emulation failure"));
+        drop(tmp);
+    }
+
+    #[test]
+    fn a_guest_that_never_starts_under_kvm_boots_again_under_tcg() {
+        let (run, tmp) = column(HANG, AccelChoice::Auto, Ok(()));
+        assert!(run.outcome.ran(), "{:?}", run.outcome);
+        let a = run.accel.clone().unwrap();
+        assert_eq!(a.accel, Accel::Tcg);
+        assert!(a.kvm_failure.unwrap().contains("had not started after 3s"));
+        let m = Matrix::new(vec![run], &BTreeMap::new(), vec![], vec![]);
+        let text = m.to_string();
+        assert!(text.contains("tcg (kvm failed)"), "{text}");
+        assert!(text.contains("fake: KVM failed after"), "{text}");
+        drop(tmp);
+    }
+
+    #[test]
+    fn a_guest_that_boots_under_kvm_stays_there() {
+        let (run, tmp) = column("", AccelChoice::Auto, Ok(()));
+        assert!(run.outcome.ran());
+        let a = run.accel.unwrap();
+        assert_eq!((a.accel, a.kvm_failure), (Accel::Kvm, None));
+        assert!(!run.results_dir.join("console-kvm.log").exists());
+        drop(tmp);
+    }
+
+    #[test]
+    fn forced_kvm_reports_the_failure_instead_of_falling_back() {
+        let (run, tmp) = column(
+            EMULATION_FAILURE,
+            AccelChoice::Kvm,
+            Err("ignored when forced".into()),
+        );
+        assert!(
+            matches!(&run.outcome, Outcome::Crashed(w) if w.contains("emulation failure") || w.contains("KVM internal error")),
+            "{:?}",
+            run.outcome
+        );
+        assert_eq!(run.accel.unwrap().accel, Accel::Kvm);
+        drop(tmp);
+    }
+
+    #[test]
+    fn forced_tcg_and_a_failed_probe_never_try_kvm() {
+        for (choice, probe) in [
+            (AccelChoice::Tcg, Ok(())),
+            (AccelChoice::Auto, Err("no /dev/kvm".to_string())),
+        ] {
+            // Under KVM the fake would fail the test: it exits without a run.
+            let (run, tmp) = column("exit 1", choice, probe);
+            assert!(run.outcome.ran(), "{choice:?}: {:?}", run.outcome);
+            let a = run.accel.unwrap();
+            assert_eq!((a.accel, a.kvm_failure), (Accel::Tcg, None));
+            drop(tmp);
+        }
+    }
+
+    #[test]
+    fn the_option_wins_over_the_environment_variable() {
+        use AccelChoice::*;
+        assert_eq!(AccelChoice::resolve_from(Some(Tcg), Some("kvm")), Ok(Tcg));
+        assert_eq!(AccelChoice::resolve_from(None, Some("KVM")), Ok(Kvm));
+        assert_eq!(AccelChoice::resolve_from(None, Some(" tcg\n")), Ok(Tcg));
+        assert_eq!(AccelChoice::resolve_from(None, None), Ok(Auto));
+        let e = AccelChoice::resolve_from(None, Some("qemu")).unwrap_err();
+        assert_eq!(e, "DEVCG_VM_ACCEL=\"qemu\": expected one of auto, kvm, tcg");
+    }
 }

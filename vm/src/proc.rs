@@ -67,6 +67,9 @@ pub enum Waited {
     TimedOut,
     /// The marker file did not appear in time; the group was killed.
     MarkerTimedOut,
+    /// A line of the log matched one of the patterns to abort on (the line
+    /// is given); the group was killed.
+    ConsoleAbort(String),
     Interrupted,
 }
 
@@ -111,7 +114,24 @@ impl Group {
         timeout: Duration,
         marker: Option<(&Path, Duration)>,
     ) -> std::io::Result<Waited> {
+        self.wait_watching(timeout, marker, &[])
+    }
+
+    /// Like [`Group::wait`], and also ends the wait as soon as a line of
+    /// the log contains one of `abort_on` (a guest that is dead but whose
+    /// qemu stays up, as after a KVM internal error).
+    pub fn wait_watching(
+        &mut self,
+        timeout: Duration,
+        marker: Option<(&Path, Duration)>,
+        abort_on: &[&str],
+    ) -> std::io::Result<Waited> {
+        let mut scanner = LogScanner::default();
         loop {
+            if let Some(line) = scanner.find(&self.log, abort_on) {
+                self.kill();
+                return Ok(Waited::ConsoleAbort(line));
+            }
             if self.marker_seen.is_none() {
                 if let Some((path, _)) = marker {
                     if path.exists() {
@@ -168,6 +188,36 @@ impl Drop for Group {
     }
 }
 
+/// Reads a growing log from where it stopped last time, one complete line
+/// at a time.
+#[derive(Default)]
+struct LogScanner {
+    offset: u64,
+    partial: Vec<u8>,
+}
+
+impl LogScanner {
+    /// The first new line that contains one of `patterns`.
+    fn find(&mut self, log: &Path, patterns: &[&str]) -> Option<String> {
+        use std::io::{Read, Seek, SeekFrom};
+        if patterns.is_empty() {
+            return None;
+        }
+        let mut f = File::open(log).ok()?;
+        f.seek(SeekFrom::Start(self.offset)).ok()?;
+        let mut fresh = Vec::new();
+        let n = f.read_to_end(&mut fresh).ok()?;
+        self.offset += n as u64;
+        self.partial.extend_from_slice(&fresh);
+        let end = self.partial.iter().rposition(|&b| b == b'\n')?;
+        let complete: Vec<u8> = self.partial.drain(..=end).collect();
+        String::from_utf8_lossy(&complete)
+            .lines()
+            .find(|l| patterns.iter().any(|p| l.contains(p)))
+            .map(|l| l.trim().to_string())
+    }
+}
+
 fn kill_group(pgid: libc::pid_t, sig: libc::c_int) {
     if pgid > 1 {
         // SAFETY: signals our own child's process group; ESRCH is fine.
@@ -183,12 +233,14 @@ pub fn run_logged(cmd: &mut Command, log: &Path, timeout: Duration) -> Result<Ex
     let mut g = Group::spawn(cmd, log).map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
     match g.wait(timeout, None) {
         Ok(Waited::Exited(s)) => Ok(s),
-        Ok(Waited::TimedOut) | Ok(Waited::MarkerTimedOut) => Err(format!(
-            "{:?} timed out after {}s (log: {})",
-            cmd.get_program(),
-            timeout.as_secs(),
-            log.display()
-        )),
+        Ok(Waited::TimedOut) | Ok(Waited::MarkerTimedOut) | Ok(Waited::ConsoleAbort(_)) => {
+            Err(format!(
+                "{:?} timed out after {}s (log: {})",
+                cmd.get_program(),
+                timeout.as_secs(),
+                log.display()
+            ))
+        }
         Ok(Waited::Interrupted) => Err("interrupted".into()),
         Err(e) => Err(format!("waiting for {:?}: {e}", cmd.get_program())),
     }

@@ -351,6 +351,9 @@ pub struct KernelRun {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kernel_problems: Vec<String>,
     pub checks: Vec<Observation>,
+    /// The accelerator the guest ran on and why (VM columns that booted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accel: Option<crate::install::ColumnAccel>,
 }
 
 impl KernelRun {
@@ -653,9 +656,6 @@ pub struct Matrix {
     pub kernels: Vec<KernelRun>,
     pub differences: Vec<Difference>,
     pub notes: Vec<String>,
-    /// How the guests ran (kvm / tcg and why), when a VM column ran.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub accel: Option<crate::install::Accel>,
     /// Tools used, package and version.
     pub tools: Vec<(String, String)>,
     /// True when no result differs from its expectation.
@@ -674,7 +674,6 @@ impl Matrix {
     pub fn new(
         kernels: Vec<KernelRun>,
         expected: &BTreeMap<String, Expected>,
-        accel: Option<crate::install::Accel>,
         tools: Vec<(String, String)>,
         mut notes: Vec<String>,
     ) -> Matrix {
@@ -711,7 +710,6 @@ impl Matrix {
             kernels,
             differences,
             notes,
-            accel,
             tools,
         }
     }
@@ -807,6 +805,17 @@ impl fmt::Display for Matrix {
             write!(f, "  {:w$}", cell)?;
         }
         writeln!(f)?;
+        write!(f, "{:w0$}", "(accel)")?;
+        for (k, w) in self.kernels.iter().zip(&widths) {
+            let cell = match (&k.accel, k.host) {
+                (_, true) => "host".to_string(),
+                (Some(a), false) if a.kvm_failure.is_some() => format!("{} (kvm failed)", a.accel),
+                (Some(a), false) => a.accel.to_string(),
+                (None, false) => "-".to_string(),
+            };
+            write!(f, "  {:w$}", cell)?;
+        }
+        writeln!(f)?;
         for r in rows {
             write!(f, "{:w0$}", truncate(r, w0))?;
             for (k, w) in self.kernels.iter().zip(&widths) {
@@ -849,11 +858,16 @@ impl fmt::Display for Matrix {
                 }
             }
         }
-        if let Some(a) = &self.accel {
+        let guests: Vec<&KernelRun> = self.kernels.iter().filter(|k| k.accel.is_some()).collect();
+        if !guests.is_empty() {
             writeln!(f)?;
-            match a {
-                crate::install::Accel::Kvm => writeln!(f, "guests ran under KVM")?,
-                crate::install::Accel::Tcg(why) => writeln!(f, "guests ran under TCG: {why}")?,
+        }
+        for k in guests {
+            if let Some(a) = &k.accel {
+                writeln!(f, "{}: ran under {}: {}", k.name, a.accel, a.why)?;
+                if let Some(failure) = &a.kvm_failure {
+                    writeln!(f, "{}: KVM failed {failure}", k.name)?;
+                }
             }
         }
         if !self.tools.is_empty() {
@@ -929,6 +943,7 @@ mod tests {
                 .iter()
                 .map(|(n, s)| Observation::new(n, *s, None))
                 .collect(),
+            accel: None,
         }
     }
 
@@ -957,7 +972,6 @@ mod tests {
         let m = Matrix::new(
             vec![r],
             &BTreeMap::from([("k".to_string(), e)]),
-            None,
             vec![],
             vec![],
         );
@@ -996,7 +1010,6 @@ mod tests {
         let m = Matrix::new(
             vec![r],
             &BTreeMap::from([("k".to_string(), e)]),
-            None,
             vec![],
             vec![],
         );
@@ -1010,7 +1023,7 @@ mod tests {
     fn an_unavailable_kernel_is_incomplete_not_a_pass() {
         let mut r = run_with(&[]);
         r.outcome = Outcome::Unavailable("apt-get download failed".into());
-        let m = Matrix::new(vec![r], &BTreeMap::new(), None, vec![], vec![]);
+        let m = Matrix::new(vec![r], &BTreeMap::new(), vec![], vec![]);
         assert!(m.ok && !m.complete);
         assert_eq!(m.exit_code(), 3);
     }
