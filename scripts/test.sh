@@ -13,21 +13,32 @@ if ! cargo fmt --version >/dev/null 2>&1; then
     rustup component add rustfmt
 fi
 
-echo "== format"
+# Each phase prints its wall time when it ends, and the whole run its total.
+start=$SECONDS
+phase_name=
+phase_start=$SECONDS
+phase() {
+    [ -z "$phase_name" ] || echo "-- $phase_name: $((SECONDS - phase_start)) s"
+    phase_name=$1
+    phase_start=$SECONDS
+    [ -z "$phase_name" ] || echo "== $phase_name"
+}
+
+phase format
 cargo fmt --all -- --check
 
-echo "== build"
+phase build
 cargo build --workspace --all-targets --release
 
-echo "== tests"
+phase tests
 # Kernel tests fork probes into scratch cgroups: keep them from racing on
 # the two cores with the rest.
 cargo test --workspace --release -- --test-threads=2
 
-echo "== main job"
+phase "main job"
 cargo run --release --quiet -- verify --cases 500
 
-echo "== vm"
+phase vm
 # The kernel matrix (vm/kernels.toml: the host kernel, Debian's 6.1 and 6.12
 # under virtme-ng) against vm/expected/. scripts/vm.sh installs what it needs;
 # when it cannot (exit 3: apt-get, pip or a kernel download failed) this
@@ -42,7 +53,9 @@ case "$vm_rc" in
        exit "$vm_rc" ;;
 esac
 
-echo "== benchmarks (quick)"
+phase "benchmarks (quick)"
 # A smoke run of the benchmarks: writes target/bench-quick/, never the
 # committed BENCHMARKS.md, and asserts nothing about timings.
 scripts/bench.sh --quick
+phase ""
+echo "-- all phases: $((SECONDS - start)) s"

@@ -2,40 +2,47 @@
 # The VM regression runner: devcg's kernel checks on every kernel of
 # vm/kernels.toml (the host kernel directly; Debian's 6.1 and 6.12 under
 # virtme-ng), compared with vm/expected/<kernel>.json. Installs what it
-# needs (apt-get: qemu-system-x86 busybox-static kmod file; pip: virtme-ng in
-# a venv under target/vm-cache). Needs root.
+# needs (apt-get: qemu-system-x86 busybox-static kmod file, never removing
+# a package; pip: virtme-ng in a venv under target/vm-cache). Needs root:
+# without it, prints one line and exits 0.
 #
 #   scripts/vm.sh                     # negative control, then the matrix
 #   scripts/vm.sh --kernel debian-6.1 # options go to devcg-vm (see --help)
+#   scripts/vm.sh --negative-control  # only the negative control
+#   DEVCG_VM_ACCEL=tcg scripts/vm.sh  # force an accelerator (auto, kvm, tcg)
 #
 # Exit: 0 every result as expected; 1 a result differs (a regression, a
 # kernel that did not boot, a failed negative control); 2 the runner could
 # not start; 3 nothing differs but some kernel could not be tested (the
-# tools or the kernel package could not be installed).
+# tools or the kernel package could not be installed, or installing them
+# would have removed a package).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if [ "$(id -u)" -ne 0 ]; then
+    echo "vm: SKIPPED: the kernel matrix needs root (running as uid $(id -u))"
+    exit 0
+fi
 cargo build --release --quiet -p devcg -p devcg-vm --bins
 runner=target/release/devcg-vm
 
 # Negative control, on the host column (no VM): the recorded expectations
 # with one deliberately wrong entry must fail the runner with exactly that
-# difference. Skipped when options are given.
-if [ "$#" -eq 0 ] && [ -f vm/expected/host.json ]; then
-    neg=$(mktemp -d)
-    trap 'rm -rf "$neg"' EXIT
-    python3 - vm/expected/host.json "$neg/host.json" <<'EOF'
+# difference. Its files live under target/, never in a temporary directory.
+negative_control() {
+    local dir=target/vm-results-negative
+    rm -rf "$dir"
+    mkdir -p "$dir/expected"
+    python3 - vm/expected/host.json "$dir/expected/host.json" <<'PY'
 import json, sys
 e = json.load(open(sys.argv[1]))
 e["checks"]["kernel-check"] = "fail"   # it passes whenever the suite runs
 json.dump(e, open(sys.argv[2], "w"))
-EOF
-    set +e
-    "$runner" --kernel host --cases 5 --expected-dir "$neg" \
-        --results-dir target/vm-results-negative --json >"$neg/out.json"
-    rc=$?
-    set -e
-    if ! python3 - "$rc" "$neg/out.json" <<'EOF'
+PY
+    local rc=0
+    "$runner" --kernel host --cases 5 --expected-dir "$dir/expected" \
+        --results-dir "$dir" --json >"$dir/out.json" || rc=$?
+    python3 - "$rc" "$dir/out.json" <<'PY'
 import json, sys
 rc, m = int(sys.argv[1]), json.load(open(sys.argv[2]))
 want = [("host", "kernel-check", "fail", "pass")]
@@ -44,10 +51,14 @@ if rc != 1 or got != want:
     print(f"vm: negative control FAILED: exit {rc}, differences {got}, wanted exit 1 and {want}")
     sys.exit(1)
 print("vm: negative control ok: a wrong expectation for the host column fails the runner")
-EOF
-    then
-        exit 1
-    fi
-fi
+PY
+}
 
-exec "$runner" "$@"
+if [ "$#" -eq 1 ] && [ "$1" = --negative-control ]; then
+    negative_control
+    exit
+fi
+if [ "$#" -eq 0 ]; then
+    negative_control || exit 1
+fi
+"$runner" "$@"

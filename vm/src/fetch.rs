@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::apt::Apt;
 use crate::config::{glob_match, natural_cmp, KernelSpec};
-use crate::install::Apt;
 use crate::proc::run_logged;
 
 /// A kernel unpacked in the cache, ready for `vng --run`.
@@ -56,12 +56,12 @@ pub fn fetch(
         ));
     }
     apt.update(false)?;
-    let mut candidates = apt_candidates(pattern)?;
+    let mut candidates = apt_candidates(apt, pattern)?;
     if candidates.is_empty() {
         if let Some(suite) = &spec.suite {
-            add_suite(suite)?;
-            apt.update(true)?;
-            candidates = apt_candidates(fallback)?;
+            apt.add_suite(suite)?;
+            apt.update(false)?;
+            candidates = apt_candidates(apt, fallback)?;
         }
     }
     if candidates.is_empty() {
@@ -125,9 +125,10 @@ fn unpacked(package: &str, root: &Path) -> Result<FetchedKernel, String> {
 
 /// Package names matching the pattern, newest first (`apt-cache pkgnames`
 /// reads the local lists only).
-fn apt_candidates(pattern: &str) -> Result<Vec<String>, String> {
+fn apt_candidates(apt: &Apt, pattern: &str) -> Result<Vec<String>, String> {
     let prefix: String = pattern.chars().take_while(|&c| c != '*').collect();
-    let o = Command::new("apt-cache")
+    let o = apt
+        .command("apt-cache")
         .arg("pkgnames")
         .arg(&prefix)
         .output()
@@ -153,7 +154,7 @@ fn download_and_unpack(
     clear_debs(debs, package);
     let log = apt.log(&format!("download-{package}.log"));
     let st = run_logged(
-        Command::new("apt-get")
+        apt.command("apt-get")
             .args(["-q", "download"])
             .arg(package)
             .current_dir(debs),
@@ -222,161 +223,9 @@ fn clear_debs(debs: &Path, package: &str) {
     }
 }
 
-/// Adds a Debian suite from the same archive as the machine's own Debian
-/// source, pinned so that it never replaces an installed package: only an
-/// explicit `apt-get download NAME` takes from it.
-fn add_suite(suite: &str) -> Result<(), String> {
-    if !suite.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-        return Err(format!("suite {suite:?}: letters, digits and '-' only"));
-    }
-    let source = debian_source().ok_or(
-        "cannot find the machine's Debian apt source to add a suite from (no deb822 or one-line entry)",
-    )?;
-    let file = PathBuf::from(format!("/etc/apt/sources.list.d/devcg-vm-{suite}.sources"));
-    std::fs::write(&file, suite_stanza(&source, suite))
-        .map_err(|e| format!("{}: {e}", file.display()))?;
-    let pin = PathBuf::from(format!("/etc/apt/preferences.d/devcg-vm-{suite}"));
-    std::fs::write(
-        &pin,
-        format!("Package: *\nPin: release n={suite}\nPin-Priority: 1\n"),
-    )
-    .map_err(|e| format!("{}: {e}", pin.display()))?;
-    Ok(())
-}
-
-/// The URIs and keyring of the machine's main Debian source.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DebianSource {
-    pub uris: String,
-    pub signed_by: Option<String>,
-}
-
-fn debian_source() -> Option<DebianSource> {
-    let mut texts = Vec::new();
-    if let Ok(rd) = std::fs::read_dir("/etc/apt/sources.list.d") {
-        let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
-        files.sort();
-        for f in files {
-            let name = f
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .to_string();
-            if name.ends_with(".sources") && !name.starts_with("devcg-vm-") {
-                if let Ok(t) = std::fs::read_to_string(&f) {
-                    texts.push((true, t));
-                }
-            } else if name.ends_with(".list") {
-                if let Ok(t) = std::fs::read_to_string(&f) {
-                    texts.push((false, t));
-                }
-            }
-        }
-    }
-    if let Ok(t) = std::fs::read_to_string("/etc/apt/sources.list") {
-        texts.push((false, t));
-    }
-    texts.iter().find_map(|(deb822, t)| {
-        if *deb822 {
-            parse_deb822_source(t)
-        } else {
-            parse_one_line_source(t)
-        }
-    })
-}
-
-/// The first stanza of a deb822 file that serves a Debian release suite
-/// (its keyring is Debian's, and it is not the security archive).
-pub fn parse_deb822_source(text: &str) -> Option<DebianSource> {
-    for stanza in text.split("\n\n") {
-        let field = |name: &str| {
-            stanza
-                .lines()
-                .find(|l| {
-                    l.to_ascii_lowercase()
-                        .starts_with(&format!("{}:", name.to_ascii_lowercase()))
-                })
-                .map(|l| l[name.len() + 1..].trim().to_string())
-        };
-        let (Some(types), Some(uris), Some(suites)) =
-            (field("Types"), field("URIs"), field("Suites"))
-        else {
-            continue;
-        };
-        let signed_by = field("Signed-By");
-        let debian = signed_by
-            .as_deref()
-            .is_some_and(|s| s.contains("debian-archive-keyring"));
-        if types.split_whitespace().any(|t| t == "deb") && debian && !suites.contains("security") {
-            return Some(DebianSource { uris, signed_by });
-        }
-    }
-    None
-}
-
-/// The first `deb URI suite main` line whose suite is not a security one.
-pub fn parse_one_line_source(text: &str) -> Option<DebianSource> {
-    text.lines().find_map(|l| {
-        let l = l.trim();
-        let rest = l.strip_prefix("deb ")?;
-        let rest = rest.trim_start();
-        let rest = if rest.starts_with('[') {
-            rest.split_once(']')?.1.trim_start()
-        } else {
-            rest
-        };
-        let mut parts = rest.split_whitespace();
-        let uri = parts.next()?;
-        let suite = parts.next()?;
-        let components: Vec<&str> = parts.collect();
-        (components.contains(&"main") && !suite.contains("security") && uri.contains("debian"))
-            .then(|| DebianSource {
-                uris: uri.to_string(),
-                signed_by: None,
-            })
-    })
-}
-
-pub fn suite_stanza(source: &DebianSource, suite: &str) -> String {
-    let mut s = format!(
-        "# Added by devcg-vm to fetch kernels for the VM regression runner.\nTypes: deb\nURIs: {}\nSuites: {suite}\nComponents: main\n",
-        source.uris
-    );
-    if let Some(k) = &source.signed_by {
-        s.push_str(&format!("Signed-By: {k}\n"));
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const DEB822: &str = "Types: deb\n# a comment\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\nTypes: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n";
-
-    #[test]
-    fn a_suite_is_added_from_the_machines_own_archive() {
-        let s = parse_deb822_source(DEB822).unwrap();
-        assert_eq!(s.uris, "http://mirror.example/debian");
-        let stanza = suite_stanza(&s, "bookworm-backports");
-        assert!(stanza.contains("URIs: http://mirror.example/debian\n"));
-        assert!(stanza.contains("Suites: bookworm-backports\n"));
-        assert!(stanza.contains("Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"));
-        // A third-party deb822 source is not taken for Debian's.
-        assert!(parse_deb822_source(
-            "Types: deb\nURIs: https://other.example/node\nSuites: nodistro\nComponents: main\nSigned-By: /usr/share/keyrings/other.gpg\n"
-        )
-        .is_none());
-    }
-
-    #[test]
-    fn one_line_sources_are_read() {
-        let t = "# x\ndeb-src http://m.example/debian bookworm main\ndeb [arch=amd64] http://m.example/debian-security bookworm-security main\ndeb http://m.example/debian bookworm main contrib\n";
-        assert_eq!(
-            parse_one_line_source(t).unwrap().uris,
-            "http://m.example/debian"
-        );
-    }
 
     #[test]
     fn the_cache_is_searched_newest_first() {

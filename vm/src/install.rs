@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::apt::{dpkg_version, Apt};
 use crate::proc::{run_logged, Group, Waited};
 
 /// The virtme-ng release the runner is tested with (Python 3.11).
@@ -14,103 +15,6 @@ pub const VIRTME_NG_VERSION: &str = "1.42";
 /// Debian packages the VM columns need. `file` lets virtme-ng read a
 /// kernel image's version; `kmod` gives it depmod and modprobe.
 pub const APT_PACKAGES: &[&str] = &["qemu-system-x86", "busybox-static", "kmod", "file"];
-
-const APT_TIMEOUT: Duration = Duration::from_secs(900);
-
-/// apt-get with one `update` per run, output in the cache's log directory.
-pub struct Apt {
-    updated: bool,
-    logs: PathBuf,
-    /// Whether the runner may change the system (apt-get install, sources).
-    pub allowed: bool,
-}
-
-impl Apt {
-    pub fn new(logs: &Path, allowed: bool) -> Apt {
-        Apt {
-            updated: false,
-            logs: logs.to_owned(),
-            allowed,
-        }
-    }
-
-    pub fn log(&self, name: &str) -> PathBuf {
-        self.logs.join(name)
-    }
-
-    fn available() -> bool {
-        which("apt-get").is_some() && which("dpkg").is_some()
-    }
-
-    pub fn update(&mut self, force: bool) -> Result<(), String> {
-        if self.updated && !force {
-            return Ok(());
-        }
-        if !Self::available() {
-            return Err("apt-get is not available (not a Debian machine?)".into());
-        }
-        let log = self.log("apt-get-update.log");
-        let st = run_logged(
-            Command::new("apt-get").args(["-q", "update"]),
-            &log,
-            APT_TIMEOUT,
-        )?;
-        if !st.success() {
-            return Err(format!(
-                "apt-get update failed ({st}); see {}",
-                log.display()
-            ));
-        }
-        self.updated = true;
-        Ok(())
-    }
-
-    pub fn install(&mut self, packages: &[&str]) -> Result<(), String> {
-        if !self.allowed {
-            return Err(format!(
-                "missing {} and installing is turned off",
-                packages.join(" ")
-            ));
-        }
-        self.update(false)?;
-        let log = self.log("apt-get-install.log");
-        let st = run_logged(
-            Command::new("apt-get")
-                .args(["-q", "-y", "install", "--no-install-recommends"])
-                .args(packages)
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-            &log,
-            APT_TIMEOUT,
-        )?;
-        if !st.success() {
-            return Err(format!(
-                "apt-get install {} failed ({st}); see {}",
-                packages.join(" "),
-                log.display()
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// Whether a Debian package is installed.
-pub fn dpkg_installed(package: &str) -> bool {
-    Command::new("dpkg-query")
-        .args(["-W", "-f=${Status}", package])
-        .output()
-        .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).ends_with("installed"))
-        .unwrap_or(false)
-}
-
-/// The installed version of a Debian package.
-pub fn dpkg_version(package: &str) -> Option<String> {
-    let o = Command::new("dpkg-query")
-        .args(["-W", "-f=${Version}", package])
-        .output()
-        .ok()?;
-    let v = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    (o.status.success() && !v.is_empty()).then_some(v)
-}
 
 pub fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
@@ -217,14 +121,7 @@ pub struct VmTools {
 
 /// Finds or installs the VM tools. Err(reason) when they cannot be had.
 pub fn ensure_vm_tools(cache: &Path, apt: &mut Apt) -> Result<VmTools, String> {
-    let missing: Vec<&str> = APT_PACKAGES
-        .iter()
-        .copied()
-        .filter(|p| !dpkg_installed(p))
-        .collect();
-    if !missing.is_empty() {
-        apt.install(&missing)?;
-    }
+    apt.install(APT_PACKAGES)?;
     let qemu = which("qemu-system-x86_64")
         .ok_or("qemu-system-x86_64 is not on PATH after installing qemu-system-x86")?;
     let vng = ensure_vng(cache, apt)?;

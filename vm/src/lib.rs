@@ -18,6 +18,7 @@
 //! std::process::exit(matrix.exit_code());
 //! ```
 
+pub mod apt;
 pub mod config;
 pub mod error;
 pub mod fetch;
@@ -168,7 +169,7 @@ pub fn run(opts: &Options) -> Result<Matrix, VmError> {
         .map_err(|e| VmError::io(p.results.display().to_string(), e))?;
 
     let _signals = proc::SignalGuard::install();
-    let mut apt = install::Apt::new(&logs, !opts.no_install);
+    let mut apt = apt::Apt::new(&p.cache, !opts.no_install);
     let mut notes = Vec::new();
     let mut tools: Result<Option<install::VmTools>, String> = Ok(None);
     if selected.iter().any(|k| !k.host) {
@@ -531,6 +532,12 @@ pub fn exit_code(result: &Result<Matrix, VmError>) -> i32 {
 /// What `devcg vm` does: run, print (table or JSON), and return the exit
 /// code.
 pub fn main_with(opts: &Options) -> i32 {
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    if uid != 0 {
+        println!("devcg vm: skipped: the kernel matrix needs root (running as uid {uid})");
+        return 0;
+    }
     let result = run(opts);
     match &result {
         Ok(m) if opts.json => {
