@@ -288,7 +288,14 @@ fn vm_help_names_the_runner_options() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for option in ["--kernel", "--json", "--cases", "--no-install", "--record"] {
+    for option in [
+        "--kernel",
+        "--json",
+        "--cases",
+        "--no-install",
+        "--record",
+        "--accel",
+    ] {
         assert!(text.contains(option), "no {option} in: {text}");
     }
     assert!(!text.contains("--guest-check"), "{text}");
@@ -316,4 +323,40 @@ fn vm_refuses_an_unknown_kernel() {
     assert!(err.contains("unknown kernel \"nosuch\""), "{err}");
     assert!(err.contains("known: host"), "{err}");
     assert!(!results.exists() && !cache.exists());
+}
+
+/// Without root every kernel command prints one line saying what is
+/// missing and exits 0. As root the test drops to `nobody` with setpriv.
+#[rstest]
+#[case::kernel_check(&["kernel-check"], "kernel-check: skipped: needs root")]
+#[case::kernel_check_json(&["kernel-check", "--json"], "{\"skipped\":\"skipped: needs root")]
+#[case::verify_kernel(&["verify", "--kernel", "--cases", "2"], "skipped: needs root")]
+#[case::vm_host(&["vm", "--kernel", "host"], "devcg vm: skipped: the kernel matrix needs root")]
+fn kernel_commands_without_root_print_one_line(#[case] args: &[&str], #[case] line: &str) {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let mut cmd = if euid == 0 {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_devcg"));
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_devcg"))
+    };
+    let out = match cmd.args(args).current_dir("/").output() {
+        Ok(o) => o,
+        Err(e) => {
+            println!("skipped: cannot run setpriv to drop root: {e}");
+            return;
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.starts_with(line), "{stdout}");
 }

@@ -535,6 +535,16 @@ pub fn main_with(opts: &Options) -> i32 {
     // SAFETY: geteuid has no preconditions.
     let uid = unsafe { libc::geteuid() };
     if uid != 0 {
+        // Bad options are still errors; only running needs root.
+        let p = paths(opts);
+        let checked = AccelChoice::resolve(opts.accel)
+            .map_err(VmError::Usage)
+            .and_then(|_| Config::load(&p.config))
+            .and_then(|c| c.select(&opts.kernels).map(|_| ()));
+        if let Err(e) = checked {
+            eprintln!("devcg vm: {e}");
+            return 2;
+        }
         println!("devcg vm: skipped: the kernel matrix needs root (running as uid {uid})");
         return 0;
     }
