@@ -2,7 +2,7 @@
 //! forked child that joins the cgroup(s) under test and tries each access.
 //! Shared by the v1 and cgroup2 drivers.
 //!
-//! What the kernel answers, as seen on 6.18 (see kernel-facts.md):
+//! What the kernel answers, as seen on 6.18 (see docs/kernel-facts.md):
 //!
 //! * a denial is EPERM, for open, `access(2)` and mknod alike;
 //! * an allowed open of a char *or block* major without a driver fails with
