@@ -264,7 +264,7 @@ fn cmd_verify_kernel(name: &str, cases: u64, seed: u64, json: bool) -> Result<Ex
     } else {
         print!("{}", differential::table(&reports));
     }
-    Ok(if reports.iter().all(|r| r.ok()) {
+    Ok(if reports.iter().all(|r| r.pass) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -61,18 +61,21 @@ pub struct KernelReport {
     /// The smallest disagreement found (shrunk), if any.
     pub counterexample: Option<Counterexample>,
     pub seconds: f64,
+    /// The verdict of [`KernelReport::passes`], set when the run ends: the
+    /// one definition, which `devcg verify --kernel` exits on and the VM
+    /// matrix reads from the JSON report.
+    pub pass: bool,
 }
 
 impl KernelReport {
-    /// Whether this strategy passed: models always do (they are judged,
-    /// not required to be right); own strategies need zero divergences,
-    /// zero unexpected answers and every program loaded.
-    pub fn ok(&self) -> bool {
-        !self.own
-            || (self.oracle_vs_kernel == 0
-                && self.emulator_vs_kernel == 0
-                && self.unexpected == 0
-                && self.load_refusals == 0)
+    /// The pass rule. On every program it accepts, ours or a model's, the
+    /// emulator must agree with the kernel, and every probe must end in
+    /// allow or deny. devcg's own strategies must also agree with the
+    /// oracle and load every time; a model's disagreement with the oracle
+    /// is its finding, not a failure.
+    pub fn passes(&self) -> bool {
+        let faithful = self.emulator_vs_kernel == 0 && self.unexpected == 0;
+        faithful && (!self.own || (self.oracle_vs_kernel == 0 && self.load_refusals == 0))
     }
 }
 
@@ -183,6 +186,9 @@ pub fn three_way(
             reports[i].counterexample = ce;
             reports[i].seconds += started.elapsed().as_secs_f64();
         }
+    }
+    for r in &mut reports {
+        r.pass = r.passes();
     }
     Ok(reports)
 }

@@ -36,7 +36,7 @@ fn own_strategies_agree_with_oracle_emulator_and_kernel() {
     }
     let failed: Vec<_> = reports
         .iter()
-        .filter(|r| !r.ok())
+        .filter(|r| !r.pass)
         .map(|r| r.strategy.clone())
         .collect();
     assert!(

@@ -237,14 +237,8 @@ fn observe_verify(step: &StepOutput, rows: &mut Vec<Observation>) {
             };
             let n = |k: &str| r.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
             let own = r.get("own").and_then(|v| v.as_bool()).unwrap_or(true);
-            let ok = if own {
-                n("oracle_vs_kernel") == 0
-                    && n("emulator_vs_kernel") == 0
-                    && n("unexpected") == 0
-                    && n("load_refusals") == 0
-            } else {
-                n("emulator_vs_kernel") == 0 && n("unexpected") == 0
-            };
+            // devcg's verdict, as it reported it: never re-derived here.
+            let ok = r.get("pass").and_then(|v| v.as_bool());
             let detail = format!(
                 "{} rule sets, {} attached, {} probes; oracle-vs-kernel {}, emulator-vs-kernel {}, unexpected {}, load refusals {}{}",
                 n("rule_sets"),
@@ -256,14 +250,19 @@ fn observe_verify(step: &StepOutput, rows: &mut Vec<Observation>) {
                 n("load_refusals"),
                 if own { "" } else { " (a model: oracle-vs-kernel is its finding)" }
             );
-            if !ok {
+            let row_status = match ok {
+                Some(true) => Status::Pass,
+                Some(false) => Status::Fail,
+                None => Status::Error,
+            };
+            let detail = match ok {
+                Some(_) => detail,
+                None => format!("{detail}; the report has no \"pass\" verdict"),
+            };
+            if ok != Some(true) {
                 summary.push(format!("{name}: {detail}"));
             }
-            let mut o = Observation::new(
-                &format!("{ROW_VERIFY}/{name}"),
-                if ok { Status::Pass } else { Status::Fail },
-                Some(detail),
-            );
+            let mut o = Observation::new(&format!("{ROW_VERIFY}/{name}"), row_status, Some(detail));
             o.raw = Some(r.clone());
             rows.push(o);
         }
@@ -1141,10 +1140,11 @@ mod tests {
             steps: vec![step(
                 "verify",
                 Some(1),
-                r#"[{"strategy":"linear","own":true,"rule_sets":3,"oracle_vs_kernel":0,"emulator_vs_kernel":0,"unexpected":0,"load_refusals":0},
-                    {"strategy":"tree","own":true,"rule_sets":3,"oracle_vs_kernel":2,"emulator_vs_kernel":0,"unexpected":0,"load_refusals":0},
-                    {"strategy":"runc","own":false,"rule_sets":3,"oracle_vs_kernel":9,"emulator_vs_kernel":0,"unexpected":0,"load_refusals":1},
-                    {"strategy":"lxc","own":false,"rule_sets":3,"oracle_vs_kernel":0,"emulator_vs_kernel":1,"unexpected":0,"load_refusals":0}]"#,
+                r#"[{"strategy":"linear","own":true,"rule_sets":3,"oracle_vs_kernel":0,"emulator_vs_kernel":0,"unexpected":0,"load_refusals":0,"pass":true},
+                    {"strategy":"tree","own":true,"rule_sets":3,"oracle_vs_kernel":2,"emulator_vs_kernel":0,"unexpected":0,"load_refusals":0,"pass":false},
+                    {"strategy":"runc","own":false,"rule_sets":3,"oracle_vs_kernel":9,"emulator_vs_kernel":0,"unexpected":0,"load_refusals":1,"pass":true},
+                    {"strategy":"lxc","own":false,"rule_sets":3,"oracle_vs_kernel":0,"emulator_vs_kernel":1,"unexpected":0,"load_refusals":0,"pass":false},
+                    {"strategy":"old","own":true,"rule_sets":3,"oracle_vs_kernel":0,"emulator_vs_kernel":0,"unexpected":0,"load_refusals":0}]"#,
                 "",
             )],
             ..Default::default()
@@ -1158,10 +1158,12 @@ mod tests {
                 ("verify-kernel/tree", Status::Fail),
                 ("verify-kernel/runc", Status::Pass),
                 ("verify-kernel/lxc", Status::Fail),
+                // A report without devcg's verdict is never taken for a pass.
+                ("verify-kernel/old", Status::Error),
                 (ROW_VERIFY, Status::Fail)
             ]
         );
-        assert!(rows[4].detail.as_ref().unwrap().contains("tree:"));
+        assert!(rows[5].detail.as_ref().unwrap().contains("tree:"));
     }
 
     #[test]
