@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use devcg::verify::{self, Answer, OracleCase, VerifyConfig};
+use devcg::verify::{self, Answer, VerifyConfig};
 use devcg_emulator::Emulator;
 use devcg_engine::{disasm, strategy, Program, Request, RuleFile, Strategy};
+use devcg_oracle::Policy;
 
 #[derive(Parser)]
 #[command(
@@ -363,20 +364,39 @@ fn cmd_exhaustive(
             "per-major minor classes"
         };
         if outcome.equivalent() {
-            println!("{label}: equivalent ({} classes, {mode})", outcome.classes);
-        } else {
             println!(
-                "{label}: {} of {} classes differ ({mode})",
-                outcome.differences.len(),
-                outcome.classes
+                "{label}: equivalent ({} classes, {} of them reachable; {mode})",
+                outcome.classes, outcome.reachable_classes
             );
-            for d in &outcome.differences {
-                println!(
-                    "  {:<28} oracle {:<5}  program {}",
-                    d.request,
-                    d.oracle.to_string(),
-                    d.program
-                );
+        } else {
+            let unreachable = outcome.differences.len() - outcome.reachable_differences;
+            println!(
+                "{label}: {} of {} reachable classes differ, and {} of {} unreachable ones ({mode})",
+                outcome.reachable_differences,
+                outcome.reachable_classes,
+                unreachable,
+                outcome.classes - outcome.reachable_classes
+            );
+            let (reachable, rest) = outcome.differences.split_at(outcome.reachable_differences);
+            for (title, part) in [
+                ("reachable (a syscall can ask these)", reachable),
+                (
+                    "unreachable (major >= 2^12, minor >= 2^20, or m with r/w)",
+                    rest,
+                ),
+            ] {
+                if part.is_empty() {
+                    continue;
+                }
+                println!("{title}:");
+                for d in part {
+                    println!(
+                        "  {:<28} oracle {:<5}  program {}",
+                        d.request,
+                        d.oracle.to_string(),
+                        d.program
+                    );
+                }
             }
         }
         println!("time: {:.3} s", outcome.elapsed.as_secs_f64());
@@ -479,7 +499,7 @@ fn cmd_check(
     };
     let emulator =
         Emulator::new(&program).map_err(|e| anyhow!("program refused by the emulator: {e}"))?;
-    let oracle = OracleCase::new(&rule_list);
+    let oracle = Policy::of(&rule_list);
     let mut disagreements = 0;
     for req in &requests {
         let want = oracle.decide(req);

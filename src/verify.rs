@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use devcg_emulator::Emulator;
 use devcg_engine::{Request, Rule, Strategy, Verdict};
-use devcg_oracle::Hierarchy;
+use devcg_oracle::Policy;
 use proptest::strategy::{Strategy as _, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde::Serialize;
@@ -107,33 +107,6 @@ impl Report {
     }
 }
 
-/// The oracle's verdicts for one rule list: a fresh cgroup below the
-/// allow-all root, every rule written in order.
-pub struct OracleCase {
-    hierarchy: Hierarchy,
-}
-
-impl OracleCase {
-    pub const CGROUP: &'static str = "c";
-
-    pub fn new(rules: &[Rule]) -> Self {
-        let mut hierarchy = Hierarchy::new();
-        hierarchy.mkdir(Self::CGROUP).expect("fresh hierarchy");
-        for rule in rules {
-            // Rules were validated when parsed; a write to a child of the
-            // allow-all root cannot fail for permission reasons.
-            let _ = hierarchy.write(Self::CGROUP, rule.kind, &rule.text);
-        }
-        OracleCase { hierarchy }
-    }
-
-    pub fn decide(&self, req: &Request) -> Verdict {
-        self.hierarchy
-            .check(Self::CGROUP, req)
-            .expect("cgroup exists")
-    }
-}
-
 /// What the strategy's program answers for `req` under `rules`.
 pub fn program_answer(strategy: &dyn Strategy, rules: &[Rule], req: &Request) -> Option<Answer> {
     let program = strategy.compile(rules).ok()?;
@@ -145,7 +118,7 @@ pub fn program_answer(strategy: &dyn Strategy, rules: &[Rule], req: &Request) ->
 
 fn diverges(strategy: &dyn Strategy, rules: &[Rule], req: &Request) -> Option<Answer> {
     let answer = program_answer(strategy, rules, req)?;
-    (answer != Answer::Verdict(OracleCase::new(rules).decide(req))).then_some(answer)
+    (answer != Answer::Verdict(Policy::of(rules).decide(req))).then_some(answer)
 }
 
 fn rng(seed: u64) -> TestRng {
@@ -193,7 +166,7 @@ pub fn verify(strategy: &dyn Strategy, cfg: &VerifyConfig) -> Report {
                 continue;
             }
         };
-        let oracle = OracleCase::new(&rules);
+        let oracle = Policy::of(&rules);
         let emulator = Emulator::new(&program);
         for req in &requests {
             report.checks += 1;
@@ -264,7 +237,7 @@ fn shrink(
     Counterexample {
         rules: best.iter().map(|r| r.to_string()).collect(),
         request: req.to_string(),
-        oracle: OracleCase::new(&best).decide(req),
+        oracle: Policy::of(&best).decide(req),
         program,
     }
 }

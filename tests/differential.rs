@@ -4,8 +4,9 @@
 //! shrunk rule list and the request.
 
 use devcg::gen;
-use devcg::verify::{program_answer, Answer, OracleCase};
+use devcg::verify::{program_answer, Answer};
 use devcg_engine::strategy;
+use devcg_oracle::Policy;
 use proptest::prelude::*;
 
 proptest! {
@@ -13,7 +14,7 @@ proptest! {
 
     #[test]
     fn oracle_agrees_with_every_own_strategy((rules, requests) in gen::case(12, 32)) {
-        let oracle = OracleCase::new(&rules);
+        let oracle = Policy::of(&rules);
         for s in strategy::all().iter().filter(|s| s.is_own()) {
             for req in &requests {
                 let want = Answer::Verdict(oracle.decide(req));

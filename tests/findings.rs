@@ -14,10 +14,11 @@
 //! `;`-separated, one v1 rule each.
 
 use devcg::exhaustive;
-use devcg::verify::{program_answer, Answer, OracleCase};
+use devcg::verify::{program_answer, Answer};
 use devcg_emulator::Emulator;
 use devcg_engine::strategy::models::{crun, runc, youki};
 use devcg_engine::{strategy, CompileError, Program, Request, Rule, RuleFile, Verdict};
+use devcg_oracle::Policy;
 use rstest::rstest;
 
 use Verdict::{Allow, Deny};
@@ -481,7 +482,7 @@ fn divergence(
     let req = request(req);
     assert_eq!(req.is_realizable(), realizable, "realizability of {req}");
     assert_eq!(
-        OracleCase::new(&rules).decide(&req),
+        Policy::of(&rules).decide(&req),
         oracle,
         "oracle on {req} under [{text}]"
     );
@@ -583,7 +584,7 @@ fn refusal(
         other => panic!("{model} should refuse [{text}], got {other:?}"),
     }
     assert_eq!(model_answer(model, &rules, &req), None);
-    assert_eq!(OracleCase::new(&rules).decide(&req), oracle);
+    assert_eq!(Policy::of(&rules).decide(&req), oracle);
     assert_own_strategies_agree(&rules, &req, oracle);
 }
 

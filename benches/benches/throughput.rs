@@ -1,6 +1,7 @@
 //! The differential's throughput (checks per second: the emulator and the
 //! oracle on random rule lists, what `devcg verify` runs) per strategy, and
-//! `verify --exhaustive` on 1,000 rules for devcg's own strategies.
+//! `verify --exhaustive` on 1,000 and 10,000 rules for devcg's own
+//! strategies (those the emulator takes at that size).
 //!
 //! `cargo bench -p devcg-benches --bench throughput [-- FILTER]`.
 
@@ -27,24 +28,30 @@ fn differential(c: &mut Criterion) {
 }
 
 fn exhaustive(c: &mut Criterion) {
-    let mut group = c.benchmark_group("exhaustive-1000");
-    group.sample_size(10);
-    for list in ListKind::ALL {
-        let w = Workload::new(list, 1_000, SEED, &|_, _| false).expect("rule list");
-        for s in suite::strategies().into_iter().filter(|s| s.is_own()) {
-            let program = match s.compile(&w.rules) {
-                Ok(p) => p,
-                Err(why) => {
-                    eprintln!("exhaustive-1000/{}/{}: n/a: {why}", s.name(), list.slug());
+    for n in [1_000, 10_000] {
+        let mut group = c.benchmark_group(format!("exhaustive-{n}"));
+        group.sample_size(10);
+        for list in ListKind::ALL {
+            let w = Workload::new(list, n, SEED, &|_, _| false).expect("rule list");
+            for s in suite::strategies().into_iter().filter(|s| s.is_own()) {
+                let program = match s.compile(&w.rules) {
+                    Ok(p) => p,
+                    Err(why) => {
+                        eprintln!("exhaustive-{n}/{}/{}: n/a: {why}", s.name(), list.slug());
+                        continue;
+                    }
+                };
+                if let Err(why) = devcg_emulator::Emulator::new(&program) {
+                    eprintln!("exhaustive-{n}/{}/{}: n/a: {why}", s.name(), list.slug());
                     continue;
                 }
-            };
-            group.bench_function(format!("{}/{}", s.name(), list.slug()), |b| {
-                b.iter(|| devcg::exhaustive::run(&w.rules, &program).expect("emulator"))
-            });
+                group.bench_function(format!("{}/{}", s.name(), list.slug()), |b| {
+                    b.iter(|| devcg::exhaustive::run(&w.rules, &program).expect("emulator"))
+                });
+            }
         }
+        group.finish();
     }
-    group.finish();
 }
 
 criterion_group! {

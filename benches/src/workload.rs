@@ -17,9 +17,9 @@
 
 use std::collections::HashSet;
 
-use devcg::verify::OracleCase;
 use devcg_engine::v1text::V1Text;
 use devcg_engine::{Access, DeviceType, Exception, Request, Rule, RuleKind, Verdict, WILDCARD};
+use devcg_oracle::Policy;
 use thiserror::Error;
 
 /// The rule counts every strategy is timed at.
@@ -135,7 +135,7 @@ impl Workload {
                 .iter()
                 .map(|&ex| Rule::from_parsed(rule_kind, V1Text::Exception(ex))),
         );
-        let oracle = OracleCase::new(&rules);
+        let oracle = Policy::of(&rules);
         let (on_match, on_miss) = match kind {
             ListKind::Allow => (Verdict::Allow, Verdict::Deny),
             ListKind::Deny => (Verdict::Deny, Verdict::Allow),
@@ -340,7 +340,7 @@ mod tests {
         for kind in ListKind::ALL {
             for n in [1, 10, 1000] {
                 let w = Workload::new(kind, n, SEED, &none).unwrap();
-                let oracle = OracleCase::new(&w.rules);
+                let oracle = Policy::of(&w.rules);
                 for hit in Hit::ALL {
                     assert_eq!(
                         oracle.decide(&w.request(hit)),

@@ -208,6 +208,15 @@ impl Request {
         self.major < 4096 && self.minor < (1 << 20)
     }
 
+    /// Whether a syscall can ever ask this: realizable numbers, and an
+    /// access that open (r, w, rw), `access(F_OK)` (none) or mknod (m)
+    /// produces; m never comes with r or w.
+    pub fn is_reachable(&self) -> bool {
+        let mixed = self.access.contains(Access::MKNOD)
+            && self.access.intersects(Access::READ.union(Access::WRITE));
+        self.is_realizable() && !mixed
+    }
+
     /// Parses `c 1:3 rw` (access letters or `-`; `*` is not a device).
     pub fn parse(text: &str) -> Option<Request> {
         let mut parts = text.split_whitespace();

@@ -7,6 +7,7 @@
 
 pub mod exceptions;
 mod hierarchy;
+mod policy;
 pub mod script;
 
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,7 @@ use devcg_engine::rules::Rule;
 use devcg_engine::{Behavior, Exception, Request, Verdict};
 
 pub use hierarchy::Hierarchy;
+pub use policy::Policy;
 
 /// What a refused write returns. Only these two: the kernel's other
 /// failures (ENOMEM, a missing CAP_SYS_ADMIN) cannot happen in a model.

@@ -6,7 +6,7 @@ use devcg_engine::rules::{Rule, RuleKind, RuleSet};
 use devcg_engine::v1text::{self, ParseError, V1Text};
 use devcg_engine::{Access, Behavior, DeviceType, Exception, Request, Verdict, WILDCARD};
 use devcg_oracle::script::{self, Outcome};
-use devcg_oracle::{decide, exceptions, state_of, Hierarchy};
+use devcg_oracle::{decide, exceptions, state_of, Hierarchy, Policy};
 use proptest::prelude::*;
 
 const PATHS: [&str; 7] = ["", "a", "a/b", "a/b/c", "a/d", "e", "e/f"];
@@ -272,6 +272,20 @@ proptest! {
         for req in requests() {
             let want = exceptions::permits(behavior, &exs, req.ty, req.major, req.minor, req.access);
             prop_assert_eq!(decide(&rules, &req).is_allow(), want);
+        }
+    }
+
+    /// The indexed policy decides exactly as the whole list does, numbered
+    /// and `~0` requests alike.
+    #[test]
+    fn policy_decides_as_the_whole_list(list in proptest::collection::vec((kind(), text()), 0..24)) {
+        let rules: Vec<Rule> = list.iter().filter_map(|(k, t)| Rule::new(*k, t.clone()).ok()).collect();
+        let policy = Policy::of(&rules);
+        let (behavior, exs) = state_of(&rules);
+        prop_assert_eq!(policy.behavior(), behavior);
+        for req in requests() {
+            let want = exceptions::permits(behavior, &exs, req.ty, req.major, req.minor, req.access);
+            prop_assert_eq!(policy.decide(&req).is_allow(), want, "{}", req);
         }
     }
 

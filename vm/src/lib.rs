@@ -457,6 +457,11 @@ fn run_vm(
     })
 }
 
+/// The directory of the devcg binary the guest runs.
+fn devcg_dir(devcg: &Path) -> &Path {
+    devcg.parent().unwrap_or(Path::new("/"))
+}
+
 /// Boots the guest once under `accel` and waits for it: the boot budget
 /// is the short KVM one under KVM, and under KVM a console line that shows
 /// a KVM failure ends the wait at once.
@@ -482,6 +487,13 @@ fn boot_once(
         .arg("--cpus")
         .arg(config.defaults.cpus.to_string())
         .arg(format!("--rwdir={}", dir.display()))
+        // The guest sees the host's root, but not every directory below
+        // it (/var/tmp, say, is its own there): the devcg binary's
+        // directory is shared explicitly, wherever the workspace is.
+        .arg(format!(
+            "--rodir={}",
+            devcg_dir(&column.paths.devcg).display()
+        ))
         .arg("--cwd")
         .arg("/");
     for a in &spec.append {
@@ -680,6 +692,11 @@ echo 6.1.0-fake > "$R/uname"
         let a = run.accel.unwrap();
         assert_eq!((a.accel, a.kvm_failure), (Accel::Kvm, None));
         assert!(!run.results_dir.join("console-kvm.log").exists());
+        // The devcg binary's directory is shared with the guest, wherever
+        // the workspace is (here devcg is /bin/true).
+        let cmd = std::fs::read_to_string(run.results_dir.join("vng-command")).unwrap();
+        assert!(cmd.contains("\"--rodir=/bin\""), "{cmd}");
+        assert!(!cmd.contains("--disable-kvm"), "{cmd}");
         drop(tmp);
     }
 
