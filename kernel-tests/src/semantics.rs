@@ -117,11 +117,6 @@ pub fn by_name(name: &str) -> Option<Check> {
     checks().into_iter().find(|c| c.name == name)
 }
 
-/// Runs every check, in order.
-pub fn run_all() -> Vec<CheckResult> {
-    checks().iter().map(run).collect()
-}
-
 /// Runs one check in a fresh scratch directory.
 pub fn run(check: &Check) -> CheckResult {
     let result = |status, observed: String| CheckResult {

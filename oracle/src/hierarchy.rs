@@ -167,17 +167,6 @@ impl Hierarchy {
         })
     }
 
-    /// [`Hierarchy::try_write`] for text the kernel's parser already read.
-    pub fn write_parsed(
-        &mut self,
-        path: &str,
-        kind: RuleKind,
-        parsed: V1Text,
-    ) -> Result<Result<(), Errno>, OracleError> {
-        let idx = self.find(path)?;
-        Ok(self.update(idx, kind, parsed))
-    }
-
     /// The body of `devcgroup_update_access` after parsing.
     fn update(&mut self, idx: usize, kind: RuleKind, parsed: V1Text) -> Result<(), Errno> {
         let parent = self.nodes[idx].parent;

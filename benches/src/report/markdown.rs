@@ -943,24 +943,8 @@ fn render_method(config: &Config, out: &mut String) {
     );
 }
 
-/// Per strategy, the plotted series: (rule count, ns) for one executor
-/// (the kernel's like-for-like cost).
-pub fn series(
-    r: &Results,
-    executor: Executor,
-    list: ListKind,
-    hit: Hit,
-) -> BTreeMap<usize, Vec<(usize, f64)>> {
-    let metric = if executor == Executor::Kernel {
-        Metric::Check
-    } else {
-        Metric::Cost
-    };
-    series_of(r, executor, metric, list, hit)
-}
-
-/// [`series`] for any figure: (rule count, ns) per strategy, points at or
-/// below zero left out.
+/// The plotted series of one figure: (rule count, ns) per strategy, points
+/// at or below zero left out.
 pub fn series_of(
     r: &Results,
     executor: Executor,

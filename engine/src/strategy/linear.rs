@@ -223,6 +223,9 @@ impl Strategy for Linear {
     fn summary(&self) -> &'static str {
         "compare chain per device type over the normalized v1 exception list"
     }
+    fn is_own(&self) -> bool {
+        true
+    }
     fn compile(&self, rules: &[Rule]) -> Result<Program, CompileError> {
         compile_set(&RuleSet::from_rules(rules))
     }

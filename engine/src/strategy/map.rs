@@ -217,6 +217,9 @@ impl Strategy for Map {
     fn summary(&self) -> &'static str {
         "hash map keyed by type, major and minor; four lookups (exact and wildcard forms)"
     }
+    fn is_own(&self) -> bool {
+        true
+    }
     fn compile(&self, rules: &[Rule]) -> Result<Program, CompileError> {
         compile_set(&RuleSet::from_rules(rules))
     }

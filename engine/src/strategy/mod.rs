@@ -40,10 +40,9 @@ pub trait Strategy: Send + Sync {
     /// One line for `--help` and reports.
     fn summary(&self) -> &'static str;
     /// Whether this is one of devcg's own strategies (which must never
-    /// diverge) rather than a model of another runtime's generator.
-    fn is_own(&self) -> bool {
-        true
-    }
+    /// diverge) rather than a model of another runtime's generator. No
+    /// default: a model that forgot to say would be judged as ours.
+    fn is_own(&self) -> bool;
     fn compile(&self, rules: &[Rule]) -> Result<Program, CompileError>;
 }
 

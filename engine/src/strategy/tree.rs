@@ -241,6 +241,9 @@ impl Strategy for Tree {
     fn summary(&self) -> &'static str {
         "binary searches per key form (exact, major:*, *:minor), access-mask maps ORed, one bit tested"
     }
+    fn is_own(&self) -> bool {
+        true
+    }
     fn compile(&self, rules: &[Rule]) -> Result<Program, CompileError> {
         compile_set(&RuleSet::from_rules(rules))
     }
