@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use devcg::verify::{self, Answer, VerifyConfig};
+use devcg_differential::verify::{self, Answer, VerifyConfig};
 use devcg_emulator::Emulator;
 use devcg_engine::{disasm, strategy, Program, Request, RuleFile, Strategy};
 use devcg_oracle::Policy;
@@ -353,7 +353,7 @@ fn cmd_exhaustive(
         Some(path) => (path.display().to_string(), read_program(&path)?),
         None => (name.to_string(), compile(name, &rule_list)?),
     };
-    let outcome = devcg::exhaustive::run(&rule_list, &program)
+    let outcome = devcg_differential::exhaustive::run(&rule_list, &program)
         .map_err(|e| anyhow!("{label}: program refused by the emulator: {e}"))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);

@@ -8,9 +8,9 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use devcg::verify::{self, VerifyConfig};
 use devcg_benches::suite;
 use devcg_benches::workload::{ListKind, Workload, SEED};
+use devcg_differential::verify::{self, VerifyConfig};
 
 fn differential(c: &mut Criterion) {
     let cfg = VerifyConfig {
@@ -46,7 +46,9 @@ fn exhaustive(c: &mut Criterion) {
                     continue;
                 }
                 group.bench_function(format!("{}/{}", s.name(), list.slug()), |b| {
-                    b.iter(|| devcg::exhaustive::run(&w.rules, &program).expect("emulator"))
+                    b.iter(|| {
+                        devcg_differential::exhaustive::run(&w.rules, &program).expect("emulator")
+                    })
                 });
             }
         }

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use devcg::verify::{self, VerifyConfig};
+use devcg_differential::verify::{self, VerifyConfig};
 use devcg_emulator::Emulator;
 use devcg_engine::{strategy, Program, Strategy, Verdict};
 use devcg_kernel::probe::{Device, Drivers};
@@ -568,7 +568,9 @@ pub fn run(config: Config) -> Result<Results, ReportError> {
             let result = s
                 .compile(&w.rules)
                 .map_err(|e| e.to_string())
-                .and_then(|p| devcg::exhaustive::run(&w.rules, &p).map_err(|e| e.to_string()))
+                .and_then(|p| {
+                    devcg_differential::exhaustive::run(&w.rules, &p).map_err(|e| e.to_string())
+                })
                 .map(|o| ExhaustiveRun {
                     classes: o.classes,
                     differences: o.differences.len(),

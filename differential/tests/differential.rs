@@ -3,8 +3,8 @@
 //! the oracle and the emulated `linear` program agree. A failure shows the
 //! shrunk rule list and the request.
 
-use devcg::gen;
-use devcg::verify::{program_answer, Answer};
+use devcg_differential::gen;
+use devcg_differential::verify::{program_answer, Answer};
 use devcg_engine::strategy;
 use devcg_oracle::Policy;
 use proptest::prelude::*;

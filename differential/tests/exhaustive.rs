@@ -1,8 +1,8 @@
 //! Exhaustive mode proves devcg's own strategies equivalent to the oracle on
 //! rule sets of 1, 10, 100 and 1,000 rules, and finds a planted divergence.
 
-use devcg::exhaustive;
-use devcg::gen;
+use devcg_differential::exhaustive;
+use devcg_differential::gen;
 use devcg_engine::asm::{Asm, Cond, Width};
 use devcg_engine::insn::{R2, R4, R5};
 
