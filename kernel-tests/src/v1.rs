@@ -34,20 +34,10 @@ use crate::sys::SysError;
 /// errors: see [`Scratch::write`].
 #[derive(Debug, Error)]
 pub enum V1Error {
-    #[error("{op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        source: io::Error,
-    },
-    #[error("{op} {path}: {errno}")]
-    Sys {
-        op: &'static str,
-        path: PathBuf,
-        errno: SysErrno,
-    },
-    #[error("path {0:?} is not a cgroup inside the scratch cgroup")]
-    OutsideScratch(String),
+    /// What every driver can meet: files, syscalls, the scratch guard,
+    /// the probe child.
+    #[error(transparent)]
+    Sys(#[from] SysError),
     #[error("refusing to write rules to {0}: this process runs in it")]
     OwnCgroup(PathBuf),
     #[error("write of {text:?} to {path}: unexpected errno {errno} (the kernel answers EINVAL or EPERM)")]
@@ -63,33 +53,11 @@ pub enum V1Error {
         written: usize,
         len: usize,
     },
-    #[error("{0} cannot be probed: {1}")]
-    NotProbeable(Device, NotProbeable),
-    #[error("probe child could not join {path}: {errno}")]
-    Join { path: PathBuf, errno: SysErrno },
-    #[error("probe child: {0}")]
-    Child(String),
-}
-
-impl From<SysError> for V1Error {
-    fn from(e: SysError) -> Self {
-        match e {
-            SysError::Io { op, path, source } => V1Error::Io { op, path, source },
-            SysError::Sys { op, path, errno } => V1Error::Sys { op, path, errno },
-            SysError::OutsideScratch(p) => V1Error::OutsideScratch(p),
-            SysError::NotProbeable(d, why) => V1Error::NotProbeable(d, why),
-            SysError::Join { path, errno } => V1Error::Join { path, errno },
-            SysError::Child(s) => V1Error::Child(s),
-        }
-    }
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> V1Error + 'a {
-    move |source| V1Error::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
+    let wrap = crate::sys::io_err(op, path);
+    move |source| V1Error::Sys(wrap(source))
 }
 
 fn cstring(path: &Path) -> Result<std::ffi::CString, V1Error> {
@@ -224,7 +192,7 @@ impl Scratch {
     /// The directory of `path`: `""` is the scratch cgroup itself, else
     /// plain names joined by `/`. Anything that could leave it is refused.
     pub fn resolve(&self, path: &str) -> Result<PathBuf, V1Error> {
-        let refuse = || V1Error::OutsideScratch(path.to_string());
+        let refuse = || V1Error::Sys(SysError::OutsideScratch(path.to_string()));
         let mut dir = self.dir.clone();
         if !path.is_empty() {
             for name in path.split('/') {
@@ -251,7 +219,7 @@ impl Scratch {
     /// Creates the cgroup `path` (its parent must exist).
     pub fn mkdir(&self, path: &str) -> Result<(), V1Error> {
         if path.is_empty() {
-            return Err(V1Error::OutsideScratch(path.to_string()));
+            return Err(V1Error::Sys(SysError::OutsideScratch(path.to_string())));
         }
         let dir = self.resolve(path)?;
         fs::create_dir(&dir).map_err(io_err("mkdir", &dir))
@@ -329,7 +297,7 @@ impl Scratch {
         for &dev in devices {
             self.drivers
                 .probeable(dev)
-                .map_err(|why| V1Error::NotProbeable(dev, why))?;
+                .map_err(|why| SysError::NotProbeable(dev, why))?;
         }
         if self.nodes.is_none() {
             self.nodes = Some(NodeDir::mount()?);

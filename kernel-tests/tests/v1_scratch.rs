@@ -11,6 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use devcg_engine::{Access, DeviceType, RuleKind};
+use devcg_kernel::sys::SysError;
 use devcg_kernel::v1::{
     self, find_devices_mount, Device, Errno, NotProbeable, Outcome, Scratch, V1Error, NODES_PREFIX,
     PROBED_ACCESSES,
@@ -222,31 +223,40 @@ fn paths_cannot_leave_the_scratch_cgroup() {
         assert!(
             matches!(
                 s.write(bad, RuleKind::Deny, "a"),
-                Err(V1Error::OutsideScratch(_))
+                Err(V1Error::Sys(SysError::OutsideScratch(_)))
             ),
             "write to {bad:?} was not refused"
         );
         assert!(
-            matches!(s.list(bad), Err(V1Error::OutsideScratch(_))),
+            matches!(s.list(bad), Err(V1Error::Sys(SysError::OutsideScratch(_)))),
             "list {bad:?}"
         );
         assert!(
-            matches!(s.mkdir(bad), Err(V1Error::OutsideScratch(_))),
+            matches!(s.mkdir(bad), Err(V1Error::Sys(SysError::OutsideScratch(_)))),
             "mkdir {bad:?}"
         );
         assert!(
-            matches!(s.probe(bad, &[]), Err(V1Error::OutsideScratch(_))),
+            matches!(
+                s.probe(bad, &[]),
+                Err(V1Error::Sys(SysError::OutsideScratch(_)))
+            ),
             "probe {bad:?}"
         );
     }
-    assert!(matches!(s.mkdir(""), Err(V1Error::OutsideScratch(_))));
+    assert!(matches!(
+        s.mkdir(""),
+        Err(V1Error::Sys(SysError::OutsideScratch(_)))
+    ));
     // A missing cgroup is a driver error, not a kernel answer.
     assert!(s.write("nope", RuleKind::Deny, "a").is_err());
     // Real drivers and impossible numbers are never probed.
     let mem = Device::new(DeviceType::Char, 1, 3);
     assert!(matches!(
         s.probe("a", &[mem]),
-        Err(V1Error::NotProbeable(_, NotProbeable::HasDriver))
+        Err(V1Error::Sys(SysError::NotProbeable(
+            _,
+            NotProbeable::HasDriver
+        )))
     ));
     for dev in [
         Device::new(DeviceType::Block, 4096, 0),
@@ -254,7 +264,10 @@ fn paths_cannot_leave_the_scratch_cgroup() {
         Device::new(DeviceType::Block, 0, 0),
     ] {
         assert!(
-            matches!(s.probe("a", &[dev]), Err(V1Error::NotProbeable(..))),
+            matches!(
+                s.probe("a", &[dev]),
+                Err(V1Error::Sys(SysError::NotProbeable(..)))
+            ),
             "{dev}"
         );
     }
