@@ -381,28 +381,4 @@ mod tests {
 "
         );
     }
-    /// Verdicts (via `common::verdict`) where crun's program and v1 part
-    /// ways; `v1` is devcg's `linear` answer for the same rules.
-    #[rstest]
-    #[case::default_beats_deny("allow a\ndeny c 1:3 rwm", "c 1:3 r", 1, 0)]
-    #[case::int_truncation("deny a\nallow c 2147483648:1 r", "c 7:1 r", 1, 0)]
-    #[case::later_allow_punches_hole("allow a\ndeny c 1:* rwm\nallow c 1:4 rwm", "c 1:4 r", 1, 0)]
-    #[case::partial_deny("allow a\ndeny c 4:1 w", "c 4:1 rw", 1, 0)]
-    #[case::deny_matches_f_ok("allow a\ndeny c 4:1 w", "c 4:1 -", 0, 1)]
-    #[case::typed_all_access(r#"[{"allow":true,"type":"a","access":"r"}]"#, "c 4:1 w", 0, 1)]
-    #[case::all_without_access(r#"[{"allow":true}]"#, "c 4:1 r", 0, 1)]
-    #[case::deny_all_start("allow c 4:1 r", "c 4:2 r", 0, 1)]
-    fn verdicts(#[case] text: &str, #[case] req: &str, #[case] crun: u64, #[case] v1: u64) {
-        let rules = rules(text);
-        // Access 0 is a subset of the defaults' `m`: with them, every
-        // access-0 request is allowed, so that case runs without them.
-        let p = if req.ends_with('-') {
-            Crun.compile(&rules)
-        } else {
-            compile_with_defaults(&rules)
-        }
-        .unwrap();
-        assert_eq!(common::verdict(&p, req), crun);
-        assert_eq!(common::v1_verdict(&rules, req), v1);
-    }
 }

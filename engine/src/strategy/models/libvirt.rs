@@ -468,27 +468,4 @@ mod tests {
             ))
             .is_ok());
     }
-    /// Verdicts against v1 (devcg's `linear`): (rules, request, libvirt, v1).
-    #[rstest]
-    #[case::node_agrees("deny a\nallow c 1:3 rw\n", "c 1:3 rw", 1, 1)]
-    #[case::node_agrees_deny("deny a\nallow c 1:3 rw\n", "c 1:5 r", 0, 0)]
-    #[case::class_agrees("deny a\nallow c *:* r\n", "c 8:0 r", 1, 1)]
-    #[case::class_type("deny a\nallow c *:* r\n", "b 8:0 r", 0, 0)]
-    #[case::major_agrees("deny a\nallow c 136:* rw\n", "c 136:4 w", 1, 1)]
-    #[case::allow_all_agrees("allow a\n", "b 8:0 rwm", 1, 1)]
-    #[case::lone_allow_denies_rest("allow c 1:3 r\n", "c 1:5 r", 0, 1)]
-    #[case::lone_deny_denies_all("deny c 1:3 r\n", "c 1:5 r", 0, 1)]
-    #[case::deny_all_after_allow_all("allow a\ndeny a\n", "c 1:3 r", 1, 0)]
-    #[case::no_deny_list("allow a\ndeny c 1:3 r\n", "c 1:3 r", 1, 0)]
-    #[case::type_collision("deny a\nallow c 1:3 r\nallow b 1:3 w\n", "c 1:3 r", 0, 1)]
-    #[case::overwrite("deny a\nallow c 1:3 r\nallow c 1:3 w\n", "c 1:3 r", 0, 1)]
-    #[case::deny_clears_type("deny a\nallow c 1:3 rw\ndeny c 1:3 w\n", "c 1:3 r", 0, 1)]
-    fn verdicts(#[case] text: &str, #[case] request: &str, #[case] model: u64, #[case] v1: u64) {
-        let list = rules(text);
-        let prog = Libvirt.compile(&list).unwrap();
-        assert_eq!(
-            crate::strategy::models::common::verdicts(&prog, &list, request),
-            (model, v1)
-        );
-    }
 }

@@ -635,35 +635,4 @@ mod tests {
         assert_eq!(cfg.len(), 3);
         assert_eq!(cfg[2].1, b"c 1:5 rw");
     }
-    /// Verdicts against v1 (devcg's `linear`): (rules, request, lxc, v1).
-    /// Every case but the agreeing ones is an expected finding.
-    #[rstest]
-    #[case::manual_agrees(
-        "deny a\nallow c *:* m\nallow b *:* m\nallow c 1:3 rwm\n",
-        "c 1:3 rw",
-        1,
-        1
-    )]
-    #[case::manual_agrees_deny(
-        "deny a\nallow c *:* m\nallow b *:* m\nallow c 1:3 rwm\n",
-        "c 1:5 r",
-        0,
-        0
-    )]
-    #[case::allowlist_by_default("allow c 1:3 r\n", "c 1:5 r", 0, 1)]
-    #[case::lone_deny_denies_all("deny c 1:3 r\n", "c 1:5 r", 0, 1)]
-    #[case::deny_all_alone_attaches_nothing("deny a\n", "c 1:3 r", 1, 0)]
-    #[case::deny_ignored_in_allowlist("deny a\nallow c 1:3 rwm\ndeny c 1:3 w\n", "c 1:3 w", 1, 0)]
-    #[case::subset_deny_misses_rdwr("allow a\ndeny c 1:3 w\n", "c 1:3 rw", 1, 0)]
-    #[case::subset_deny_hits_f_ok("allow a\ndeny c 1:3 w\n", "c 1:3 -", 0, 1)]
-    #[case::octal_major("deny a\nallow c 010:1 r\n", "c 8:1 r", 1, 0)]
-    #[case::no_or_of_access("deny a\nallow c 1:3 r\nallow c 1:3 m\n", "c 1:3 rm", 0, 1)]
-    fn verdicts(#[case] text: &str, #[case] request: &str, #[case] model: u64, #[case] v1: u64) {
-        let list = rules(text);
-        let prog = Lxc.compile(&list).unwrap();
-        assert_eq!(
-            crate::strategy::models::common::verdicts(&prog, &list, request),
-            (model, v1)
-        );
-    }
 }

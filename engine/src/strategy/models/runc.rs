@@ -650,33 +650,4 @@ mod tests {
             )
         );
     }
-    /// Verdicts (via `common::verdict`, a small interpreter with kernel jump
-    /// semantics) where runc's program and v1 part ways (and one control);
-    /// `v1` is devcg's `linear` answer for the same rules.
-    #[rstest]
-    #[case::partial_deny_rw(false, "allow a\ndeny c 1:3 w", "c 1:3 rw", 1, 0)]
-    #[case::partial_deny_w(false, "allow a\ndeny c 1:3 w", "c 1:3 w", 0, 0)]
-    #[case::deny_matches_f_ok(false, "allow a\ndeny c 1:3 w", "c 1:3 -", 0, 1)]
-    #[case::sign_extension(false, "allow a\ndeny c 2147483648:* rwm", "c 2147483648:0 r", 1, 0)]
-    #[case::deny_all_start(false, "allow c 1:3 r", "c 1:4 r", 0, 1)]
-    #[case::default_null(true, "deny a", "c 1:3 rw", 1, 0)]
-    #[case::default_mknod(true, "deny a", "b 8:0 m", 1, 0)]
-    #[case::defaults_remove_user_deny(true, "allow a\ndeny c 1:3 w", "c 1:3 w", 1, 0)]
-    fn verdicts(
-        #[case] defaults: bool,
-        #[case] text: &str,
-        #[case] req: &str,
-        #[case] runc: u64,
-        #[case] v1: u64,
-    ) {
-        let rules = rules(text);
-        let p = if defaults {
-            compile_with_defaults(&rules)
-        } else {
-            Runc.compile(&rules)
-        }
-        .unwrap();
-        assert_eq!(common::verdict(&p, req), runc);
-        assert_eq!(common::v1_verdict(&rules, req), v1);
-    }
 }

@@ -613,21 +613,4 @@ mod tests {
         assert!(resolve("/dev/sda").is_err());
         assert!(resolve("char-drm").is_err());
     }
-    /// Verdicts against v1 (devcg's `linear`): (rules, request, systemd, v1).
-    #[rstest]
-    #[case::node_agrees("deny a\nallow c 1:3 rw\n", "c 1:3 rw", 1, 1)]
-    #[case::node_agrees_deny("deny a\nallow c 1:3 rw\n", "c 1:5 r", 0, 0)]
-    #[case::major_agrees("deny a\nallow c 136:* rw\n", "c 136:5 w", 1, 1)]
-    #[case::class_agrees("deny a\nallow b *:* m\n", "b 8:0 m", 1, 1)]
-    #[case::class_type("deny a\nallow b *:* m\n", "c 8:0 m", 0, 0)]
-    #[case::no_merge("deny a\nallow c 1:3 r\nallow c 1:3 m\n", "c 1:3 rm", 0, 1)]
-    #[case::major_out_of_range("deny a\nallow c 4096:1 r\n", "c 4096:1 r", 0, 1)]
-    fn verdicts(#[case] text: &str, #[case] request: &str, #[case] model: u64, #[case] v1: u64) {
-        let list = rules(text);
-        let prog = Systemd.compile(&list).unwrap();
-        assert_eq!(
-            crate::strategy::models::common::verdicts(&prog, &list, request),
-            (model, v1)
-        );
-    }
 }

@@ -376,26 +376,4 @@ mod tests {
         let all = OciDevice::new(true, 'a', None, None, "rwm");
         assert!(add_rule(&mut a, &all).is_err());
     }
-    /// Verdicts (via `common::verdict`) where youki's program and v1 part
-    /// ways; `v1` is devcg's `linear` answer for the same rules.
-    #[rstest]
-    #[case::default_beats_deny("allow a\ndeny c 1:3 rwm", "c 1:3 r", 1, 0)]
-    #[case::sign_extension("allow a\ndeny c 2147483648:* rwm", "c 2147483648:0 r", 1, 0)]
-    #[case::later_allow_punches_hole("allow a\ndeny c 1:* rwm\nallow c 1:4 rwm", "c 1:4 r", 1, 0)]
-    #[case::partial_deny("allow a\ndeny c 4:1 w", "c 4:1 rw", 1, 0)]
-    #[case::deny_matches_f_ok("allow a\ndeny c 4:1 w", "c 4:1 -", 0, 1)]
-    #[case::deny_all_start("allow c 4:1 r", "c 4:2 r", 0, 1)]
-    fn verdicts(#[case] text: &str, #[case] req: &str, #[case] youki: u64, #[case] v1: u64) {
-        let rules = rules(text);
-        // Access 0 is a subset of the defaults' `m`: with them, every
-        // access-0 request is allowed, so that case runs without them.
-        let p = if req.ends_with('-') {
-            Youki.compile(&rules)
-        } else {
-            compile_with_defaults(&rules)
-        }
-        .unwrap();
-        assert_eq!(common::verdict(&p, req), youki);
-        assert_eq!(common::v1_verdict(&rules, req), v1);
-    }
 }
