@@ -107,6 +107,12 @@ enum Format {
 /// Exit codes: 0 agreement, 1 a divergence found, 2 bad input; `vm` adds 3
 /// (some kernel could not be installed).
 fn main() -> ExitCode {
+    // `devcg ... | head` ends quietly when the reader goes away, as a Unix
+    // filter does, instead of panicking on EPIPE.
+    // SAFETY: restores the default action before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -348,6 +354,12 @@ fn cmd_exhaustive(
     rules: &Path,
     json: bool,
 ) -> Result<ExitCode> {
+    if program.is_none() && name == "all" {
+        bail!(
+            "--exhaustive decides one program: give --strategy NAME ({}) or --program FILE",
+            strategy::names().join(", ")
+        );
+    }
     let rule_list = read_rules(rules)?;
     let (label, program) = match program {
         Some(path) => (path.display().to_string(), read_program(&path)?),

@@ -360,3 +360,53 @@ fn kernel_commands_without_root_print_one_line(#[case] args: &[&str], #[case] li
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     assert!(stdout.starts_with(line), "{stdout}");
 }
+
+/// A file that cannot be read is named once with the reason, once.
+#[test]
+fn an_unreadable_rule_file_says_why_once() {
+    let out = devcg(&["compile", "--strategy", "tree", "/nonexistent/rules"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(
+        err.trim(),
+        "error: /nonexistent/rules: No such file or directory (os error 2)"
+    );
+}
+
+/// `--exhaustive` without a strategy or program says what it needs.
+#[test]
+fn exhaustive_without_a_strategy_names_what_it_needs() {
+    let rules = root().join("examples/container.rules");
+    let out = devcg(&["verify", "--exhaustive", rules.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("give --strategy NAME (linear, tree, map"),
+        "{err}"
+    );
+    assert!(err.contains("or --program FILE"), "{err}");
+}
+
+/// A reader that goes away ends devcg quietly (SIGPIPE), never a panic.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_devcg"))
+        .args(["verify", "--cases", "50", "--strategy", "tree"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Hang up before devcg writes anything, as `| head -0` would.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?}: {err}",
+        out.status
+    );
+}

@@ -118,12 +118,10 @@ impl fmt::Display for Rule {
 pub enum RuleError {
     #[error("{origin}: {reason}")]
     Invalid { origin: Origin, reason: String },
-    #[error("{file}: {source}")]
-    Io {
-        file: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The I/O error is part of the message, not a source: a report that
+    /// prints the chain would say it twice.
+    #[error("{file}: {error}")]
+    Io { file: String, error: std::io::Error },
 }
 
 impl RuleError {
@@ -144,9 +142,9 @@ pub struct RuleFile;
 impl RuleFile {
     pub fn read(path: &Path) -> Result<Vec<Rule>, RuleError> {
         let name = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| RuleError::Io {
+        let bytes = std::fs::read(path).map_err(|error| RuleError::Io {
             file: name.clone(),
-            source,
+            error,
         })?;
         let text = String::from_utf8(bytes).map_err(|e| {
             RuleError::invalid(
