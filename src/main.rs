@@ -475,6 +475,12 @@ fn read_program(path: &Path) -> Result<Program> {
 }
 
 fn parse_requests(args: &[String]) -> Result<Vec<Request>> {
+    if let Some(i) = args.iter().position(|a| a.trim().is_empty()) {
+        bail!(
+            "access argument {} is empty: give `TYPE MAJOR:MINOR ACCESS`, e.g. `c 1:3 rw`",
+            i + 1
+        );
+    }
     let words: Vec<&str> = args.iter().flat_map(|a| a.split_whitespace()).collect();
     if words.len() % 3 != 0 {
         bail!(
@@ -487,11 +493,7 @@ fn parse_requests(args: &[String]) -> Result<Vec<Request>> {
         .chunks(3)
         .map(|w| {
             let text = w.join(" ");
-            Request::parse(&text).ok_or_else(|| {
-                anyhow!(
-                    "bad access {text:?}: expected `c|b MAJOR:MINOR ACCESS`, ACCESS from rwm or -"
-                )
-            })
+            Request::parse_explained(&text).map_err(|why| anyhow!("bad access {text:?}: {why}"))
         })
         .collect()
 }

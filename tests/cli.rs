@@ -410,3 +410,26 @@ fn a_closed_pipe_ends_quietly() {
         out.status
     );
 }
+
+/// Each kind of bad access argument gets its own reason.
+#[rstest]
+#[case::too_big("c 4294967296:0 r", "major 4294967296: over 4294967295")]
+#[case::wildcard("c 1:* r", "minor `*`: a request names one device")]
+#[case::empty("", "access argument 1 is empty")]
+#[case::letters("c 1:3 x", "access \"x\": letters from `rwm`")]
+#[case::ty("q 1:3 r", "type \"q\": `c` or `b`")]
+#[case::colon("c 1-3 r", "\"1-3\": expected MAJOR:MINOR")]
+#[case::words("c 1:3", "triples, got 2 words")]
+fn bad_access_arguments_say_what_is_wrong(#[case] access: &str, #[case] reason: &str) {
+    let rules = root().join("examples/container.rules");
+    let out = devcg(&[
+        "check",
+        "--strategy",
+        "tree",
+        rules.to_str().unwrap(),
+        access,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(reason), "{err}");
+}

@@ -219,25 +219,42 @@ impl Request {
 
     /// Parses `c 1:3 rw` (access letters or `-`; `*` is not a device).
     pub fn parse(text: &str) -> Option<Request> {
-        let mut parts = text.split_whitespace();
-        let ty = parts.next()?;
-        let mut ty_chars = ty.chars();
-        let ty = DeviceType::from_char(ty_chars.next()?)?;
-        if ty_chars.next().is_some() {
-            return None;
-        }
-        let (major, minor) = parts.next()?.split_once(':')?;
-        let access = Access::parse_letters(parts.next()?)?;
-        if parts.next().is_some() {
-            return None;
-        }
-        let number = |s: &str| -> Option<u32> {
-            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            s.parse().ok()
+        Request::parse_explained(text).ok()
+    }
+
+    /// [`Request::parse`], saying what is wrong when it fails.
+    pub fn parse_explained(text: &str) -> Result<Request, String> {
+        let parts: Vec<&str> = text.split_whitespace().collect();
+        let [ty, numbers, access] = parts[..] else {
+            return Err(format!(
+                "expected three parts, `TYPE MAJOR:MINOR ACCESS`, found {}",
+                parts.len()
+            ));
         };
-        Some(Request::new(ty, number(major)?, number(minor)?, access))
+        let ty = match ty {
+            "c" => DeviceType::Char,
+            "b" => DeviceType::Block,
+            other => return Err(format!("type {other:?}: `c` or `b`")),
+        };
+        let (major, minor) = numbers
+            .split_once(':')
+            .ok_or_else(|| format!("{numbers:?}: expected MAJOR:MINOR"))?;
+        let number = |what: &str, s: &str| -> Result<u32, String> {
+            if s == "*" {
+                return Err(format!(
+                    "{what} `*`: a request names one device (wildcards are for rules)"
+                ));
+            }
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("{what} {s:?}: not a decimal number"));
+            }
+            s.parse()
+                .map_err(|_| format!("{what} {s}: over 4294967295, the largest 32-bit number"))
+        };
+        let (major, minor) = (number("major", major)?, number("minor", minor)?);
+        let access = Access::parse_letters(access)
+            .ok_or_else(|| format!("access {access:?}: letters from `rwm`, or `-` for none"))?;
+        Ok(Request::new(ty, major, minor, access))
     }
 }
 
