@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use devcg_differential::verify::{self, Answer, VerifyConfig};
+use devcg_differential::verify::{self, Answer, VerifyConfig, MAX_CHECKS_PER_CASE};
 use devcg_emulator::Emulator;
 use devcg_engine::{disasm, strategy, Program, Request, RuleFile, Strategy};
 use devcg_oracle::Policy;
@@ -162,9 +162,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     rules.display()
                 );
             }
+            if !(1..=MAX_CHECKS_PER_CASE).contains(&(checks_per_case as u64)) {
+                bail!(
+                    "--checks-per-case {checks_per_case}: between 1 and {MAX_CHECKS_PER_CASE} (more rule sets, --cases, cover more ground)"
+                );
+            }
             let cfg = VerifyConfig {
                 cases,
-                checks_per_case,
+                checks_per_case: checks_per_case as u64,
                 seed,
                 progress: true,
                 ..VerifyConfig::default()

@@ -433,3 +433,28 @@ fn bad_access_arguments_say_what_is_wrong(#[case] access: &str, #[case] reason: 
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains(reason), "{err}");
 }
+
+/// `--checks-per-case` is bounded with a message, never a panic or an
+/// allocation failure (requests are drawn one at a time).
+#[rstest]
+#[case::zero("0")]
+#[case::max_u64("18446744073709551615")]
+#[case::two_to_62("4611686018427387904")]
+#[case::ten_to_8("100000000")]
+fn absurd_checks_per_case_are_refused(#[case] n: &str) {
+    let out = devcg(&[
+        "verify",
+        "--strategy",
+        "tree",
+        "--cases",
+        "1",
+        "--checks-per-case",
+        n,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("--checks-per-case {n}: between 1 and 1000000")),
+        "{err}"
+    );
+}
