@@ -380,7 +380,9 @@ fn cmd_exhaustive(
         } else {
             "per-major minor classes"
         };
-        if outcome.equivalent() {
+        if let Some(why) = &outcome.stopped {
+            println!("{label}: stopped: {why}");
+        } else if outcome.equivalent() {
             println!(
                 "{label}: equivalent ({} classes, {} of them reachable; {mode})",
                 outcome.classes, outcome.reachable_classes

@@ -59,6 +59,11 @@ pub struct Outcome {
     pub full_product: bool,
     /// Every differing class, the reachable ones first.
     pub differences: Vec<Difference>,
+    /// Why the run stopped before deciding every class: the program failed
+    /// on each of the first classes with one and the same error, a failure
+    /// that does not depend on the request. `differences` holds those.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
     #[serde(serialize_with = "secs")]
     pub elapsed: Duration,
 }
@@ -69,7 +74,7 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 
 impl Outcome {
     pub fn equivalent(&self) -> bool {
-        self.differences.is_empty()
+        self.differences.is_empty() && self.stopped.is_none()
     }
 }
 
@@ -165,6 +170,38 @@ pub fn run(rules: &[Rule], program: &Program) -> Result<Outcome, devcg_emulator:
     Emulator::new(program)?;
     let oracle = Policy::of(rules);
     let (devices, full_product) = devices(rules, program);
+    // A program that fails the same way on every one of the first classes
+    // (a loop that always exhausts its budget, say) fails for a reason that
+    // does not depend on the request: say so once instead of once per
+    // class, for millions of classes.
+    let first = &devices[..devices.len().min(FIRST_DEVICES)];
+    let probe = decide_all(first, &oracle, program)?;
+    let same_error = match probe.differences.first().map(|d| &d.program) {
+        Some(Answer::Error(e)) if probe.differences.len() == probe.classes => probe
+            .differences
+            .iter()
+            .all(|d| matches!(&d.program, Answer::Error(x) if x == e))
+            .then(|| e.clone()),
+        _ => None,
+    };
+    if let Some(error) = same_error.filter(|_| first.len() < devices.len()) {
+        let mut differences = probe.differences;
+        differences.sort_by_key(|d| !d.reachable);
+        return Ok(Outcome {
+            classes: probe.classes,
+            reachable_classes: probe.reachable_classes,
+            reachable_differences: differences.iter().filter(|d| d.reachable).count(),
+            full_product,
+            differences,
+            stopped: Some(format!(
+                "the program failed on each of the first {} classes with the same error ({error}); \
+                 the other {} were not decided",
+                probe.classes,
+                (devices.len() - first.len()) * 8
+            )),
+            elapsed: start.elapsed(),
+        });
+    }
     // The classes are independent: one chunk per core, each with an
     // emulator of its own, results put back in class order.
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -195,9 +232,14 @@ pub fn run(rules: &[Rule], program: &Program) -> Result<Outcome, devcg_emulator:
         reachable_differences: differences.iter().filter(|d| d.reachable).count(),
         full_product,
         differences,
+        stopped: None,
         elapsed: start.elapsed(),
     })
 }
+
+/// Devices (times 8 accesses) decided first, to tell a program that fails
+/// whatever the request from one that differs on some classes.
+const FIRST_DEVICES: usize = 32;
 
 /// What one worker found.
 struct Part {

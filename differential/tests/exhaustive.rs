@@ -72,3 +72,40 @@ fn finds_a_planted_divergence() {
         "{diffs:?}"
     );
 }
+
+/// A program that exhausts its loop budget whatever the request is shown
+/// to fail once, after the first classes, not decided class by class.
+#[test]
+fn a_program_that_always_fails_stops_the_run_early() {
+    use devcg_engine::insn::{op, R0};
+    let mut a = Asm::new();
+    a.mov_imm(Width::W64, R0, 0);
+    let top = a.new_label();
+    a.bind(top);
+    a.alu_imm(Width::W64, op::ADD, R0, 1);
+    a.jmp_imm(Width::W64, Cond::Ne, R0, 0, top);
+    a.ret(1);
+    let looping = Program::new(a.finish().unwrap());
+    let rules = random_rules(150, 3);
+    let outcome = exhaustive::run(&rules, &looping).unwrap();
+    let why = outcome.stopped.as_deref().expect("stopped early");
+    assert!(why.contains("with the same error"), "{why}");
+    assert_eq!(outcome.classes, 256, "{why}");
+    assert!(!outcome.equivalent());
+    // A program that fails only on some requests is decided in full.
+    let mut a = Asm::new();
+    let fine = a.new_label();
+    a.ldx(devcg_engine::asm::Size::W, R2, devcg_engine::insn::R1, 4);
+    a.jmp_imm(Width::W32, Cond::Ne, R2, 7, fine);
+    a.mov_imm(Width::W64, R0, 0);
+    let top = a.new_label();
+    a.bind(top);
+    a.alu_imm(Width::W64, op::ADD, R0, 1);
+    a.jmp_imm(Width::W64, Cond::Ne, R0, 0, top);
+    a.bind(fine);
+    a.ret(1);
+    let sometimes = Program::new(a.finish().unwrap());
+    let outcome = exhaustive::run(&rules, &sometimes).unwrap();
+    assert!(outcome.stopped.is_none());
+    assert!(outcome.classes > 256);
+}
