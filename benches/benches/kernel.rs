@@ -14,7 +14,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use devcg_benches::kernel::{KernelBench, KernelBenchError};
 use devcg_benches::suite;
 use devcg_benches::workload::Hit;
-use devcg_kernel::probe::Device;
+use devcg_kernel::device::Device;
 
 fn device(req: &devcg_engine::Request) -> Device {
     Device::new(req.ty, req.major, req.minor)

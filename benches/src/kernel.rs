@@ -41,7 +41,8 @@ use std::time::{Duration, Instant};
 
 use devcg_engine::{Insn, Program, Verdict};
 use devcg_kernel::bpf::{self, AttachFlags, LoadedProgram};
-use devcg_kernel::probe::{self, Device};
+use devcg_kernel::device::Device;
+use devcg_kernel::probe::{self};
 use devcg_kernel::v2::{self, Cgroup, Scratch};
 use devcg_kernel::KernelError;
 use nix::errno::Errno;

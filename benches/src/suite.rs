@@ -6,7 +6,7 @@
 //! * `DEVCG_BENCH_STRATEGIES=linear,tree` — strategies (default: all).
 
 use devcg_engine::{strategy, Program, Strategy};
-use devcg_kernel::probe::Drivers;
+use devcg_kernel::device::Drivers;
 
 use crate::workload::{ListKind, Workload, WorkloadError, SEED, SIZES};
 

@@ -20,9 +20,10 @@ use devcg_engine::{Program, Request, Rule, Strategy, Verdict};
 use serde::Serialize;
 
 use crate::bpf::{self, AttachFlags, BpfError};
+use crate::device::Device;
 use crate::error::KernelError;
 use crate::gen::{self, Pools, Rng};
-use crate::probe::{Device, Outcome, Probe};
+use crate::probe::{Outcome, Probe};
 use crate::v2::{Cgroup, Scratch};
 
 /// Devices probed per rule list (each five times, per strategy).

@@ -21,9 +21,9 @@ use devcg_engine::{DeviceType, Request, Verdict};
 use serde::Serialize;
 
 use crate::bpf::{self, AttachFlags, BpfError};
+use crate::device::{Device, Drivers};
 use crate::error::KernelError;
 use crate::gen::Rng;
-use crate::probe::{Device, Drivers};
 use crate::v2::{Cgroup, Scratch};
 
 /// Programs attached and probed per forked child.

@@ -6,7 +6,7 @@
 use devcg_engine::v1text::V1Text;
 use devcg_engine::{Access, DeviceType, Exception, Rule, RuleKind, WILDCARD};
 
-use crate::probe::{Device, Drivers};
+use crate::device::{Device, Drivers};
 
 /// SplitMix64: small, seedable, the same sequence everywhere.
 #[derive(Clone, Debug)]

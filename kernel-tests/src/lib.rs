@@ -9,6 +9,7 @@
 //! * [`semantics`]: named checks of what the kernel does.
 
 pub mod bpf;
+pub mod device;
 pub mod differential;
 mod error;
 pub mod fidelity;

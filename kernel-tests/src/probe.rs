@@ -21,7 +21,7 @@
 //! those go with the child. [`run_child_paused`] lets this process act in
 //! the middle of the child's steps (through `/proc/<child>/root`, say).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 use std::fmt;
 use std::fs;
@@ -30,7 +30,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use devcg_engine::{Access, DeviceType, Request, Verdict};
+use devcg_engine::{Access, Request, Verdict};
+
+use crate::device::{Device, Drivers};
 use nix::errno::Errno as SysErrno;
 use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
@@ -39,112 +41,9 @@ use nix::sys::signal::Signal;
 use nix::sys::stat::{Mode, SFlag};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::{AccessFlags, ForkResult, Pid};
-use thiserror::Error;
 
 use crate::owned::{self, NODES_PREFIX};
 use crate::sys::{cstring, io_err, sys_err, SysError};
-
-// ---------------------------------------------------------------------------
-// Devices and drivers
-
-/// A device number pair of one type; a [`Request`] without the access.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Device {
-    pub ty: DeviceType,
-    pub major: u32,
-    pub minor: u32,
-}
-
-impl Device {
-    pub fn new(ty: DeviceType, major: u32, minor: u32) -> Self {
-        Device { ty, major, minor }
-    }
-    pub fn request(self, access: Access) -> Request {
-        Request::new(self.ty, self.major, self.minor, access)
-    }
-    pub fn sflag(self) -> SFlag {
-        match self.ty {
-            DeviceType::Block => SFlag::S_IFBLK,
-            DeviceType::Char => SFlag::S_IFCHR,
-        }
-    }
-    pub fn dev_t(self) -> libc::dev_t {
-        nix::sys::stat::makedev(u64::from(self.major), u64::from(self.minor))
-    }
-}
-
-impl fmt::Display for Device {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}:{}", self.ty, self.major, self.minor)
-    }
-}
-
-/// Why a device is not probed.
-#[derive(Clone, Debug, PartialEq, Eq, Error)]
-pub enum NotProbeable {
-    #[error("no dev_t holds it (major < 4096 and minor < 2^20 only)")]
-    Unrealizable,
-    #[error("0:0 is no device: the kernel skips some of its checks")]
-    Zero,
-    #[error("its major has a driver (/proc/devices); opening it could have side effects")]
-    HasDriver,
-}
-
-/// The majors that have a driver, per type, from /proc/devices.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Drivers {
-    char: HashSet<u32>,
-    block: HashSet<u32>,
-}
-
-impl Drivers {
-    pub fn read() -> Result<Drivers, SysError> {
-        let path = Path::new("/proc/devices");
-        Ok(Drivers::parse(
-            &fs::read_to_string(path).map_err(io_err("read", path))?,
-        ))
-    }
-
-    pub fn parse(text: &str) -> Drivers {
-        let mut d = Drivers::default();
-        let mut section = None;
-        for line in text.lines() {
-            match line.trim() {
-                "Character devices:" => section = Some(DeviceType::Char),
-                "Block devices:" => section = Some(DeviceType::Block),
-                l => {
-                    let major = l.split_whitespace().next().and_then(|m| m.parse().ok());
-                    match (section, major) {
-                        (Some(DeviceType::Char), Some(m)) => d.char.insert(m),
-                        (Some(DeviceType::Block), Some(m)) => d.block.insert(m),
-                        _ => false,
-                    };
-                }
-            }
-        }
-        d
-    }
-
-    pub fn has_driver(&self, ty: DeviceType, major: u32) -> bool {
-        match ty {
-            DeviceType::Char => self.char.contains(&major),
-            DeviceType::Block => self.block.contains(&major),
-        }
-    }
-
-    /// Whether the kernel can be asked about `dev` safely and meaningfully.
-    pub fn probeable(&self, dev: Device) -> Result<(), NotProbeable> {
-        if !dev.request(Access::NONE).is_realizable() {
-            Err(NotProbeable::Unrealizable)
-        } else if dev.major == 0 && dev.minor == 0 {
-            Err(NotProbeable::Zero)
-        } else if self.has_driver(dev.ty, dev.major) {
-            Err(NotProbeable::HasDriver)
-        } else {
-            Ok(())
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Probe results
@@ -780,33 +679,6 @@ pub fn probe_groups(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_proc_devices() {
-        let d = Drivers::parse(
-            "Character devices:\n  1 mem\n 10 misc\n\nBlock devices:\n  7 loop\n259 blkext\n",
-        );
-        assert!(d.has_driver(DeviceType::Char, 1));
-        assert!(!d.has_driver(DeviceType::Block, 1));
-        assert!(d.has_driver(DeviceType::Block, 259));
-        assert_eq!(d.probeable(Device::new(DeviceType::Block, 1, 3)), Ok(()));
-        assert_eq!(
-            d.probeable(Device::new(DeviceType::Char, 1, 3)),
-            Err(NotProbeable::HasDriver)
-        );
-        assert_eq!(
-            d.probeable(Device::new(DeviceType::Char, 0, 0)),
-            Err(NotProbeable::Zero)
-        );
-        assert_eq!(
-            d.probeable(Device::new(DeviceType::Char, 4096, 0)),
-            Err(NotProbeable::Unrealizable)
-        );
-        assert_eq!(
-            d.probeable(Device::new(DeviceType::Char, 4095, 1 << 20)),
-            Err(NotProbeable::Unrealizable)
-        );
-    }
 
     #[test]
     fn formats_pids() {

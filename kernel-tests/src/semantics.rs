@@ -27,9 +27,10 @@ use nix::sys::stat::{Mode, SFlag};
 use serde::Serialize;
 
 use crate::bpf::{self, prog_flags, AttachFlags, BpfError, LoadedProgram};
+use crate::device::Device;
 use crate::error::KernelError;
 use crate::gen::{self, Pools, Rng};
-use crate::probe::{self, open_flags, Device, NodeDir, Outcome, Step};
+use crate::probe::{self, open_flags, NodeDir, Outcome, Step};
 use crate::sys::{cstring, io_err};
 use crate::v1;
 use crate::v2::{self, Cgroup, Scratch};

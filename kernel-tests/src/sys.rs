@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno as SysErrno;
 use thiserror::Error;
 
-use crate::probe::{Device, NotProbeable};
+use crate::device::{Device, NotProbeable};
 
 #[derive(Debug, Error)]
 pub enum SysError {

@@ -23,11 +23,12 @@ pub use devcg_oracle::Errno;
 use nix::errno::Errno as SysErrno;
 use thiserror::Error;
 
+pub use crate::device::{Device, Drivers, NotProbeable};
 use crate::mounts;
 use crate::owned;
 pub use crate::owned::{temp_dir, NODES_PREFIX, SCRATCH_PREFIX};
 use crate::probe::{self, NodeDir};
-pub use crate::probe::{Device, Drivers, NotProbeable, Outcome, Probe, PROBED_ACCESSES};
+pub use crate::probe::{Outcome, Probe, PROBED_ACCESSES};
 use crate::sys::SysError;
 
 /// What the driver could not do. Kernel answers to rule writes are not

@@ -27,10 +27,11 @@ use nix::mount::MsFlags;
 use nix::sys::stat::Mode;
 
 use crate::bpf::{self, AttachFlags, LoadedProgram, Query};
+use crate::device::{Device, Drivers};
 use crate::error::KernelError;
 use crate::mounts;
 use crate::owned::{self, BPFFS_PREFIX, SCRATCH_PREFIX};
-use crate::probe::{self, Device, Drivers, NodeDir, Probe, Step};
+use crate::probe::{self, NodeDir, Probe, Step};
 use crate::sys::{cstring, io_err, sys_err, SysError};
 
 /// `CGROUP2_SUPER_MAGIC`: what fstatfs says of a cgroup2 directory.

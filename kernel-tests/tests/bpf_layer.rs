@@ -9,7 +9,8 @@ use devcg_engine::asm::{Asm, Size, Width};
 use devcg_engine::insn::{op, R0, R1};
 use devcg_engine::{strategy, DeviceType, Program, RuleFile};
 use devcg_kernel::bpf::{self, AttachFlags, BpfError};
-use devcg_kernel::probe::{Device, Outcome};
+use devcg_kernel::device::Device;
+use devcg_kernel::probe::Outcome;
 use devcg_kernel::v2::{self, Scratch};
 use devcg_kernel::KernelError;
 

@@ -6,7 +6,8 @@
 
 use devcg_engine::DeviceType;
 use devcg_kernel::bpf::{self, AttachFlags};
-use devcg_kernel::probe::{Device, Step};
+use devcg_kernel::device::Device;
+use devcg_kernel::probe::Step;
 use nix::fcntl::OFlag;
 
 mod common;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use devcg_engine::asm::Asm;
 use devcg_engine::{DeviceType, Program};
 use devcg_kernel::bpf::{self, AttachFlags};
-use devcg_kernel::probe::Device;
+use devcg_kernel::device::Device;
 use devcg_kernel::v2::{self, Scratch};
 
 const VICTIM: &str = "DEVCG_VICTIM";

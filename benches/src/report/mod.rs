@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use devcg_differential::verify::{self, VerifyConfig};
 use devcg_emulator::Emulator;
 use devcg_engine::{strategy, Program, Strategy, Verdict};
-use devcg_kernel::probe::{Device, Drivers};
+use devcg_kernel::device::{Device, Drivers};
 use thiserror::Error;
 
 use crate::exec::{Executor, Jit};
