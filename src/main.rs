@@ -48,6 +48,10 @@ enum Command {
         /// With --exhaustive: a program file instead of a strategy.
         #[arg(long, requires = "exhaustive")]
         program: Option<PathBuf>,
+        /// How to read --program: raw `bpf_insn` bytes or devcg's JSON
+        /// [auto: `.json` or `.bin`/`.raw` by extension, else by content].
+        #[arg(long, value_enum, value_name = "FORMAT", requires = "program")]
+        format: Option<ProgramFormat>,
         /// The rule file for --exhaustive.
         rules: Option<PathBuf>,
         /// Add the real kernel as a third party: every rule set is attached
@@ -82,6 +86,16 @@ enum Command {
         /// A program file: raw `bpf_insn` bytes, or `compile --format json`.
         #[arg(long)]
         program: Option<PathBuf>,
+        /// How to read --program: raw `bpf_insn` bytes or devcg's JSON
+        /// [auto: `.json` or `.bin`/`.raw` by extension, else by content].
+        #[arg(
+            long,
+            value_enum,
+            value_name = "FORMAT",
+            requires = "program",
+            conflicts_with = "strategy"
+        )]
+        format: Option<ProgramFormat>,
         rules: PathBuf,
         /// `TYPE MAJOR:MINOR ACCESS`, ACCESS from `rwm` or `-`; quoted as one
         /// argument or as three.
@@ -95,6 +109,17 @@ enum Command {
     /// vm/expected. Exit 0 as expected, 1 a result differs, 2 the runner
     /// could not start, 3 some kernel could not be installed.
     Vm(devcg_vm::Options),
+}
+
+/// How a `--program` file is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ProgramFormat {
+    /// By extension (`.json`; `.bin`, `.raw`), else by content.
+    Auto,
+    /// Raw `struct bpf_insn` bytes, 8 per instruction slot.
+    Raw,
+    /// devcg's JSON, as `compile --format json` writes it.
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -129,12 +154,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             exhaustive: true,
             strategy,
             program,
+            format,
             rules,
             json,
             ..
         } => cmd_exhaustive(
             &strategy,
-            program,
+            program.map(|p| (p, format.unwrap_or(ProgramFormat::Auto))),
             rules.as_deref().expect("clap requires it"),
             json,
         ),
@@ -180,9 +206,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check {
             strategy,
             program,
+            format,
             rules,
             access,
-        } => cmd_check(strategy, program, &rules, &access),
+        } => cmd_check(
+            strategy,
+            program.map(|p| (p, format.unwrap_or(ProgramFormat::Auto))),
+            &rules,
+            &access,
+        ),
         Command::Oracle { script } => cmd_oracle(&script),
         Command::Vm(opts) => Ok(vm_exit(devcg_vm::main_with(&opts))),
     }
@@ -350,7 +382,7 @@ fn cmd_kernel_check(json: bool, only: Option<&str>) -> Result<ExitCode> {
 
 fn cmd_exhaustive(
     name: &str,
-    program: Option<PathBuf>,
+    program: Option<(PathBuf, ProgramFormat)>,
     rules: &Path,
     json: bool,
 ) -> Result<ExitCode> {
@@ -362,7 +394,7 @@ fn cmd_exhaustive(
     }
     let rule_list = read_rules(rules)?;
     let (label, program) = match program {
-        Some(path) => (path.display().to_string(), read_program(&path)?),
+        Some((path, format)) => (path.display().to_string(), read_program(&path, format)?),
         None => (name.to_string(), compile(name, &rule_list)?),
     };
     let outcome = devcg_differential::exhaustive::run(&rule_list, &program)
@@ -462,16 +494,82 @@ fn cmd_compile(
     Ok(ExitCode::SUCCESS)
 }
 
-/// A program file: JSON as `compile --format json` writes it, else raw bytes.
-fn read_program(path: &Path) -> Result<Program> {
+/// Why a program file is read as it is, for the error when it does not load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Basis {
+    Option,
+    Extension,
+    Content,
+}
+
+/// A program file, read as `format` says; with `auto`, `.json` is JSON and
+/// `.bin`/`.raw` raw bytes, and any other file is JSON when its first
+/// non-blank byte is `{` and it is UTF-8 JSON, else raw bytes.
+fn read_program(path: &Path, format: ProgramFormat) -> Result<Program> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    if bytes.first() == Some(&b'{') {
-        let text = std::str::from_utf8(&bytes)
-            .with_context(|| format!("{}: not UTF-8", path.display()))?;
-        return serde_json::from_str(text)
-            .map_err(|e| anyhow!("{}:{}: invalid program JSON: {e}", path.display(), e.line()));
-    }
-    Program::from_bytes(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let (json, basis) = match (format, extension.as_deref()) {
+        (ProgramFormat::Raw, _) => (false, Basis::Option),
+        (ProgramFormat::Json, _) => (true, Basis::Option),
+        (ProgramFormat::Auto, Some("json")) => (true, Basis::Extension),
+        (ProgramFormat::Auto, Some("bin" | "raw")) => (false, Basis::Extension),
+        (ProgramFormat::Auto, _) => (looks_like_json(&bytes), Basis::Content),
+    };
+    let loaded = if json {
+        program_from_json(&bytes)
+    } else {
+        Program::from_bytes(&bytes).map_err(|e| (None, e.to_string()))
+    };
+    loaded.map_err(|(line, why)| {
+        let location = match line {
+            Some(line) => format!("{}:{line}", path.display()),
+            None => path.display().to_string(),
+        };
+        let (assumed, other) = if json {
+            ("JSON", "--format raw for raw bpf_insn bytes")
+        } else {
+            ("raw bpf_insn bytes", "--format json for JSON")
+        };
+        let why_assumed = match basis {
+            Basis::Option => return anyhow!("{location}: {why}"),
+            Basis::Extension => "for its extension".to_string(),
+            Basis::Content if json => "guessed from its content".to_string(),
+            Basis::Content if starts_with_brace(&bytes) => {
+                "guessed from its content: it starts with `{` but is not UTF-8 JSON".to_string()
+            }
+            Basis::Content => "guessed from its content".to_string(),
+        };
+        let hint = format!(" (read as {assumed}, {why_assumed}; use {other})");
+        anyhow!("{location}: {why}{hint}")
+    })
+}
+
+/// Content that is devcg's JSON rather than raw bytes: starts with `{`
+/// after blanks, and is UTF-8 JSON. A raw program may well start with 0x7b
+/// (`*(u64 *)(r10 - 8) = r1`), but its other bytes are not JSON.
+fn looks_like_json(bytes: &[u8]) -> bool {
+    starts_with_brace(bytes)
+        && std::str::from_utf8(bytes)
+            .is_ok_and(|t| serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok())
+}
+
+fn starts_with_brace(bytes: &[u8]) -> bool {
+    bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+/// A program from devcg's JSON, or the line (when known) and the reason.
+fn program_from_json(bytes: &[u8]) -> std::result::Result<Program, (Option<usize>, String)> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let line = 1 + bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        (Some(line), "not UTF-8".to_string())
+    })?;
+    serde_json::from_str(text).map_err(|e| (Some(e.line()), format!("invalid program JSON: {e}")))
 }
 
 fn parse_requests(args: &[String]) -> Result<Vec<Request>> {
@@ -500,7 +598,7 @@ fn parse_requests(args: &[String]) -> Result<Vec<Request>> {
 
 fn cmd_check(
     strategy: Option<String>,
-    program: Option<PathBuf>,
+    program: Option<(PathBuf, ProgramFormat)>,
     rules: &Path,
     access: &[String],
 ) -> Result<ExitCode> {
@@ -508,7 +606,7 @@ fn cmd_check(
     let requests = parse_requests(access)?;
     let program = match (&strategy, &program) {
         (Some(name), _) => compile(name, &rule_list)?,
-        (None, Some(path)) => read_program(path)?,
+        (None, Some((path, format))) => read_program(path, *format)?,
         (None, None) => bail!("give --strategy or --program"),
     };
     let emulator =
