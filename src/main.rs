@@ -637,10 +637,9 @@ fn cmd_check(
 }
 
 fn cmd_oracle(script: &Path) -> Result<ExitCode> {
-    let text =
-        std::fs::read_to_string(script).with_context(|| format!("reading {}", script.display()))?;
-    let outputs =
-        devcg_oracle::script::run(&text).map_err(|e| anyhow!("{}: {e}", script.display()))?;
+    let bytes = std::fs::read(script).with_context(|| format!("reading {}", script.display()))?;
+    let outputs = devcg_oracle::script::run_bytes(&bytes)
+        .map_err(|e| anyhow!("{}:{}: {}", script.display(), e.line, e.kind))?;
     let mut out = std::io::stdout().lock();
     for o in outputs {
         writeln!(out, "{}", serde_json::to_string(&o)?)?;

@@ -125,7 +125,31 @@ fn bad_oracle_script_names_the_line() {
     let out = devcg(&["oracle", &path]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "stderr: {err}");
-    assert!(err.contains("line 3"), "no line in: {err}");
+    assert!(
+        err.contains("s.v1:3: unknown command \"frobnicate\""),
+        "no FILE:LINE in: {err}"
+    );
+}
+
+/// A byte that is not UTF-8 is reported as FILE:LINE, its line.
+#[rstest]
+#[case::first_line(b"mkdir \xff\n", "s.v1:1: not UTF-8")]
+#[case::third_line(
+    b"mkdir a\n# caf\xc3\xa9\nwrite a allow c 1:3 \xe9\n",
+    "s.v1:3: not UTF-8"
+)]
+fn non_utf8_oracle_script_names_the_line(#[case] bytes: &[u8], #[case] message: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.v1");
+    std::fs::write(&path, bytes).unwrap();
+    let out = devcg(&["oracle", path.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        err.trim(),
+        format!("error: {}/{message}", dir.path().display())
+    );
 }
 
 #[test]
