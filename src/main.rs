@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 use devcg_differential::verify::{self, Answer, VerifyConfig};
 use devcg_emulator::Emulator;
 use devcg_engine::{disasm, strategy, Program, Request, RuleFile, Strategy};
@@ -46,7 +46,7 @@ enum Command {
         #[arg(long, requires = "rules")]
         exhaustive: bool,
         /// With --exhaustive: a program file instead of a strategy.
-        #[arg(long, requires = "exhaustive")]
+        #[arg(long, value_name = "FILE", requires = "exhaustive")]
         program: Option<PathBuf>,
         /// How to read --program: raw `bpf_insn` bytes or devcg's JSON
         /// [auto: `.json` or `.bin`/`.raw` by extension, else by content].
@@ -80,11 +80,12 @@ enum Command {
         rules: PathBuf,
     },
     /// Decide accesses such as `c 1:3 rw` with the oracle and a program.
+    #[command(group(ArgGroup::new("source").required(true).args(["strategy", "program"])))]
     Check {
-        #[arg(long, conflicts_with = "program", required_unless_present = "program")]
+        #[arg(long, value_name = "NAME")]
         strategy: Option<String>,
         /// A program file: raw `bpf_insn` bytes, or `compile --format json`.
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         program: Option<PathBuf>,
         /// How to read --program: raw `bpf_insn` bytes or devcg's JSON
         /// [auto: `.json` or `.bin`/`.raw` by extension, else by content].
@@ -607,7 +608,7 @@ fn cmd_check(
     let program = match (&strategy, &program) {
         (Some(name), _) => compile(name, &rule_list)?,
         (None, Some((path, format))) => read_program(path, *format)?,
-        (None, None) => bail!("give --strategy or --program"),
+        (None, None) => bail!("give --strategy NAME or --program FILE"),
     };
     let emulator =
         Emulator::new(&program).map_err(|e| anyhow!("program refused by the emulator: {e}"))?;

@@ -576,3 +576,24 @@ fn program_format_needs_a_program(#[case] args: &[&str], #[case] named: &[&str])
         assert!(err.contains(name), "no {name} in: {err}");
     }
 }
+
+/// `check` needs a program: from a strategy or a file, not both, and the
+/// refusal names both ways.
+#[rstest]
+#[case::neither(&[], &["--strategy <NAME>", "--program <FILE>", "required"])]
+#[case::both(
+    &["--strategy", "tree", "--program", "p.bin"],
+    &["--strategy <NAME>", "--program <FILE>", "cannot be used with"]
+)]
+fn check_needs_a_strategy_or_a_program(#[case] source: &[&str], #[case] named: &[&str]) {
+    let rules = root().join("examples/container.rules");
+    let mut args = vec!["check"];
+    args.extend(source);
+    args.extend([rules.to_str().unwrap(), "c 1:3 r"]);
+    let out = devcg(&args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for name in named {
+        assert!(err.contains(name), "no {name:?} in: {err}");
+    }
+}
