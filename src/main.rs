@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
-use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use devcg_differential::verify::{self, Answer, VerifyConfig};
 use devcg_emulator::Emulator;
 use devcg_engine::{disasm, strategy, Program, Request, RuleFile, Strategy};
@@ -25,10 +25,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Differential test: random rule lists, oracle vs the strategy's program
-    /// in the emulator. Exit 1 on any divergence.
+    /// in the emulator. Exit 1 when one of devcg's own strategies diverges.
+    #[command(after_help = VERIFY_COLUMNS)]
     Verify {
-        /// Strategy name, or `all`.
-        #[arg(long, default_value = "all")]
+        /// The strategy to test, or `all`.
+        #[arg(long, value_name = "NAME", default_value = "all")]
         strategy: String,
         /// Rule sets to draw per strategy.
         #[arg(long, default_value_t = 2_000)]
@@ -36,9 +37,10 @@ enum Command {
         /// Requests checked against each rule set.
         #[arg(long, default_value_t = 64)]
         checks_per_case: usize,
+        /// Seed of the random rule lists and requests (same seed, same run).
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Print the table as JSON.
+        /// Print the table (or the --exhaustive outcome) as JSON.
         #[arg(long)]
         json: bool,
         /// Decide every equivalence class for the rule file RULES instead of
@@ -65,23 +67,29 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// Run only checks whose name contains this.
-        #[arg(long)]
+        #[arg(long, value_name = "TEXT")]
         only: Option<String>,
     },
     /// Compile a rule file into a device program.
     Compile {
-        #[arg(long)]
+        /// The strategy that compiles RULES.
+        #[arg(long, value_name = "NAME")]
         strategy: String,
+        /// What to write: bpftool-style assembly, raw `bpf_insn` bytes, or
+        /// JSON (insns and maps; what --program reads).
         #[arg(long, value_enum, default_value_t = Format::Asm)]
         format: Format,
         /// Write here instead of stdout.
-        #[arg(short, long)]
+        #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// The rule file: v1 lines (`allow c 1:3 rwm`), a JSON rule list, or
+        /// an OCI config.json.
         rules: PathBuf,
     },
     /// Decide accesses such as `c 1:3 rw` with the oracle and a program.
     #[command(group(ArgGroup::new("source").required(true).args(["strategy", "program"])))]
     Check {
+        /// Compile RULES with this strategy.
         #[arg(long, value_name = "NAME")]
         strategy: Option<String>,
         /// A program file: raw `bpf_insn` bytes, or `compile --format json`.
@@ -97,6 +105,7 @@ enum Command {
             conflicts_with = "strategy"
         )]
         format: Option<ProgramFormat>,
+        /// The rule file the oracle decides by (and --strategy compiles).
         rules: PathBuf,
         /// `TYPE MAJOR:MINOR ACCESS`, ACCESS from `rwm` or `-`; quoted as one
         /// argument or as three.
@@ -104,13 +113,45 @@ enum Command {
         access: Vec<String>,
     },
     /// Run a v1 oracle script, printing one JSON object per command.
-    Oracle { script: PathBuf },
+    Oracle {
+        /// The script: `mkdir PATH`, `write PATH allow|deny TEXT`, `list
+        /// PATH`, `check PATH TYPE MAJOR:MINOR ACCESS`, one per line.
+        script: PathBuf,
+    },
     /// Run the kernel checks on the kernels of vm/kernels.toml (the host
     /// directly, Debian kernels under virtme-ng) and compare them with
     /// vm/expected. Exit 0 as expected, 1 a result differs, 2 the runner
     /// could not start, 3 some kernel could not be installed.
     Vm(devcg_vm::Options),
 }
+
+/// What the columns of `verify` and `verify --kernel` mean.
+const VERIFY_COLUMNS: &str = "\
+Columns of `verify` (emulator vs oracle), one row per strategy:
+  strategy           the strategy that compiled the rule lists
+  rule sets          random rule lists drawn
+  checks             requests decided by both the oracle and the program
+  divergences        checks where the program's answer (or error) is not the oracle's
+  rate               divergences per check
+  refused            rule lists the strategy refused to compile (a model's runtime error)
+  insns min/med/max  instruction slots of the compiled programs
+  checks/s           checks per second
+Exit 1 when one of devcg's own strategies diverges; models show their findings.
+
+Columns of `verify --kernel` (oracle, emulator and the running kernel):
+  strategy    the strategy that compiled the rule lists
+  own         yes: one of devcg's strategies; no: a model of another runtime
+  rules       random rule lists drawn
+  attached    programs loaded and attached to a scratch cgroup
+  cmp-ref     rule lists the strategy refused to compile
+  load-ref    programs the kernel refused to load (the verifier's reasons follow)
+  emu-ref     programs the emulator refused (their probes have no emulator verdict)
+  probes      device accesses the kernel answered with allow or deny
+  unexp       probes that ended in neither (not compared; examples follow)
+  orc-vs-krn  probes where the oracle and the kernel disagree
+  emu-vs-krn  probes where the emulator and the kernel disagree
+Exit 1 unless, for every strategy, emu-vs-krn and unexp are 0, and for
+devcg's own also orc-vs-krn and load-ref.";
 
 /// How a `--program` file is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -130,6 +171,26 @@ enum Format {
     Json,
 }
 
+/// The command line, with the strategy names in every `--strategy` help.
+fn command() -> clap::Command {
+    let names = strategy::names().join(", ");
+    let mut cmd = Cli::command();
+    let with_strategy: Vec<String> = cmd
+        .get_subcommands()
+        .filter(|c| c.get_arguments().any(|a| a.get_id() == "strategy"))
+        .map(|c| c.get_name().to_string())
+        .collect();
+    for sub in with_strategy {
+        cmd = cmd.mut_subcommand(sub, |c| {
+            c.mut_arg("strategy", |a| {
+                let help = a.get_help().map(ToString::to_string).unwrap_or_default();
+                a.help(format!("{help} [strategies: {names}]"))
+            })
+        });
+    }
+    cmd
+}
+
 /// Exit codes: 0 agreement, 1 a divergence found, 2 bad input; `vm` adds 3
 /// (some kernel could not be installed).
 fn main() -> ExitCode {
@@ -139,7 +200,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -646,4 +707,33 @@ fn cmd_oracle(script: &Path) -> Result<ExitCode> {
         writeln!(out, "{}", serde_json::to_string(&o)?)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every argument of every subcommand (and theirs) says what it is for.
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&command(), "devcg", &mut missing);
+        assert!(missing.is_empty(), "no help: {missing:?}");
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        command().debug_assert();
+    }
 }

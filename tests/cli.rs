@@ -597,3 +597,71 @@ fn check_needs_a_strategy_or_a_program(#[case] source: &[&str], #[case] named: &
         assert!(err.contains(name), "no {name:?} in: {err}");
     }
 }
+
+/// Every `--strategy` help lists the strategies, from the engine's list.
+#[rstest]
+#[case::verify("verify")]
+#[case::compile("compile")]
+#[case::check("check")]
+fn strategy_help_lists_the_names(#[case] command: &str) {
+    let out = devcg(&[command, "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let names = devcg_engine::strategy::names().join(", ");
+    let line = text
+        .lines()
+        .find(|l| l.contains("[strategies: "))
+        .unwrap_or_else(|| panic!("no strategy list in: {text}"));
+    assert!(line.contains(&format!("[strategies: {names}]")), "{line}");
+}
+
+/// `verify --help` explains every column `verify` and `verify --kernel`
+/// print, each on its own line after the column's name.
+#[test]
+fn verify_help_explains_the_columns() {
+    let out = devcg(&["verify", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{help}");
+    let explained = |column: &str| {
+        help.lines().any(|l| {
+            l.strip_prefix("  ")
+                .and_then(|l| l.strip_prefix(column))
+                .is_some_and(|rest| rest.starts_with("  ") && !rest.trim().is_empty())
+        })
+    };
+    // The kernel table's columns, from its own header.
+    let kernel = devcg_kernel::differential::table(&[]);
+    let header = kernel.lines().next().unwrap();
+    for column in header.split_whitespace() {
+        assert!(
+            explained(column),
+            "--kernel column {column:?} not explained"
+        );
+    }
+    // The plain table's columns, in the order its header prints them.
+    let plain = [
+        "strategy",
+        "rule sets",
+        "checks",
+        "divergences",
+        "rate",
+        "refused",
+        "insns min/med/max",
+        "checks/s",
+    ];
+    let out = devcg(&["verify", "--strategy", "linear", "--cases", "1"]);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let header = printed.lines().next().unwrap();
+    let mut at = 0;
+    for column in plain {
+        let found = header[at..]
+            .find(column)
+            .unwrap_or_else(|| panic!("{column:?} not in {header:?} after {at}"));
+        at += found + column.len();
+        assert!(explained(column), "column {column:?} not explained");
+    }
+    assert!(
+        header[at..].trim().is_empty(),
+        "unexplained columns: {header}"
+    );
+}
