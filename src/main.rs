@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use devcg_differential::verify::{self, Answer, VerifyConfig, MAX_CHECKS_PER_CASE};
 use devcg_emulator::Emulator;
 use devcg_engine::{disasm, strategy, Program, Request, RuleFile, Strategy};
@@ -25,10 +25,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Differential test: random rule lists, oracle vs the strategy's program
-    /// in the emulator. Exit 1 on any divergence.
+    /// in the emulator. Exit 1 when one of devcg's own strategies diverges.
+    #[command(after_help = VERIFY_COLUMNS)]
     Verify {
-        /// Strategy name, or `all`.
-        #[arg(long, default_value = "all")]
+        /// The strategy to test, or `all`.
+        #[arg(long, value_name = "NAME", default_value = "all")]
         strategy: String,
         /// Rule sets to draw per strategy.
         #[arg(long, default_value_t = 2_000)]
@@ -36,9 +37,10 @@ enum Command {
         /// Requests checked against each rule set.
         #[arg(long, default_value_t = 64)]
         checks_per_case: usize,
+        /// Seed of the random rule lists and requests (same seed, same run).
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Print the table as JSON.
+        /// Print the table (or the --exhaustive outcome) as JSON.
         #[arg(long)]
         json: bool,
         /// Decide every equivalence class for the rule file RULES instead of
@@ -46,8 +48,12 @@ enum Command {
         #[arg(long, requires = "rules")]
         exhaustive: bool,
         /// With --exhaustive: a program file instead of a strategy.
-        #[arg(long, requires = "exhaustive")]
+        #[arg(long, value_name = "FILE", requires = "exhaustive")]
         program: Option<PathBuf>,
+        /// How to read --program: raw `bpf_insn` bytes or devcg's JSON
+        /// [auto: `.json` or `.bin`/`.raw` by extension, else by content].
+        #[arg(long, value_enum, value_name = "FORMAT", requires = "program")]
+        format: Option<ProgramFormat>,
         /// The rule file for --exhaustive.
         rules: Option<PathBuf>,
         /// Add the real kernel as a third party: every rule set is attached
@@ -61,27 +67,45 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// Run only checks whose name contains this.
-        #[arg(long)]
+        #[arg(long, value_name = "TEXT")]
         only: Option<String>,
     },
     /// Compile a rule file into a device program.
     Compile {
-        #[arg(long)]
+        /// The strategy that compiles RULES.
+        #[arg(long, value_name = "NAME")]
         strategy: String,
+        /// What to write: bpftool-style assembly, raw `bpf_insn` bytes, or
+        /// JSON (insns and maps; what --program reads).
         #[arg(long, value_enum, default_value_t = Format::Asm)]
         format: Format,
         /// Write here instead of stdout.
-        #[arg(short, long)]
+        #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// The rule file: v1 lines (`allow c 1:3 rwm`), a JSON rule list, or
+        /// an OCI config.json.
         rules: PathBuf,
     },
     /// Decide accesses such as `c 1:3 rw` with the oracle and a program.
+    #[command(group(ArgGroup::new("source").required(true).args(["strategy", "program"])))]
     Check {
-        #[arg(long, conflicts_with = "program", required_unless_present = "program")]
+        /// Compile RULES with this strategy.
+        #[arg(long, value_name = "NAME")]
         strategy: Option<String>,
         /// A program file: raw `bpf_insn` bytes, or `compile --format json`.
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         program: Option<PathBuf>,
+        /// How to read --program: raw `bpf_insn` bytes or devcg's JSON
+        /// [auto: `.json` or `.bin`/`.raw` by extension, else by content].
+        #[arg(
+            long,
+            value_enum,
+            value_name = "FORMAT",
+            requires = "program",
+            conflicts_with = "strategy"
+        )]
+        format: Option<ProgramFormat>,
+        /// The rule file the oracle decides by (and --strategy compiles).
         rules: PathBuf,
         /// `TYPE MAJOR:MINOR ACCESS`, ACCESS from `rwm` or `-`; quoted as one
         /// argument or as three.
@@ -89,7 +113,11 @@ enum Command {
         access: Vec<String>,
     },
     /// Run a v1 oracle script, printing one JSON object per command.
-    Oracle { script: PathBuf },
+    Oracle {
+        /// The script: `mkdir PATH`, `write PATH allow|deny TEXT`, `list
+        /// PATH`, `check PATH TYPE MAJOR:MINOR ACCESS`, one per line.
+        script: PathBuf,
+    },
     /// Run the kernel checks on the kernels of vm/kernels.toml (the host
     /// directly, Debian kernels under virtme-ng) and compare them with
     /// vm/expected. Exit 0 as expected, 1 a result differs, 2 the runner
@@ -97,11 +125,70 @@ enum Command {
     Vm(devcg_vm::Options),
 }
 
+/// What the columns of `verify` and `verify --kernel` mean.
+const VERIFY_COLUMNS: &str = "\
+Columns of `verify` (emulator vs oracle), one row per strategy:
+  strategy           the strategy that compiled the rule lists
+  rule sets          random rule lists drawn
+  checks             requests decided by both the oracle and the program
+  divergences        checks where the program's answer (or error) is not the oracle's
+  rate               divergences per check
+  refused            rule lists the strategy refused to compile (a model's runtime error)
+  insns min/med/max  instruction slots of the compiled programs
+  checks/s           checks per second
+Exit 1 when one of devcg's own strategies diverges; models show their findings.
+
+Columns of `verify --kernel` (oracle, emulator and the running kernel):
+  strategy    the strategy that compiled the rule lists
+  own         yes: one of devcg's strategies; no: a model of another runtime
+  rules       random rule lists drawn
+  attached    programs loaded and attached to a scratch cgroup
+  cmp-ref     rule lists the strategy refused to compile
+  load-ref    programs the kernel refused to load (the verifier's reasons follow)
+  emu-ref     programs the emulator refused (their probes have no emulator verdict)
+  probes      device accesses the kernel answered with allow or deny
+  unexp       probes that ended in neither (not compared; examples follow)
+  orc-vs-krn  probes where the oracle and the kernel disagree
+  emu-vs-krn  probes where the emulator and the kernel disagree
+Exit 1 unless, for every strategy, emu-vs-krn and unexp are 0, and for
+devcg's own also orc-vs-krn and load-ref.";
+
+/// How a `--program` file is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ProgramFormat {
+    /// By extension (`.json`; `.bin`, `.raw`), else by content.
+    Auto,
+    /// Raw `struct bpf_insn` bytes, 8 per instruction slot.
+    Raw,
+    /// devcg's JSON, as `compile --format json` writes it.
+    Json,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Raw,
     Asm,
     Json,
+}
+
+/// The command line, with the strategy names in every `--strategy` help.
+fn command() -> clap::Command {
+    let names = strategy::names().join(", ");
+    let mut cmd = Cli::command();
+    let with_strategy: Vec<String> = cmd
+        .get_subcommands()
+        .filter(|c| c.get_arguments().any(|a| a.get_id() == "strategy"))
+        .map(|c| c.get_name().to_string())
+        .collect();
+    for sub in with_strategy {
+        cmd = cmd.mut_subcommand(sub, |c| {
+            c.mut_arg("strategy", |a| {
+                let help = a.get_help().map(ToString::to_string).unwrap_or_default();
+                a.help(format!("{help} [strategies: {names}]"))
+            })
+        });
+    }
+    cmd
 }
 
 /// Exit codes: 0 agreement, 1 a divergence found, 2 bad input; `vm` adds 3
@@ -113,7 +200,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -129,12 +216,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             exhaustive: true,
             strategy,
             program,
+            format,
             rules,
             json,
             ..
         } => cmd_exhaustive(
             &strategy,
-            program,
+            program.map(|p| (p, format.unwrap_or(ProgramFormat::Auto))),
             rules.as_deref().expect("clap requires it"),
             json,
         ),
@@ -185,9 +273,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check {
             strategy,
             program,
+            format,
             rules,
             access,
-        } => cmd_check(strategy, program, &rules, &access),
+        } => cmd_check(
+            strategy,
+            program.map(|p| (p, format.unwrap_or(ProgramFormat::Auto))),
+            &rules,
+            &access,
+        ),
         Command::Oracle { script } => cmd_oracle(&script),
         Command::Vm(opts) => Ok(vm_exit(devcg_vm::main_with(&opts))),
     }
@@ -355,7 +449,7 @@ fn cmd_kernel_check(json: bool, only: Option<&str>) -> Result<ExitCode> {
 
 fn cmd_exhaustive(
     name: &str,
-    program: Option<PathBuf>,
+    program: Option<(PathBuf, ProgramFormat)>,
     rules: &Path,
     json: bool,
 ) -> Result<ExitCode> {
@@ -367,7 +461,7 @@ fn cmd_exhaustive(
     }
     let rule_list = read_rules(rules)?;
     let (label, program) = match program {
-        Some(path) => (path.display().to_string(), read_program(&path)?),
+        Some((path, format)) => (path.display().to_string(), read_program(&path, format)?),
         None => (name.to_string(), compile(name, &rule_list)?),
     };
     let outcome = devcg_differential::exhaustive::run(&rule_list, &program)
@@ -469,16 +563,82 @@ fn cmd_compile(
     Ok(ExitCode::SUCCESS)
 }
 
-/// A program file: JSON as `compile --format json` writes it, else raw bytes.
-fn read_program(path: &Path) -> Result<Program> {
+/// Why a program file is read as it is, for the error when it does not load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Basis {
+    Option,
+    Extension,
+    Content,
+}
+
+/// A program file, read as `format` says; with `auto`, `.json` is JSON and
+/// `.bin`/`.raw` raw bytes, and any other file is JSON when its first
+/// non-blank byte is `{` and it is UTF-8 JSON, else raw bytes.
+fn read_program(path: &Path, format: ProgramFormat) -> Result<Program> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    if bytes.first() == Some(&b'{') {
-        let text = std::str::from_utf8(&bytes)
-            .with_context(|| format!("{}: not UTF-8", path.display()))?;
-        return serde_json::from_str(text)
-            .map_err(|e| anyhow!("{}:{}: invalid program JSON: {e}", path.display(), e.line()));
-    }
-    Program::from_bytes(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let (json, basis) = match (format, extension.as_deref()) {
+        (ProgramFormat::Raw, _) => (false, Basis::Option),
+        (ProgramFormat::Json, _) => (true, Basis::Option),
+        (ProgramFormat::Auto, Some("json")) => (true, Basis::Extension),
+        (ProgramFormat::Auto, Some("bin" | "raw")) => (false, Basis::Extension),
+        (ProgramFormat::Auto, _) => (looks_like_json(&bytes), Basis::Content),
+    };
+    let loaded = if json {
+        program_from_json(&bytes)
+    } else {
+        Program::from_bytes(&bytes).map_err(|e| (None, e.to_string()))
+    };
+    loaded.map_err(|(line, why)| {
+        let location = match line {
+            Some(line) => format!("{}:{line}", path.display()),
+            None => path.display().to_string(),
+        };
+        let (assumed, other) = if json {
+            ("JSON", "--format raw for raw bpf_insn bytes")
+        } else {
+            ("raw bpf_insn bytes", "--format json for JSON")
+        };
+        let why_assumed = match basis {
+            Basis::Option => return anyhow!("{location}: {why}"),
+            Basis::Extension => "for its extension".to_string(),
+            Basis::Content if json => "guessed from its content".to_string(),
+            Basis::Content if starts_with_brace(&bytes) => {
+                "guessed from its content: it starts with `{` but is not UTF-8 JSON".to_string()
+            }
+            Basis::Content => "guessed from its content".to_string(),
+        };
+        let hint = format!(" (read as {assumed}, {why_assumed}; use {other})");
+        anyhow!("{location}: {why}{hint}")
+    })
+}
+
+/// Content that is devcg's JSON rather than raw bytes: starts with `{`
+/// after blanks, and is UTF-8 JSON. A raw program may well start with 0x7b
+/// (`*(u64 *)(r10 - 8) = r1`), but its other bytes are not JSON.
+fn looks_like_json(bytes: &[u8]) -> bool {
+    starts_with_brace(bytes)
+        && std::str::from_utf8(bytes)
+            .is_ok_and(|t| serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok())
+}
+
+fn starts_with_brace(bytes: &[u8]) -> bool {
+    bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+/// A program from devcg's JSON, or the line (when known) and the reason.
+fn program_from_json(bytes: &[u8]) -> std::result::Result<Program, (Option<usize>, String)> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let line = 1 + bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        (Some(line), "not UTF-8".to_string())
+    })?;
+    serde_json::from_str(text).map_err(|e| (Some(e.line()), format!("invalid program JSON: {e}")))
 }
 
 fn parse_requests(args: &[String]) -> Result<Vec<Request>> {
@@ -507,7 +667,7 @@ fn parse_requests(args: &[String]) -> Result<Vec<Request>> {
 
 fn cmd_check(
     strategy: Option<String>,
-    program: Option<PathBuf>,
+    program: Option<(PathBuf, ProgramFormat)>,
     rules: &Path,
     access: &[String],
 ) -> Result<ExitCode> {
@@ -515,8 +675,8 @@ fn cmd_check(
     let requests = parse_requests(access)?;
     let program = match (&strategy, &program) {
         (Some(name), _) => compile(name, &rule_list)?,
-        (None, Some(path)) => read_program(path)?,
-        (None, None) => bail!("give --strategy or --program"),
+        (None, Some((path, format))) => read_program(path, *format)?,
+        (None, None) => bail!("give --strategy NAME or --program FILE"),
     };
     let emulator =
         Emulator::new(&program).map_err(|e| anyhow!("program refused by the emulator: {e}"))?;
@@ -546,13 +706,41 @@ fn cmd_check(
 }
 
 fn cmd_oracle(script: &Path) -> Result<ExitCode> {
-    let text =
-        std::fs::read_to_string(script).with_context(|| format!("reading {}", script.display()))?;
-    let outputs =
-        devcg_oracle::script::run(&text).map_err(|e| anyhow!("{}: {e}", script.display()))?;
+    let bytes = std::fs::read(script).with_context(|| format!("reading {}", script.display()))?;
+    let outputs = devcg_oracle::script::run_bytes(&bytes)
+        .map_err(|e| anyhow!("{}:{}: {}", script.display(), e.line, e.kind))?;
     let mut out = std::io::stdout().lock();
     for o in outputs {
         writeln!(out, "{}", serde_json::to_string(&o)?)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every argument of every subcommand (and theirs) says what it is for.
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&command(), "devcg", &mut missing);
+        assert!(missing.is_empty(), "no help: {missing:?}");
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        command().debug_assert();
+    }
 }

@@ -125,7 +125,31 @@ fn bad_oracle_script_names_the_line() {
     let out = devcg(&["oracle", &path]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "stderr: {err}");
-    assert!(err.contains("line 3"), "no line in: {err}");
+    assert!(
+        err.contains("s.v1:3: unknown command \"frobnicate\""),
+        "no FILE:LINE in: {err}"
+    );
+}
+
+/// A byte that is not UTF-8 is reported as FILE:LINE, its line.
+#[rstest]
+#[case::first_line(b"mkdir \xff\n", "s.v1:1: not UTF-8")]
+#[case::third_line(
+    b"mkdir a\n# caf\xc3\xa9\nwrite a allow c 1:3 \xe9\n",
+    "s.v1:3: not UTF-8"
+)]
+fn non_utf8_oracle_script_names_the_line(#[case] bytes: &[u8], #[case] message: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.v1");
+    std::fs::write(&path, bytes).unwrap();
+    let out = devcg(&["oracle", path.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        err.trim(),
+        format!("error: {}/{message}", dir.path().display())
+    );
 }
 
 #[test]
@@ -456,5 +480,213 @@ fn absurd_checks_per_case_are_refused(#[case] n: &str) {
     assert!(
         err.contains(&format!("--checks-per-case {n}: between 1 and 1000000")),
         "{err}"
+    );
+}
+
+/// `*(u64 *)(r10 - 8) = r1; r0 = 1; exit`: a raw program whose first byte is
+/// `{` (0x7b).
+const RAW_7B: &[u8] = &[
+    0x7b, 0x1a, 0xf8, 0xff, 0, 0, 0, 0, // *(u64 *)(r10 - 8) = r1
+    0xb7, 0, 0, 0, 1, 0, 0, 0, // r0 = 1
+    0x95, 0, 0, 0, 0, 0, 0, 0, // exit
+];
+
+/// `r0 = 1; exit` as `compile --format json` writes it, after blank lines.
+const JSON_INDENTED: &[u8] = b"\n\n  {\"insns\": [\n    {\"code\": 183, \"dst\": 0, \"src\": 0, \"off\": 0, \"imm\": 1},\n    {\"code\": 149, \"dst\": 0, \"src\": 0, \"off\": 0, \"imm\": 0}\n  ], \"maps\": []}\n";
+
+/// The program format comes from `--format`, else the extension, else the
+/// content; a program that loads answers `allow` (exit 0), one that does not
+/// is bad input (exit 2) whose message says which format was assumed and,
+/// when it was guessed, which `--format` reads it the other way.
+#[rstest]
+#[case::raw_7b_by_content("p", RAW_7B, &[], Ok(()))]
+#[case::raw_7b_by_extension("p.bin", RAW_7B, &[], Ok(()))]
+#[case::raw_7b_raw_extension("p.raw", RAW_7B, &[], Ok(()))]
+#[case::raw_7b_forced("p.json", RAW_7B, &["--format", "raw"], Ok(()))]
+#[case::json_indented_by_content("p", JSON_INDENTED, &[], Ok(()))]
+#[case::json_by_extension("p.json", JSON_INDENTED, &[], Ok(()))]
+#[case::json_forced("p.bin", JSON_INDENTED, &["--format", "json"], Ok(()))]
+#[case::json_auto_explicit("p.txt", JSON_INDENTED, &["--format", "auto"], Ok(()))]
+#[case::broken_json_by_content(
+    "p",
+    b"{ \"insns\": [",
+    &[],
+    Err(&["p: program is 12 bytes, not a multiple of 8", "read as raw bpf_insn bytes, guessed from its content", "starts with `{` but is not UTF-8 JSON", "use --format json"][..])
+)]
+#[case::json_not_a_program_by_content(
+    "p",
+    b"{\"x\": 1}",
+    &[],
+    Err(&["p:1: invalid program JSON: missing field `insns`", "read as JSON, guessed from its content", "use --format raw"][..])
+)]
+#[case::raw_by_json_extension(
+    "p.json",
+    RAW_7B,
+    &[],
+    Err(&["p.json:1: not UTF-8", "read as JSON, for its extension", "use --format raw"][..])
+)]
+#[case::raw_forced_as_json(
+    "p",
+    RAW_7B,
+    &["--format", "json"],
+    Err(&["p:1: not UTF-8"][..])
+)]
+#[case::json_forced_as_raw(
+    "p",
+    b"{\"insns\": [], \"maps\": []}\n",
+    &["--format", "raw"],
+    Err(&["p: program is 26 bytes, not a multiple of 8"][..])
+)]
+fn program_format_by_option_extension_then_content(
+    #[case] name: &str,
+    #[case] bytes: &[u8],
+    #[case] format: &[&str],
+    #[case] want: Result<(), &[&str]>,
+    #[values("check", "exhaustive")] command: &str,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let prog = dir.path().join(name);
+    std::fs::write(&prog, bytes).unwrap();
+    // Everything allowed: `r0 = 1` is equivalent to it.
+    let rules = write_temp(dir.path(), "all.rules", "allow a\n");
+    let mut args: Vec<&str> = match command {
+        "check" => vec!["check"],
+        _ => vec!["verify", "--exhaustive"],
+    };
+    args.extend(["--program", prog.to_str().unwrap()]);
+    args.extend(format);
+    args.push(&rules);
+    if command == "check" {
+        args.push("c 1:3 rw");
+    }
+    let out = devcg(&args);
+    let (stdout, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    match want {
+        Ok(()) => {
+            assert_eq!(out.status.code(), Some(0), "{stdout}{err}");
+            if command == "check" {
+                assert!(stdout.contains("program allow"), "{stdout}");
+            } else {
+                assert!(stdout.contains("equivalent"), "{stdout}");
+            }
+        }
+        Err(reasons) => {
+            assert_eq!(out.status.code(), Some(2), "{stdout}{err}");
+            for reason in reasons {
+                assert!(err.contains(reason), "no {reason:?} in: {err}");
+            }
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
+    }
+}
+
+/// `--format` is about the program file: with a strategy it is refused.
+#[rstest]
+#[case::check(&["check", "--strategy", "tree", "--format", "raw"], &["--format", "--strategy"])]
+#[case::exhaustive(&["verify", "--exhaustive", "--strategy", "tree", "--format", "raw"], &["--program"])]
+fn program_format_needs_a_program(#[case] args: &[&str], #[case] named: &[&str]) {
+    let rules = root().join("examples/container.rules");
+    let mut args = args.to_vec();
+    args.push(rules.to_str().unwrap());
+    if args[0] == "check" {
+        args.push("c 1:3 r");
+    }
+    let out = devcg(&args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for name in named {
+        assert!(err.contains(name), "no {name} in: {err}");
+    }
+}
+
+/// `check` needs a program: from a strategy or a file, not both, and the
+/// refusal names both ways.
+#[rstest]
+#[case::neither(&[], &["--strategy <NAME>", "--program <FILE>", "required"])]
+#[case::both(
+    &["--strategy", "tree", "--program", "p.bin"],
+    &["--strategy <NAME>", "--program <FILE>", "cannot be used with"]
+)]
+fn check_needs_a_strategy_or_a_program(#[case] source: &[&str], #[case] named: &[&str]) {
+    let rules = root().join("examples/container.rules");
+    let mut args = vec!["check"];
+    args.extend(source);
+    args.extend([rules.to_str().unwrap(), "c 1:3 r"]);
+    let out = devcg(&args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for name in named {
+        assert!(err.contains(name), "no {name:?} in: {err}");
+    }
+}
+
+/// Every `--strategy` help lists the strategies, from the engine's list.
+#[rstest]
+#[case::verify("verify")]
+#[case::compile("compile")]
+#[case::check("check")]
+fn strategy_help_lists_the_names(#[case] command: &str) {
+    let out = devcg(&[command, "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let names = devcg_engine::strategy::names().join(", ");
+    let line = text
+        .lines()
+        .find(|l| l.contains("[strategies: "))
+        .unwrap_or_else(|| panic!("no strategy list in: {text}"));
+    assert!(line.contains(&format!("[strategies: {names}]")), "{line}");
+}
+
+/// `verify --help` explains every column `verify` and `verify --kernel`
+/// print, each on its own line after the column's name.
+#[test]
+fn verify_help_explains_the_columns() {
+    let out = devcg(&["verify", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{help}");
+    let explained = |column: &str| {
+        help.lines().any(|l| {
+            l.strip_prefix("  ")
+                .and_then(|l| l.strip_prefix(column))
+                .is_some_and(|rest| rest.starts_with("  ") && !rest.trim().is_empty())
+        })
+    };
+    // The kernel table's columns, from its own header.
+    let kernel = devcg_kernel::differential::table(&[]);
+    let header = kernel.lines().next().unwrap();
+    for column in header.split_whitespace() {
+        assert!(
+            explained(column),
+            "--kernel column {column:?} not explained"
+        );
+    }
+    // The plain table's columns, in the order its header prints them.
+    let plain = [
+        "strategy",
+        "rule sets",
+        "checks",
+        "divergences",
+        "rate",
+        "refused",
+        "insns min/med/max",
+        "checks/s",
+    ];
+    let out = devcg(&["verify", "--strategy", "linear", "--cases", "1"]);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let header = printed.lines().next().unwrap();
+    let mut at = 0;
+    for column in plain {
+        let found = header[at..]
+            .find(column)
+            .unwrap_or_else(|| panic!("{column:?} not in {header:?} after {at}"));
+        at += found + column.len();
+        assert!(explained(column), "column {column:?} not explained");
+    }
+    assert!(
+        header[at..].trim().is_empty(),
+        "unexplained columns: {header}"
     );
 }

@@ -93,6 +93,10 @@ pub enum ScriptErrorKind {
     BadAccess(String),
     #[error("{0}")]
     Path(#[from] OracleError),
+    /// The line holds a byte sequence that is not UTF-8 (the first such
+    /// line of the script; nothing has run).
+    #[error("not UTF-8")]
+    NotUtf8,
 }
 
 /// A malformed script line.
@@ -217,6 +221,23 @@ fn run_line(h: &mut Hierarchy, cmd: &str, rest: &str) -> Result<Outcome, ScriptE
         }
         other => Err(ScriptErrorKind::UnknownCommand(other.to_string())),
     }
+}
+
+/// A script file's bytes as text, or the line of the first byte that is not
+/// UTF-8.
+pub fn text(bytes: &[u8]) -> Result<&str, ScriptError> {
+    std::str::from_utf8(bytes).map_err(|e| ScriptError {
+        line: 1 + bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count(),
+        kind: ScriptErrorKind::NotUtf8,
+    })
+}
+
+/// Runs a script file's bytes on a fresh hierarchy: [`run`], after [`text`].
+pub fn run_bytes(bytes: &[u8]) -> Result<Vec<Output>, ScriptError> {
+    run(text(bytes)?)
 }
 
 /// Runs a script on a fresh hierarchy, returning one output per command, or

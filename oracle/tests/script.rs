@@ -181,3 +181,32 @@ fn error_messages_name_line_and_reason() {
         "line 1: the parent of \"a/b\" does not exist"
     );
 }
+
+/// A byte that is not UTF-8 is reported on its own line, before anything
+/// runs: a lone continuation byte, a truncated sequence, an overlong `/`, a
+/// surrogate, Latin-1.
+#[rstest]
+#[case::first_line(b"mkdir \x80\n", 1)]
+#[case::after_blank_lines(b"mkdir a\n\n# c\nwrite a allow c 1:3 \xff\n", 4)]
+#[case::truncated_at_end(b"mkdir a\nlist a\n\xe2\x82", 3)]
+#[case::overlong(b"mkdir a\r\nmkdir \xc0\xaf\r\n", 2)]
+#[case::surrogate(b"# \xed\xa0\x80\n", 1)]
+#[case::latin1_after_an_error(b"frobnicate\nmkdir caf\xe9\n", 2)]
+fn non_utf8_names_the_line(#[case] bytes: &[u8], #[case] line: usize) {
+    let err = devcg_oracle::script::run_bytes(bytes).unwrap_err();
+    assert_eq!(
+        err,
+        ScriptError {
+            line,
+            kind: ScriptErrorKind::NotUtf8
+        }
+    );
+    assert_eq!(err.to_string(), format!("line {line}: not UTF-8"));
+}
+
+#[test]
+fn utf8_bytes_run_as_text() {
+    let outputs =
+        devcg_oracle::script::run_bytes("mkdir caf\u{e9}\nlist caf\u{e9}\n".as_bytes()).unwrap();
+    assert_eq!(outputs.len(), 2);
+}
