@@ -34,8 +34,10 @@ enum Command {
         /// Rule sets to draw per strategy.
         #[arg(long, default_value_t = 2_000)]
         cases: u64,
-        /// Requests checked against each rule set.
-        #[arg(long, default_value_t = 64)]
+        /// Requests checked against each rule set (sampled runs only: the
+        /// kernel run probes every device of its rule set, the exhaustive
+        /// run every class).
+        #[arg(long, default_value_t = 64, conflicts_with_all = ["kernel", "exhaustive"])]
         checks_per_case: usize,
         /// Seed of the random rule lists and requests (same seed, same run).
         #[arg(long, default_value_t = 0)]

@@ -690,3 +690,20 @@ fn verify_help_explains_the_columns() {
         "unexplained columns: {header}"
     );
 }
+
+/// `--checks-per-case` means nothing to the kernel or exhaustive runs: it is
+/// refused there instead of silently ignored.
+#[rstest]
+#[case::kernel(&["verify", "--kernel", "--checks-per-case", "5"])]
+#[case::exhaustive(&["verify", "--exhaustive", "--strategy", "tree", "--checks-per-case", "5", "examples/container.rules"])]
+fn checks_per_case_is_refused_where_it_means_nothing(#[case] args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_devcg"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--checks-per-case"), "{err}");
+    assert!(err.contains("cannot be used with"), "{err}");
+}
