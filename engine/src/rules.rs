@@ -6,6 +6,8 @@
 //! v1 lines (`allow c 1:3 rwm`, `deny a`, `#` comments) and OCI JSON (an array
 //! of `linux.resources.devices` entries, or a whole `config.json`).
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
@@ -14,7 +16,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use thiserror::Error;
 
-use crate::device::{Behavior, Exception};
+use crate::device::{Behavior, DeviceType, Exception};
 use crate::v1text::{self, ParseError, V1Text};
 
 /// Which file a rule is written to.
@@ -326,30 +328,37 @@ impl Default for RuleSet {
 }
 
 impl RuleSet {
+    /// Folds the rules in order. Linear: a key index finds the entry an
+    /// add merges into or a removal clears, and a removed entry leaves a
+    /// hole that the final list skips, so the order is the kernel's.
     pub fn from_rules(rules: &[Rule]) -> RuleSet {
-        let mut set = RuleSet::default();
+        let mut fold = Fold {
+            behavior: Behavior::Allow,
+            slots: Vec::new(),
+            index: HashMap::new(),
+        };
         for rule in rules {
-            set.apply(rule.kind, &rule.parsed);
+            fold.apply(rule.kind, &rule.parsed);
         }
-        set
+        fold.finish()
     }
+}
 
+/// [`RuleSet::from_rules`] at work: the list with holes where entries were
+/// dropped, and where each live key sits.
+struct Fold {
+    behavior: Behavior,
+    slots: Vec<Option<Exception>>,
+    index: HashMap<(DeviceType, u32, u32), usize>,
+}
+
+impl Fold {
     fn apply(&mut self, kind: RuleKind, text: &V1Text) {
         match (*text, kind) {
             // `a`: the behavior changes and the list becomes the parent's
             // (the root's, which is empty) or is cleared.
-            (V1Text::All, RuleKind::Allow) => {
-                *self = RuleSet {
-                    behavior: Behavior::Allow,
-                    exceptions: vec![],
-                }
-            }
-            (V1Text::All, RuleKind::Deny) => {
-                *self = RuleSet {
-                    behavior: Behavior::Deny,
-                    exceptions: vec![],
-                }
-            }
+            (V1Text::All, RuleKind::Allow) => self.reset(Behavior::Allow),
+            (V1Text::All, RuleKind::Deny) => self.reset(Behavior::Deny),
             // Writing to the file that matches the behavior removes.
             (V1Text::Exception(ex), RuleKind::Allow) if self.behavior == Behavior::Allow => {
                 self.remove(&ex)
@@ -361,24 +370,46 @@ impl RuleSet {
         }
     }
 
+    fn reset(&mut self, behavior: Behavior) {
+        self.behavior = behavior;
+        self.slots.clear();
+        self.index.clear();
+    }
+
     /// Same key: access OR-ed in place; otherwise appended.
     fn add(&mut self, ex: Exception) {
-        match self.exceptions.iter_mut().find(|e| e.key() == ex.key()) {
-            Some(e) => e.access = e.access.union(ex.access),
-            None => self.exceptions.push(ex),
+        match self.index.entry(ex.key()) {
+            Entry::Occupied(at) => {
+                let e = self.slots[*at.get()]
+                    .as_mut()
+                    .expect("indexed slot is live");
+                e.access = e.access.union(ex.access);
+            }
+            Entry::Vacant(at) => {
+                at.insert(self.slots.len());
+                self.slots.push(Some(ex));
+            }
         }
     }
 
     /// Exact key only: clear the bits, drop an entry left with none. A
     /// wildcard entry is never split by a narrower removal.
     fn remove(&mut self, ex: &Exception) {
-        if let Some(pos) = self.exceptions.iter().position(|e| e.key() == ex.key()) {
-            let left = self.exceptions[pos].access.without(ex.access);
-            if left.is_empty() {
-                self.exceptions.remove(pos);
-            } else {
-                self.exceptions[pos].access = left;
+        if let Entry::Occupied(at) = self.index.entry(ex.key()) {
+            let slot = &mut self.slots[*at.get()];
+            let e = slot.as_mut().expect("indexed slot is live");
+            e.access = e.access.without(ex.access);
+            if e.access.is_empty() {
+                *slot = None;
+                at.remove();
             }
+        }
+    }
+
+    fn finish(self) -> RuleSet {
+        RuleSet {
+            behavior: self.behavior,
+            exceptions: self.slots.into_iter().flatten().collect(),
         }
     }
 }
@@ -387,6 +418,23 @@ impl RuleSet {
 mod tests {
     use super::*;
     use crate::device::{Access, DeviceType};
+
+    fn v1(text: &str) -> Vec<Rule> {
+        RuleFile::parse("t.rules", text).unwrap()
+    }
+
+    #[rstest::rstest]
+    #[case::merge_keeps_place("deny a\nallow c 1:3 r\nallow c 1:5 w\nallow c 1:3 m", &["c 1:3 rm", "c 1:5 w"])]
+    #[case::readd_goes_last("deny a\nallow c 1:3 r\nallow c 1:5 w\ndeny c 1:3 r\nallow c 1:3 w", &["c 1:5 w", "c 1:3 w"])]
+    #[case::partial_removal_stays("deny a\nallow c 1:3 rw\nallow c 1:5 w\ndeny c 1:3 w", &["c 1:3 r", "c 1:5 w"])]
+    #[case::wildcard_never_split("deny a\nallow c 1:* rw\ndeny c 1:3 rw", &["c 1:* rw"])]
+    #[case::all_clears("deny a\nallow c 1:3 r\ndeny a\nallow c 1:5 w\nallow c 1:3 w", &["c 1:5 w", "c 1:3 w"])]
+    #[case::allow_mode_list("deny c 1:3 r\ndeny b 8:0 w\nallow c 1:3 r\ndeny c 1:3 m", &["b 8:0 w", "c 1:3 m"])]
+    fn from_rules_keeps_kernel_order(#[case] text: &str, #[case] want: &[&str]) {
+        let set = RuleSet::from_rules(&v1(text));
+        let got: Vec<String> = set.exceptions.iter().map(|e| e.to_string()).collect();
+        assert_eq!(got, want);
+    }
 
     #[test]
     fn canonical_text_reparses_to_the_same_rule() {
