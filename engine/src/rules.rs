@@ -540,13 +540,7 @@ fn oci_entry<'a>(fields: &Fields<'a>) -> Result<Rule, (Option<&'a RawValue>, Str
                 ));
             }
         }
-        seen.push(match key.as_str() {
-            "allow" => "allow",
-            "type" => "type",
-            "major" => "major",
-            "minor" => "minor",
-            _ => "access",
-        });
+        seen.push(key.as_str());
     }
     let kind = allow.ok_or((None, "`allow` (true or false) is required".to_string()))?;
     let num = |n: Option<i64>| match n {
