@@ -63,6 +63,36 @@ fn write_temp(dir: &Path, name: &str, text: &str) -> String {
     "r.json:1",
     "unknown device type 'p'"
 )]
+#[case::json_allow_out_of_range(
+    "r.json",
+    "[\n {\"allow\": 1e400}\n]\n",
+    "r.json:2:12",
+    "devices[0].allow: expected true or false, found a number 1e400"
+)]
+#[case::json_type_object(
+    "r.json",
+    "[{\"allow\": true, \"type\": {}}]",
+    "r.json:1:26",
+    "devices[0].type: expected \"a\", \"b\" or \"c\", found an object {}"
+)]
+#[case::json_major_string(
+    "r.json",
+    "[{\"allow\": true, \"type\": \"c\", \"major\": \"1\"}]",
+    "r.json:1:40",
+    "devices[0].major: expected an integer"
+)]
+#[case::json_misspelled_access(
+    "r.json",
+    "[{\"allow\": false, \"access\": \"rwm\"},\n {\"allow\": true, \"type\": \"c\", \"major\": 1, \"minor\": 3, \"acess\": \"rwm\"}]",
+    "r.json:2:64",
+    "unknown field \"acess\""
+)]
+#[case::config_misspelled_major(
+    "config.json",
+    "{\"ociVersion\": \"1.0.2\", \"hostname\": \"x\",\n \"linux\": {\"resources\": {\"devices\": [{\"allow\": true, \"majr\": 1}]}}}",
+    "config.json:2:62",
+    "did you mean \"major\"?"
+)]
 #[case::config_without_devices(
     "config.json",
     "{\"linux\": {}}",
@@ -82,6 +112,36 @@ fn bad_rule_files_name_file_line_and_reason(
     assert_eq!(out.status.code(), Some(2), "stderr: {err}");
     assert!(err.contains(location), "no {location} in: {err}");
     assert!(err.contains(reason), "no {reason:?} in: {err}");
+}
+
+/// One 10 MiB line: the message quotes the start of it and says how long
+/// it is, instead of repeating it.
+#[rstest]
+#[case::v1_keyword("r.rules", "allow c 1:3 r\n{huge}\n", "r.rules:2")]
+#[case::v1_access("r.rules", "allow c 1:3 r{huge}\n", "r.rules:1")]
+#[case::json_access(
+    "r.json",
+    "[{{\"allow\": true, \"type\": \"c\", \"access\": \"{huge}\"}}]",
+    "r.json:1:2"
+)]
+#[case::json_field("r.json", "[{{\"allow\": true, \"{huge}\": 1}}]", "r.json:1:")]
+fn a_huge_line_gives_a_short_error(#[case] name: &str, #[case] text: &str, #[case] location: &str) {
+    let huge = "x".repeat(10 << 20);
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_temp(
+        dir.path(),
+        name,
+        &text
+            .replace("{huge}", &huge)
+            .replace("{{", "{")
+            .replace("}}", "}"),
+    );
+    let out = devcg(&["compile", "--strategy", "linear", &path]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.len() < 400, "{} bytes of stderr", err.len());
+    assert!(err.contains(location), "no {location} in: {err}");
+    assert!(err.contains("xxxx\"… (1048"), "no cut quote in: {err}");
 }
 
 #[test]

@@ -2,6 +2,10 @@
 //! them: the merge on add, the exact-key partial removal, and the two kinds
 //! of match. Kept free of the tree so each can be tested on its own.
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use devcg_engine::{Access, Behavior, DeviceType, Exception, WILDCARD};
 
 /// `dev_exception_add`: an entry with the same (type, major, minor) gets the
@@ -33,6 +37,133 @@ pub fn remove(list: &mut Vec<Exception>, ex: &Exception) {
         !walk.access.is_empty()
     });
 }
+
+/// One cgroup's exception list, the same list [`add`] and [`remove`] keep,
+/// at a cost independent of its length: a key index finds the one entry an
+/// add merges into or a removal clears (keys are unique, see [`add`]), and
+/// a dropped entry leaves a hole, so nothing after it moves and the list
+/// order stays the kernel's. Holes are squeezed out once they outnumber the
+/// entries; a reader asking for the list while some are left gets a copy
+/// without them, made once until the next change.
+#[derive(Clone, Debug, Default)]
+pub struct ExceptionList {
+    slots: Vec<Exception>,
+    /// `live[i]`: `slots[i]` is in the list, not a hole.
+    live: Vec<bool>,
+    holes: usize,
+    index: HashMap<(DeviceType, u32, u32), usize>,
+    /// The entries without the holes, while there are holes.
+    view: OnceLock<Vec<Exception>>,
+}
+
+impl ExceptionList {
+    pub fn new() -> ExceptionList {
+        ExceptionList::default()
+    }
+
+    /// The list as given; its keys must be unique, as in every kernel list.
+    pub fn from_vec(slots: Vec<Exception>) -> ExceptionList {
+        let index: HashMap<_, _> = slots
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.key(), i))
+            .collect();
+        debug_assert_eq!(index.len(), slots.len(), "duplicate keys");
+        ExceptionList {
+            live: vec![true; slots.len()],
+            slots,
+            holes: 0,
+            index,
+            view: OnceLock::new(),
+        }
+    }
+
+    /// The entries in list order.
+    pub fn as_slice(&self) -> &[Exception] {
+        if self.holes == 0 {
+            &self.slots
+        } else {
+            self.view.get_or_init(|| self.iter().copied().collect())
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Exception> {
+        self.slots
+            .iter()
+            .zip(&self.live)
+            .filter_map(|(e, &live)| live.then_some(e))
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len() - self.holes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// [`add`].
+    pub fn add(&mut self, ex: &Exception) {
+        self.view.take();
+        match self.index.entry(ex.key()) {
+            Entry::Occupied(at) => {
+                let e = &mut self.slots[*at.get()];
+                e.access = e.access.union(ex.access);
+            }
+            Entry::Vacant(at) => {
+                at.insert(self.slots.len());
+                self.slots.push(*ex);
+                self.live.push(true);
+            }
+        }
+    }
+
+    /// [`remove`].
+    pub fn remove(&mut self, ex: &Exception) {
+        let Entry::Occupied(at) = self.index.entry(ex.key()) else {
+            return;
+        };
+        self.view.take();
+        let i = *at.get();
+        let e = &mut self.slots[i];
+        e.access = e.access.without(ex.access);
+        if e.access.is_empty() {
+            at.remove();
+            self.live[i] = false;
+            self.holes += 1;
+            if self.holes > self.len() {
+                self.squeeze();
+            }
+        }
+    }
+
+    /// Drops the holes and renumbers the index.
+    fn squeeze(&mut self) {
+        let slots = std::mem::take(&mut self.slots);
+        let live = std::mem::take(&mut self.live);
+        let kept = slots
+            .into_iter()
+            .zip(live)
+            .filter_map(|(e, live)| live.then_some(e))
+            .collect();
+        *self = ExceptionList::from_vec(kept);
+    }
+}
+
+impl From<Vec<Exception>> for ExceptionList {
+    fn from(list: Vec<Exception>) -> Self {
+        ExceptionList::from_vec(list)
+    }
+}
+
+/// Equal when the entries are, holes aside.
+impl PartialEq for ExceptionList {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for ExceptionList {}
 
 /// The kernel compares types as bit masks (`type & DEV_BLOCK` and so on);
 /// with only block and char there, that is plain equality.
@@ -148,6 +279,60 @@ mod tests {
     ) {
         add(&mut list, &new);
         assert_eq!(list, want);
+    }
+
+    #[rstest]
+    // Each step: `+` adds, `-` removes; the list must match the plain Vec.
+    #[case::merge_keeps_place(&["+c 1:3 r", "+c 1:5 w", "+c 1:3 m"])]
+    #[case::readd_goes_last(&["+c 1:3 r", "+c 1:5 w", "-c 1:3 r", "+c 1:3 w"])]
+    #[case::partial_removal_stays(&["+c 1:3 rw", "+c 1:5 w", "-c 1:3 w", "+c 1:3 m"])]
+    #[case::zero_entry(&["+c 1:3 -", "+c 1:5 r", "-c 1:3 -", "+c 1:3 -"])]
+    #[case::holes_squeezed(&["+c 1:1 r", "+c 1:2 r", "+c 1:3 r", "-c 1:1 r", "-c 1:2 r", "+c 1:1 w", "-c 1:3 r", "+c 1:9 r"])]
+    #[case::missing_key(&["+c 1:1 r", "-c 1:2 r"])]
+    fn indexed_list_agrees_with_the_walk(#[case] steps: &[&str]) {
+        let mut want = Vec::new();
+        let mut list = ExceptionList::new();
+        for step in steps {
+            let (op, rest) = step.split_at(1);
+            let parts: Vec<&str> = rest.split([' ', ':']).collect();
+            let e = ex(
+                parts[0].chars().next().unwrap(),
+                parts[1].parse().unwrap(),
+                parts[2].parse().unwrap(),
+                parts[3],
+            );
+            if op == "+" {
+                add(&mut want, &e);
+                list.add(&e);
+            } else {
+                remove(&mut want, &e);
+                list.remove(&e);
+            }
+            assert_eq!(list.as_slice(), &want[..], "after {step}");
+            assert_eq!(list.len(), want.len());
+            assert_eq!(list, ExceptionList::from_vec(want.clone()));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn indexed_list_agrees_with_the_walk_on_random_steps(
+            steps in proptest::collection::vec((proptest::bool::ANY, 0u32..3, 0u32..4, 0u8..8), 0..64)
+        ) {
+            let mut want = Vec::new();
+            let mut list = ExceptionList::new();
+            for (is_add, major, minor, bits) in steps {
+                let e = Exception { ty: DeviceType::Char, major, minor, access: Access(bits) };
+                if is_add {
+                    add(&mut want, &e);
+                    list.add(&e);
+                } else {
+                    remove(&mut want, &e);
+                    list.remove(&e);
+                }
+                proptest::prop_assert_eq!(list.as_slice(), &want[..]);
+            }
+        }
     }
 
     #[rstest]

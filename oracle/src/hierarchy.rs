@@ -10,7 +10,7 @@ use devcg_engine::rules::RuleKind;
 use devcg_engine::v1text::{self, V1Text};
 use devcg_engine::{Behavior, Exception, Request, Verdict};
 
-use crate::exceptions;
+use crate::exceptions::{self, ExceptionList};
 use crate::{Errno, OracleError};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,7 +20,7 @@ struct Node {
     /// In creation order, as the kernel keeps them.
     children: Vec<usize>,
     behavior: Behavior,
-    exceptions: Vec<Exception>,
+    exceptions: ExceptionList,
 }
 
 /// A v1 devices hierarchy. Paths are relative to an implicit root: `""` is
@@ -67,7 +67,7 @@ impl Hierarchy {
             parent: None,
             children: Vec::new(),
             behavior: Behavior::Allow,
-            exceptions: Vec::new(),
+            exceptions: ExceptionList::new(),
         };
         Hierarchy {
             nodes: vec![root],
@@ -179,13 +179,13 @@ impl Hierarchy {
                 }
                 let (behavior, list) = match kind {
                     RuleKind::Allow => match parent {
-                        None => (Behavior::Allow, Vec::new()),
+                        None => (Behavior::Allow, ExceptionList::new()),
                         Some(p) if self.nodes[p].behavior == Behavior::Allow => {
                             (Behavior::Allow, self.nodes[p].exceptions.clone())
                         }
                         Some(_) => return Err(Errno::EPERM),
                     },
-                    RuleKind::Deny => (Behavior::Deny, Vec::new()),
+                    RuleKind::Deny => (Behavior::Deny, ExceptionList::new()),
                 };
                 let node = &mut self.nodes[idx];
                 node.behavior = behavior;
@@ -205,20 +205,20 @@ impl Hierarchy {
                     if !self.parent_allows_removal(idx, &ex) {
                         return Err(Errno::EPERM);
                     }
-                    exceptions::remove(&mut self.nodes[idx].exceptions, &ex);
+                    self.nodes[idx].exceptions.remove(&ex);
                 } else {
                     if !self.parent_has_perm(idx, &ex) {
                         return Err(Errno::EPERM);
                     }
-                    exceptions::add(&mut self.nodes[idx].exceptions, &ex);
+                    self.nodes[idx].exceptions.add(&ex);
                 }
             }
             RuleKind::Deny => {
                 // Taking access away is always permitted.
                 if self.nodes[idx].behavior == Behavior::Deny {
-                    exceptions::remove(&mut self.nodes[idx].exceptions, &ex);
+                    self.nodes[idx].exceptions.remove(&ex);
                 } else {
-                    exceptions::add(&mut self.nodes[idx].exceptions, &ex);
+                    self.nodes[idx].exceptions.add(&ex);
                 }
                 self.propagate(idx, &ex);
             }
@@ -235,7 +235,7 @@ impl Hierarchy {
                 let parent = &self.nodes[p];
                 exceptions::verify_new_ex(
                     parent.behavior,
-                    &parent.exceptions,
+                    parent.exceptions.as_slice(),
                     ex,
                     self.nodes[idx].behavior,
                 )
@@ -253,7 +253,7 @@ impl Hierarchy {
             None => true,
             Some(_) if node.behavior == Behavior::Deny => true,
             Some(p) => !exceptions::match_partial(
-                &self.nodes[p].exceptions,
+                self.nodes[p].exceptions.as_slice(),
                 ex.ty,
                 ex.major,
                 ex.minor,
@@ -271,9 +271,9 @@ impl Hierarchy {
         let mut stack: Vec<usize> = self.nodes[writer].children.iter().rev().copied().collect();
         while let Some(idx) = stack.pop() {
             if writer_behavior == Behavior::Allow && self.nodes[idx].behavior == Behavior::Allow {
-                exceptions::add(&mut self.nodes[idx].exceptions, ex);
+                self.nodes[idx].exceptions.add(ex);
             } else {
-                exceptions::remove(&mut self.nodes[idx].exceptions, ex);
+                self.nodes[idx].exceptions.remove(ex);
             }
             self.revalidate(idx);
             stack.extend(self.nodes[idx].children.iter().rev().copied());
@@ -286,11 +286,12 @@ impl Hierarchy {
     /// the entry itself does.
     fn revalidate(&mut self, idx: usize) {
         let list = std::mem::take(&mut self.nodes[idx].exceptions);
-        let kept = list
-            .into_iter()
+        let kept: Vec<Exception> = list
+            .iter()
             .filter(|e| self.parent_has_perm(idx, e))
+            .copied()
             .collect();
-        self.nodes[idx].exceptions = kept;
+        self.nodes[idx].exceptions = kept.into();
     }
 
     /// Exactly what reading devices.list prints: `a *:* rwm` in ALLOW mode
@@ -314,7 +315,7 @@ impl Hierarchy {
         let node = &self.nodes[self.find(path)?];
         Ok(Verdict::from_allowed(exceptions::permits(
             node.behavior,
-            &node.exceptions,
+            node.exceptions.as_slice(),
             req.ty,
             req.major,
             req.minor,
@@ -329,6 +330,6 @@ impl Hierarchy {
     /// The exception list in kernel order, including what devices.list hides
     /// in ALLOW mode.
     pub fn exceptions(&self, path: &str) -> Result<&[Exception], OracleError> {
-        Ok(&self.nodes[self.find(path)?].exceptions)
+        Ok(self.nodes[self.find(path)?].exceptions.as_slice())
     }
 }
