@@ -35,7 +35,7 @@ const MINORS: u64 = 1 << 20;
 
 /// SplitMix64 (the kernel tests' generator): seedable and stable across
 /// crate versions, so a seed names the same rule lists forever.
-pub use devcg_kernel::gen::Rng;
+pub use devcg_differential::rng::Rng;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ListKind {

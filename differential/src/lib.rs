@@ -6,4 +6,5 @@
 
 pub mod exhaustive;
 pub mod gen;
+pub mod rng;
 pub mod verify;

@@ -14,25 +14,11 @@ use devcg_emulator::Emulator;
 use devcg_engine::rules::{RuleFile, RuleSet};
 use devcg_engine::{strategy, Access, DeviceType, Program, Request};
 
-/// SplitMix64: small, seedable, the same sequence everywhere.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
+pub use devcg_differential::rng::Rng;
 
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n.max(1) as u64) as usize
-    }
+/// Uniform in `0..n` (n > 0), as an index.
+fn below(rng: &mut Rng, n: usize) -> usize {
+    rng.below(n as u64) as usize
 }
 
 /// One kind of input and the calls that read it.
@@ -251,43 +237,43 @@ pub fn mutate(
     max: usize,
 ) -> Vec<u8> {
     let mut out = input.to_vec();
-    for _ in 0..1 + rng.below(4) {
-        let at = rng.below(out.len() + 1);
-        match rng.below(8) {
+    for _ in 0..1 + below(rng, 4) {
+        let at = below(rng, out.len() + 1);
+        match below(rng, 8) {
             0 if !out.is_empty() => {
                 let i = at.min(out.len() - 1);
-                out[i] ^= 1 << rng.below(8);
+                out[i] ^= 1 << below(rng, 8);
             }
             1 if !out.is_empty() => {
                 let i = at.min(out.len() - 1);
                 out[i] = rng.next_u64() as u8;
             }
             2 if !out.is_empty() => {
-                let end = (at + 1 + rng.below(16)).min(out.len());
+                let end = (at + 1 + below(rng, 16)).min(out.len());
                 out.drain(at.min(end)..end);
             }
             3 => {
-                let word = dict[rng.below(dict.len())];
+                let word = dict[below(rng, dict.len())];
                 out.splice(at..at, word.iter().copied());
             }
             4 if !seeds.is_empty() => {
                 // Splice a piece of another seed.
-                let other = &seeds[rng.below(seeds.len())];
-                let from = rng.below(other.len() + 1);
-                let to = (from + rng.below(64)).min(other.len());
+                let other = &seeds[below(rng, seeds.len())];
+                let from = below(rng, other.len() + 1);
+                let to = (from + below(rng, 64)).min(other.len());
                 out.splice(at..at, other[from..to].iter().copied());
             }
             5 if !out.is_empty() => {
                 // Repeat a run: long lines, many entries.
-                let end = (at + 1 + rng.below(32)).min(out.len());
+                let end = (at + 1 + below(rng, 32)).min(out.len());
                 let run = out[at.min(end)..end].to_vec();
-                for _ in 0..1 + rng.below(8) {
+                for _ in 0..1 + below(rng, 8) {
                     out.splice(at..at, run.iter().copied());
                 }
             }
             6 => out.insert(at, rng.next_u64() as u8),
             _ => {
-                let n = rng.below(out.len() + 1);
+                let n = below(rng, out.len() + 1);
                 out.truncate(n);
             }
         }
@@ -324,7 +310,7 @@ pub fn fuzz(target: &Target, seed: u64, iterations: u64, budget: Duration) -> Re
         if start.elapsed() >= budget {
             break;
         }
-        let base = &corpus[rng.below(corpus.len())];
+        let base = &corpus[below(&mut rng, corpus.len())];
         // The seeds themselves first.
         let input = if (i as usize) < target.seeds.len() {
             target.seeds[i as usize].clone()
@@ -353,7 +339,7 @@ pub fn fuzz(target: &Target, seed: u64, iterations: u64, budget: Duration) -> Re
             if corpus.len() < 1024 {
                 corpus.push(input);
             } else {
-                let slot = rng.below(corpus.len());
+                let slot = below(&mut rng, corpus.len());
                 corpus[slot] = input;
             }
         }

@@ -22,9 +22,10 @@ use serde::Serialize;
 use crate::bpf::{self, AttachFlags, BpfError};
 use crate::device::Device;
 use crate::error::KernelError;
-use crate::gen::{self, Pools, Rng};
+use crate::gen::{self, Pools};
 use crate::probe::{Outcome, Probe};
 use crate::v2::{Cgroup, Scratch};
+use devcg_differential::rng::Rng;
 
 /// Devices probed per rule list (each five times, per strategy).
 pub const MAX_DEVICES: usize = 24;

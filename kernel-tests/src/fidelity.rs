@@ -23,8 +23,8 @@ use serde::Serialize;
 use crate::bpf::{self, AttachFlags, BpfError};
 use crate::device::{Device, Drivers};
 use crate::error::KernelError;
-use crate::gen::Rng;
 use crate::v2::{Cgroup, Scratch};
+use devcg_differential::rng::Rng;
 
 /// Programs attached and probed per forked child.
 const BATCH: usize = 16;

@@ -1,43 +1,13 @@
 //! Seeded random rule lists the real kernel can be asked about: every number
 //! a rule names is realizable (major < 4096, minor < 2^20) and, for majors,
 //! driverless on this machine, or `*`. (The root crate's generators range
-//! over all of u32 and live in a package this one cannot depend on.)
+//! over all of u32 and are proptest strategies, for shrinking.)
 
 use devcg_engine::v1text::V1Text;
 use devcg_engine::{Access, DeviceType, Exception, Rule, RuleKind, WILDCARD};
 
 use crate::device::{Device, Drivers};
-
-/// SplitMix64: small, seedable, the same sequence everywhere.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    pub fn next_u32(&mut self) -> u32 {
-        (self.next_u64() >> 32) as u32
-    }
-    /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-    /// True with probability `num / den`.
-    pub fn chance(&mut self, num: u64, den: u64) -> bool {
-        self.below(den) < num
-    }
-    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len() as u64) as usize]
-    }
-}
+use devcg_differential::rng::Rng;
 
 /// Majors worth naming: small ones, byte and 12-bit boundaries.
 const MAJOR_CANDIDATES: [u32; 16] = [

@@ -29,11 +29,12 @@ use serde::Serialize;
 use crate::bpf::{self, prog_flags, AttachFlags, BpfError, LoadedProgram};
 use crate::device::Device;
 use crate::error::KernelError;
-use crate::gen::{self, Pools, Rng};
+use crate::gen::{self, Pools};
 use crate::probe::{self, open_flags, NodeDir, Outcome, Step};
 use crate::sys::{cstring, io_err};
 use crate::v1;
 use crate::v2::{self, Cgroup, Scratch};
+use devcg_differential::rng::Rng;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum Status {
