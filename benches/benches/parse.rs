@@ -1,6 +1,7 @@
 //! Reading and normalizing a rule list against its length: `RuleFile::parse`
 //! then `RuleSet::from_rules` (the engine's fold) or `devcg_oracle::state_of`
-//! (the oracle's, one write at a time), in v1 text and OCI JSON, at 10k,
+//! (the oracle's, one write at a time), in v1 text and OCI JSON (pretty,
+//! and all on one line), at 10k,
 //! 100k and 1M rules. Both should grow linearly; 1M rules in either format
 //! should take well under 2 s.
 //!
@@ -10,31 +11,16 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use devcg_differential::rng::Rng;
 use devcg_engine::{RuleFile, RuleSet};
 
 const SIZES: [usize; 3] = [10_000, 100_000, 1_000_000];
-
-/// splitmix64: a fixed seed gives the same lists on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// One rule as (allow, type, major, minor, access); -1 is `*`. A deny-all
 /// first, then mostly grants over many keys, with removals and repeats of
 /// keys already there, so the folds merge, drop and append.
 fn rules(n: usize, seed: u64) -> Vec<(bool, char, i64, i64, String)> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut out = vec![(false, 'a', -1, -1, "rwm".to_string())];
     while out.len() < n {
         let allow = rng.below(5) != 0;
@@ -98,10 +84,17 @@ fn oci_json(list: &[(bool, char, i64, i64, String)]) -> String {
     text
 }
 
+/// The same JSON on one line, as a program writes it: line and column
+/// bookkeeping must not rescan the line per entry.
+fn oci_json_one_line(list: &[(bool, char, i64, i64, String)]) -> String {
+    oci_json(list).replace('\n', "")
+}
+
 fn parse(c: &mut Criterion) {
     for (format, name, render) in [
         ("v1", "r.rules", v1_text as fn(&_) -> String),
         ("oci", "config.json", oci_json),
+        ("oci-one-line", "config.json", oci_json_one_line),
     ] {
         let mut group = c.benchmark_group(format!("parse/{format}"));
         for n in SIZES {

@@ -231,8 +231,21 @@ impl<'a> Lines<'a> {
     }
 
     /// 1-based line and column (in characters) of `offset`. An offset
-    /// before the last one asked starts again from the top.
+    /// before the last one asked starts again from the top. The column
+    /// counts from the line's start: for errors only, never per entry (a
+    /// whole file on one line would make that quadratic).
     fn position(&mut self, offset: usize) -> (usize, usize) {
+        let line = self.line_of(offset);
+        let column = String::from_utf8_lossy(&self.text[self.line_start..self.at])
+            .chars()
+            .count()
+            + 1;
+        (line, column)
+    }
+
+    /// 1-based line of `offset`, scanning only what lies past the last
+    /// offset asked.
+    fn line_of(&mut self, offset: usize) -> usize {
         let offset = offset.min(self.text.len());
         if offset < self.at {
             *self = Lines::new(self.text);
@@ -244,15 +257,7 @@ impl<'a> Lines<'a> {
             }
         }
         self.at = offset;
-        let column = String::from_utf8_lossy(&self.text[self.line_start..offset])
-            .chars()
-            .count()
-            + 1;
-        (self.line, column)
-    }
-
-    fn line_of(&mut self, offset: usize) -> usize {
-        self.position(offset).0
+        self.line
     }
 }
 
