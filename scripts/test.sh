@@ -37,8 +37,9 @@ cargo test --workspace --release -- --test-threads=2
 
 phase fuzz
 # Every input kind (v1 rules, OCI JSON, oracle scripts, programs raw and
-# JSON), mutated from the repository's seeds for 20 s each: any panic or an
-# input over 2 s fails; `timeout` turns a hang into a failure too.
+# JSON), mutated from the repository's seeds, up to 1M inputs or 20 s
+# each: any panic or an input over 2 s fails; `timeout` turns a hang into
+# a failure too.
 timeout 300 cargo run --release --quiet -p devcg-fuzz -- --seconds 20 --seed 0 || {
     echo "fuzz: FAILED (exit $?; 124 is a hang): inputs kept in target/fuzz-failures/" >&2
     exit 1
