@@ -184,42 +184,36 @@ pub fn run(rules: &[Rule], program: &Program) -> Result<Outcome, devcg_emulator:
             .then(|| e.clone()),
         _ => None,
     };
-    if let Some(error) = same_error.filter(|_| first.len() < devices.len()) {
-        let mut differences = probe.differences;
-        differences.sort_by_key(|d| !d.reachable);
-        return Ok(Outcome {
-            classes: probe.classes,
-            reachable_classes: probe.reachable_classes,
-            reachable_differences: differences.iter().filter(|d| d.reachable).count(),
-            full_product,
-            differences,
-            stopped: Some(format!(
-                "the program failed on each of the first {} classes with the same error ({error}); \
-                 the other {} were not decided",
-                probe.classes,
-                (devices.len() - first.len()) * 8
-            )),
-            elapsed: start.elapsed(),
-        });
-    }
-    // The classes are independent: one chunk per core, each with an
-    // emulator of its own, results put back in class order.
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = devices.len().div_ceil(workers).max(1);
-    let parts: Vec<Result<Part, devcg_emulator::EmuError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = devices
-            .chunks(chunk)
-            .map(|slice| scope.spawn(|| decide_all(slice, &oracle, program)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a class worker panicked"))
-            .collect()
+    let rest = &devices[first.len()..];
+    let stopped = same_error.filter(|_| !rest.is_empty()).map(|error| {
+        format!(
+            "the program failed on each of the first {} classes with the same error ({error}); \
+             the other {} were not decided",
+            probe.classes,
+            rest.len() * 8
+        )
     });
+    let mut parts = vec![Ok(probe)];
+    if stopped.is_none() {
+        // The classes are independent: one chunk per core, each with an
+        // emulator of its own, results put back in class order.
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = rest.len().div_ceil(workers).max(1);
+        parts.extend(std::thread::scope(|scope| {
+            let handles: Vec<_> = rest
+                .chunks(chunk)
+                .map(|slice| scope.spawn(|| decide_all(slice, &oracle, program)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a class worker panicked"))
+                .collect::<Vec<_>>()
+        }));
+    }
     let mut differences = Vec::new();
     let (mut classes, mut reachable_classes) = (0, 0);
     for part in parts {
-        let part = part?;
+        let part: Part = part?;
         classes += part.classes;
         reachable_classes += part.reachable_classes;
         differences.extend(part.differences);
@@ -232,7 +226,7 @@ pub fn run(rules: &[Rule], program: &Program) -> Result<Outcome, devcg_emulator:
         reachable_differences: differences.iter().filter(|d| d.reachable).count(),
         full_product,
         differences,
-        stopped: None,
+        stopped,
         elapsed: start.elapsed(),
     })
 }

@@ -101,6 +101,16 @@ pub struct Limits {
     pub step_timeout_secs: u64,
 }
 
+impl Limits {
+    /// From the start of `vng` until the guest script must have started.
+    pub fn boot_timeout(&self, accel: crate::Accel) -> u64 {
+        match accel {
+            crate::Accel::Kvm => self.kvm_boot_timeout_secs,
+            crate::Accel::Tcg => self.boot_timeout_secs,
+        }
+    }
+}
+
 impl Config {
     pub fn load(path: &Path) -> Result<Config, VmError> {
         let text = std::fs::read_to_string(path).map_err(|e| VmError::Config {

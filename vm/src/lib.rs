@@ -145,14 +145,22 @@ fn paths(opts: &Options) -> Paths {
     }
 }
 
+/// The options' paths, accelerator and kernel list, refused when wrong;
+/// the selected kernels are checked too.
+fn checked(opts: &Options) -> Result<(Paths, AccelChoice, Config), VmError> {
+    let p = paths(opts);
+    let accel = AccelChoice::resolve(opts.accel).map_err(VmError::Usage)?;
+    let config = Config::load(&p.config)?;
+    config.select(&opts.kernels)?;
+    Ok((p, accel, config))
+}
+
 /// Runs every selected column and compares it with its expectations.
 /// `Err` only when the runner cannot start (bad configuration or expected
 /// file, unknown kernel, no devcg binary, interrupted); a kernel that cannot
 /// be fetched or booted is a column of the matrix.
 pub fn run(opts: &Options) -> Result<Matrix, VmError> {
-    let p = paths(opts);
-    let accel = AccelChoice::resolve(opts.accel).map_err(VmError::Usage)?;
-    let config = Config::load(&p.config)?;
+    let (p, accel, config) = checked(opts)?;
     let selected = config.select(&opts.kernels)?;
     let mut expected = BTreeMap::new();
     for k in &selected {
@@ -321,12 +329,12 @@ fn run_host(
 }
 
 /// What one column is run with.
-pub struct Column<'a> {
-    pub spec: &'a KernelSpec,
-    pub dir: &'a Path,
+struct Column<'a> {
+    spec: &'a KernelSpec,
+    dir: &'a Path,
     paths: &'a Paths,
-    pub limits: &'a Limits,
-    pub config: &'a Config,
+    limits: &'a Limits,
+    config: &'a Config,
 }
 
 /// One boot of a column's guest.
@@ -371,7 +379,7 @@ fn run_vm(
         let kvm_failed = match &boot.waited {
             Waited::MarkerTimedOut => Some(format!(
                 "the guest script had not started after {}s",
-                column.limits.kvm_boot_timeout_secs
+                column.limits.boot_timeout(accel)
             )),
             Waited::ConsoleAbort(line) => Some(format!("the console showed {line:?}")),
             _ => None,
@@ -406,10 +414,7 @@ fn run_vm(
         .find(|l| l.contains("Kernel panic"))
         .cloned();
     let limits = column.limits;
-    let boot_limit = match accel {
-        Accel::Kvm => limits.kvm_boot_timeout_secs,
-        Accel::Tcg => limits.boot_timeout_secs,
-    };
+    let boot_limit = limits.boot_timeout(accel);
     let outcome = match boot.waited {
         Waited::Interrupted => return Err(VmError::Interrupted),
         Waited::MarkerTimedOut => Outcome::BootTimeout(format!(
@@ -513,15 +518,15 @@ fn boot_once(
     std::fs::write(dir.join("vng-command"), format!("{cmd:?}\n"))
         .map_err(|e| VmError::io("vng-command", e))?;
     let marker = dir.join("started");
-    let (boot_limit, abort_on) = match accel {
-        Accel::Kvm => (limits.kvm_boot_timeout_secs, install::KVM_FAILURE_LINES),
-        Accel::Tcg => (limits.boot_timeout_secs, &[][..]),
+    let abort_on = match accel {
+        Accel::Kvm => install::KVM_FAILURE_LINES,
+        Accel::Tcg => &[],
     };
     let mut g = Group::spawn(&mut cmd, &log).map_err(|e| VmError::io("starting vng", e))?;
     let waited = g
         .wait_watching(
             Duration::from_secs(limits.run_timeout_secs),
-            Some((&marker, Duration::from_secs(boot_limit))),
+            Some((&marker, Duration::from_secs(limits.boot_timeout(accel)))),
             abort_on,
         )
         .map_err(|e| VmError::io("waiting for vng", e))?;
@@ -548,12 +553,7 @@ pub fn main_with(opts: &Options) -> i32 {
     let uid = unsafe { libc::geteuid() };
     if uid != 0 {
         // Bad options are still errors; only running needs root.
-        let p = paths(opts);
-        let checked = AccelChoice::resolve(opts.accel)
-            .map_err(VmError::Usage)
-            .and_then(|_| Config::load(&p.config))
-            .and_then(|c| c.select(&opts.kernels).map(|_| ()));
-        if let Err(e) = checked {
+        if let Err(e) = checked(opts) {
             eprintln!("devcg vm: {e}");
             return 2;
         }
