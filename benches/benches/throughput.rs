@@ -12,6 +12,11 @@ use devcg_benches::suite;
 use devcg_benches::workload::{ListKind, Workload, SEED};
 use devcg_differential::verify::{self, VerifyConfig};
 
+/// The allocator the `devcg` binary uses, so that the figures are those of
+/// `devcg verify` (rbpf allocates a stack per run).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn differential(c: &mut Criterion) {
     let cfg = VerifyConfig {
         cases: 50,

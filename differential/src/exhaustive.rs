@@ -23,6 +23,7 @@
 //! are reported apart from, and after, the reachable ones.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use devcg_emulator::Emulator;
@@ -167,7 +168,7 @@ fn devices(rules: &[Rule], program: &Program) -> (Vec<(DeviceType, u32, u32)>, b
 pub fn run(rules: &[Rule], program: &Program) -> Result<Outcome, devcg_emulator::EmuError> {
     let start = Instant::now();
     // Refused here, before any thread starts, with the emulator's reason.
-    Emulator::new(program)?;
+    let emulator = Emulator::new(program)?;
     let oracle = Policy::of(rules);
     let (devices, full_product) = devices(rules, program);
     // A program that fails the same way on every one of the first classes
@@ -175,7 +176,7 @@ pub fn run(rules: &[Rule], program: &Program) -> Result<Outcome, devcg_emulator:
     // does not depend on the request: say so once instead of once per
     // class, for millions of classes.
     let first = &devices[..devices.len().min(FIRST_DEVICES)];
-    let probe = decide_all(first, &oracle, program)?;
+    let probe = decide_all(first, &oracle, &emulator);
     let same_error = match probe.differences.first().map(|d| &d.program) {
         Some(Answer::Error(e)) if probe.differences.len() == probe.classes => probe
             .differences
@@ -193,27 +194,13 @@ pub fn run(rules: &[Rule], program: &Program) -> Result<Outcome, devcg_emulator:
             rest.len() * 8
         )
     });
-    let mut parts = vec![Ok(probe)];
+    let mut parts = vec![probe];
     if stopped.is_none() {
-        // The classes are independent: one chunk per core, each with an
-        // emulator of its own, results put back in class order.
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = rest.len().div_ceil(workers).max(1);
-        parts.extend(std::thread::scope(|scope| {
-            let handles: Vec<_> = rest
-                .chunks(chunk)
-                .map(|slice| scope.spawn(|| decide_all(slice, &oracle, program)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a class worker panicked"))
-                .collect::<Vec<_>>()
-        }));
+        parts.extend(decide_in_parallel(rest, &oracle, &emulator, program)?);
     }
     let mut differences = Vec::new();
     let (mut classes, mut reachable_classes) = (0, 0);
     for part in parts {
-        let part: Part = part?;
         classes += part.classes;
         reachable_classes += part.reachable_classes;
         differences.extend(part.differences);
@@ -235,6 +222,58 @@ pub fn run(rules: &[Rule], program: &Program) -> Result<Outcome, devcg_emulator:
 /// whatever the request from one that differs on some classes.
 const FIRST_DEVICES: usize = 32;
 
+/// Devices a worker takes at a time: small enough that the cores finish
+/// together, large enough that taking is rare.
+const BATCH: usize = 4096;
+
+/// Decides `devices` on every core. Workers take batches in turn; the parts
+/// come back in device order. A program with maps gets an emulator per
+/// worker, because runs of one emulator take turns on its maps; without
+/// maps the workers share `emulator` (verifying a large program is not free).
+fn decide_in_parallel(
+    devices: &[(DeviceType, u32, u32)],
+    oracle: &Policy,
+    emulator: &Emulator,
+    program: &Program,
+) -> Result<Vec<Part>, devcg_emulator::EmuError> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let batches: Vec<&[(DeviceType, u32, u32)]> = devices.chunks(BATCH).collect();
+    let next = AtomicUsize::new(0);
+    let shared = program.maps.is_empty();
+    let work = |own: &Emulator| {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(batch) = batches.get(i) else { break };
+            done.push((i, decide_all(batch, oracle, own)));
+        }
+        done
+    };
+    let per_worker = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers.min(batches.len()))
+            .map(|_| {
+                scope.spawn(|| {
+                    if shared {
+                        Ok(work(emulator))
+                    } else {
+                        Emulator::new(program).map(|own| work(&own))
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a class worker panicked"))
+            .collect::<Vec<_>>()
+    });
+    let mut parts = Vec::with_capacity(batches.len());
+    for done in per_worker {
+        parts.extend(done?);
+    }
+    parts.sort_by_key(|(i, _)| *i);
+    Ok(parts.into_iter().map(|(_, part)| part).collect())
+}
+
 /// What one worker found.
 struct Part {
     classes: usize,
@@ -243,24 +282,20 @@ struct Part {
 }
 
 /// Every access of every device in `devices`, oracle against program.
-fn decide_all(
-    devices: &[(DeviceType, u32, u32)],
-    oracle: &Policy,
-    program: &Program,
-) -> Result<Part, devcg_emulator::EmuError> {
-    let emulator = Emulator::new(program)?;
+fn decide_all(devices: &[(DeviceType, u32, u32)], oracle: &Policy, emulator: &Emulator) -> Part {
     let mut part = Part {
         classes: 0,
         reachable_classes: 0,
         differences: Vec::new(),
     };
     for &(ty, major, minor) in devices {
+        let wants = oracle.decide_each_access(ty, major, minor);
         for access in Access::every() {
             let req = Request::new(ty, major, minor, access);
             let reachable = req.is_reachable();
             part.classes += 1;
             part.reachable_classes += usize::from(reachable);
-            let want = oracle.decide(&req);
+            let want = wants[usize::from(access.0)];
             let got = match emulator.run(&req) {
                 Ok(v) => Answer::Verdict(v),
                 Err(e) => Answer::Error(e.to_string()),
@@ -275,5 +310,5 @@ fn decide_all(
             }
         }
     }
-    Ok(part)
+    part
 }

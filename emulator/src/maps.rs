@@ -11,7 +11,9 @@
 //! as a freshly loaded program would.
 
 use std::cell::Cell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::HashMap;
 use std::ops::Range;
 use std::ptr::NonNull;
 use std::sync::Mutex;
@@ -195,7 +197,7 @@ impl LiveMap {
             max_entries: spec.max_entries,
             stride,
             arena: Arena::new(bytes),
-            index: HashMap::new(),
+            index: HashMap::default(),
             free: (0..slots as u32).collect(),
         };
         for (k, v) in &spec.entries {

@@ -286,6 +286,8 @@ proptest! {
         for req in requests() {
             let want = exceptions::permits(behavior, &exs, req.ty, req.major, req.minor, req.access);
             prop_assert_eq!(policy.decide(&req).is_allow(), want, "{}", req);
+            let each = policy.decide_each_access(req.ty, req.major, req.minor);
+            prop_assert_eq!(each[usize::from(req.access.0)].is_allow(), want, "{} (each access)", req);
         }
     }
 
