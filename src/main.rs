@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{ArgGroup, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
-use devcg_differential::verify::{self, Answer, VerifyConfig, MAX_CHECKS_PER_CASE};
+use devcg_differential::counterexample::Answer;
+use devcg_differential::sampled::{self, SampleConfig, MAX_CHECKS_PER_CASE};
 use devcg_emulator::Emulator;
 use devcg_engine::{disasm, strategy, Program, Request, RuleFile, Strategy};
 use devcg_oracle::Policy;
@@ -263,12 +264,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     "--checks-per-case {checks_per_case}: between 1 and {MAX_CHECKS_PER_CASE} (more rule sets, --cases, cover more ground)"
                 );
             }
-            let cfg = VerifyConfig {
+            let cfg = SampleConfig {
                 cases,
                 checks_per_case: checks_per_case as u64,
                 seed,
                 progress: true,
-                ..VerifyConfig::default()
+                ..SampleConfig::default()
             };
             cmd_verify(&strategy, &cfg, json)
         }
@@ -312,10 +313,10 @@ fn strategies(name: &str) -> Result<Vec<Box<dyn Strategy>>> {
     })
 }
 
-fn cmd_verify(name: &str, cfg: &VerifyConfig, json: bool) -> Result<ExitCode> {
+fn cmd_verify(name: &str, cfg: &SampleConfig, json: bool) -> Result<ExitCode> {
     let reports: Vec<_> = strategies(name)?
         .iter()
-        .map(|s| verify::verify(s.as_ref(), cfg))
+        .map(|s| sampled::run(s.as_ref(), cfg))
         .collect();
     if json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
@@ -692,10 +693,7 @@ fn cmd_check(
     let mut disagreements = 0;
     for req in &requests {
         let want = oracle.decide(req);
-        let got = match emulator.run(req) {
-            Ok(v) => Answer::Verdict(v),
-            Err(e) => Answer::Error(e.to_string()),
-        };
+        let got = Answer::of(emulator.run(req));
         let agree = got == Answer::Verdict(want);
         disagreements += usize::from(!agree);
         println!(

@@ -10,7 +10,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use devcg_benches::suite;
 use devcg_benches::workload::{ListKind, Workload, SEED};
-use devcg_differential::verify::{self, VerifyConfig};
+use devcg_differential::sampled::{self, SampleConfig};
 
 /// The allocator the `devcg` binary uses, so that the figures are those of
 /// `devcg verify` (rbpf allocates a stack per run).
@@ -18,16 +18,16 @@ use devcg_differential::verify::{self, VerifyConfig};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn differential(c: &mut Criterion) {
-    let cfg = VerifyConfig {
+    let cfg = SampleConfig {
         cases: 50,
-        ..VerifyConfig::default()
+        ..SampleConfig::default()
     };
     let mut group = c.benchmark_group("differential");
     for s in suite::strategies() {
         // Refused lists run no checks: count what one pass really checks.
-        let checks = verify::verify(s.as_ref(), &cfg).checks;
+        let checks = sampled::run(s.as_ref(), &cfg).checks;
         group.throughput(Throughput::Elements(checks));
-        group.bench_function(s.name(), |b| b.iter(|| verify::verify(s.as_ref(), &cfg)));
+        group.bench_function(s.name(), |b| b.iter(|| sampled::run(s.as_ref(), &cfg)));
     }
     group.finish();
 }

@@ -33,7 +33,7 @@ use devcg_engine::{
 };
 use serde::Serialize;
 
-use crate::verify::Answer;
+use crate::counterexample::Answer;
 use devcg_oracle::Policy;
 
 /// Cross products up to this many requests are checked in full.
@@ -296,10 +296,7 @@ fn decide_all(devices: &[(DeviceType, u32, u32)], oracle: &Policy, emulator: &Em
             part.classes += 1;
             part.reachable_classes += usize::from(reachable);
             let want = wants[usize::from(access.0)];
-            let got = match emulator.run(&req) {
-                Ok(v) => Answer::Verdict(v),
-                Err(e) => Answer::Error(e.to_string()),
-            };
+            let got = Answer::of(emulator.run(&req));
             if got != Answer::Verdict(want) {
                 part.differences.push(Difference {
                     request: req.to_string(),

@@ -3,8 +3,9 @@
 //! the oracle and the emulated `linear` program agree. A failure shows the
 //! shrunk rule list and the request.
 
+use devcg_differential::counterexample::Answer;
 use devcg_differential::gen;
-use devcg_differential::verify::{program_answer, Answer};
+use devcg_differential::sampled::program_answer;
 use devcg_engine::strategy;
 use devcg_oracle::Policy;
 use proptest::prelude::*;

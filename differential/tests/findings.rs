@@ -13,8 +13,9 @@
 //! built-in default devices (`compile_with_defaults`). Rules are written
 //! `;`-separated, one v1 rule each.
 
+use devcg_differential::counterexample::Answer;
 use devcg_differential::exhaustive;
-use devcg_differential::verify::{program_answer, Answer};
+use devcg_differential::sampled::program_answer;
 use devcg_emulator::Emulator;
 use devcg_engine::strategy::models::{crun, runc, youki};
 use devcg_engine::{strategy, CompileError, Program, Request, Rule, RuleFile, Verdict};

@@ -16,16 +16,19 @@ use std::time::Instant;
 
 use devcg_emulator::Emulator;
 use devcg_engine::disasm::disassemble;
-use devcg_engine::{Program, Request, Rule, Strategy, Verdict};
+use devcg_engine::{Request, Rule, Strategy, Verdict};
 use serde::Serialize;
 
 use crate::bpf::{self, AttachFlags, BpfError};
 use crate::device::Device;
 use crate::error::KernelError;
-use crate::gen::{self, Pools};
+use crate::gen;
 use crate::probe::{Outcome, Probe};
 use crate::v2::{Cgroup, Scratch};
+use devcg_differential::counterexample::{disagreement, Answer, Counterexample};
+use devcg_differential::gen::{rules_in, Draw};
 use devcg_differential::rng::Rng;
+use devcg_differential::shrink;
 
 /// Devices probed per rule list (each five times, per strategy).
 pub const MAX_DEVICES: usize = 24;
@@ -88,22 +91,6 @@ pub struct LoadRefusal {
     pub verifier: String,
 }
 
-/// One probe where the three disagree.
-#[derive(Clone, Debug, Serialize)]
-pub struct Counterexample {
-    /// The rule list, one v1 line each (`allow c 1:3 rwm`).
-    pub rules: Vec<String>,
-    pub request: Request,
-    pub oracle: Verdict,
-    /// `None` when the emulator refused the program or failed.
-    pub emulator: Option<Verdict>,
-    pub kernel: Verdict,
-    /// Which pair disagrees: `oracle-vs-kernel`, `emulator-vs-kernel` or both.
-    pub kind: String,
-    /// The program, bpftool style.
-    pub program: String,
-}
-
 /// A strategy's compiled program, ready for the kernel.
 struct Prepared {
     index: usize,
@@ -126,8 +113,9 @@ pub fn three_way(
     }
     let mut scratch = Scratch::new()?.ok_or(KernelError::NoCgroup2)?;
     let drivers = scratch.drivers().clone();
-    let pools = Pools::new(&drivers);
-    let mut rng = Rng::new(seed);
+    let space = gen::space(&drivers);
+    let lists = rules_in(&space, MAX_RULES);
+    let (mut draw, mut rng) = (Draw::new(seed), Rng::new(seed));
     let mut reports: Vec<KernelReport> = strategies
         .iter()
         .map(|s| KernelReport {
@@ -139,8 +127,8 @@ pub fn three_way(
     // Per strategy: the smallest disagreement so far (rules, request).
     let mut smallest: Vec<Option<(Vec<Rule>, Request)>> = vec![None; strategies.len()];
     for case in 0..cases {
-        let rules = gen::rules(&mut rng, &pools, MAX_RULES);
-        let devices = gen::devices(&mut rng, &pools, &drivers, &rules, MAX_DEVICES);
+        let rules = draw.value(&lists);
+        let devices = gen::devices(&mut rng, &space, &drivers, &rules, MAX_DEVICES);
         let mut prepared = Vec::new();
         for (i, strategy) in strategies.iter().enumerate() {
             let started = Instant::now();
@@ -168,7 +156,10 @@ pub fn three_way(
                 let want = *oracle
                     .entry(probe.request)
                     .or_insert_with(|| devcg_oracle::decide(&rules, &probe.request));
-                let emu = p.emulator.as_ref().and_then(|e| e.run(&probe.request).ok());
+                let emu = match &p.emulator {
+                    Some(e) => Answer::of(e.run(&probe.request)),
+                    None => Answer::Error("refused by the emulator".into()),
+                };
                 if judge(report, probe, want, emu).is_some() {
                     let slot = &mut smallest[p.index];
                     if slot.as_ref().is_none_or(|(r, _)| rules.len() < r.len()) {
@@ -245,7 +236,7 @@ fn judge(
     report: &mut KernelReport,
     probe: &Probe,
     oracle: Verdict,
-    emulator: Option<Verdict>,
+    emulator: Answer,
 ) -> Option<&'static str> {
     let kernel = match probe.outcome {
         Outcome::Unexpected(_) => {
@@ -258,35 +249,24 @@ fn judge(
         o => o.verdict().expect("allow or deny"),
     };
     report.probes += 1;
-    let ok_oracle = oracle == kernel;
-    let ok_emu = emulator.is_none_or(|e| e == kernel);
-    report.oracle_vs_kernel += u64::from(!ok_oracle);
-    report.emulator_vs_kernel += u64::from(!ok_emu);
-    match (ok_oracle, ok_emu) {
-        (true, true) => None,
-        (false, true) => Some("oracle-vs-kernel"),
-        (true, false) => Some("emulator-vs-kernel"),
-        (false, false) => Some("oracle-vs-kernel and emulator-vs-kernel"),
-    }
+    report.oracle_vs_kernel += u64::from(oracle != kernel);
+    report.emulator_vs_kernel += u64::from(emulator.verdict().is_some_and(|e| e != kernel));
+    disagreement(oracle, &emulator, Some(kernel))
 }
 
-/// The program, then the oracle's, the emulator's and the kernel's verdict.
-type Replayed = (Program, Verdict, Option<Verdict>, Verdict);
-
-/// One kernel round trip for one request: the three verdicts, or `None` if
-/// the program does not compile or load, or the answer is no verdict.
+/// One kernel round trip for one request: the counterexample it makes
+/// (agreeing or not), or `None` if the program does not compile or load,
+/// or the answer is no verdict.
 fn replay(
     scratch: &mut Scratch,
     strategy: &dyn Strategy,
     rules: &[Rule],
     request: Request,
-) -> Result<Option<Replayed>, KernelError> {
+) -> Result<Option<Counterexample>, KernelError> {
     let Ok(program) = strategy.compile(rules) else {
         return Ok(None);
     };
-    let emu = Emulator::new(&program)
-        .ok()
-        .and_then(|e| e.run(&request).ok());
+    let emulator = Answer::of(Emulator::new(&program).and_then(|e| e.run(&request)));
     let Ok(loaded) = bpf::load(&program, "devcg_shrink") else {
         return Ok(None);
     };
@@ -305,62 +285,45 @@ fn replay(
     else {
         return Ok(None);
     };
-    Ok(Some((
-        program,
-        devcg_oracle::decide(rules, &request),
-        emu,
-        kernel,
-    )))
-}
-
-fn disagreement(oracle: Verdict, emu: Option<Verdict>, kernel: Verdict) -> Option<&'static str> {
-    let ok_emu = emu.is_none_or(|e| e == kernel);
-    match (oracle == kernel, ok_emu) {
-        (true, true) => None,
-        (false, true) => Some("oracle-vs-kernel"),
-        (true, false) => Some("emulator-vs-kernel"),
-        (false, false) => Some("oracle-vs-kernel and emulator-vs-kernel"),
-    }
-}
-
-/// Greedy shrinking on the real kernel: drop one rule at a time while the
-/// same kind of disagreement on the same request remains.
-fn shrink(
-    scratch: &mut Scratch,
-    strategy: &dyn Strategy,
-    mut rules: Vec<Rule>,
-    request: Request,
-) -> Result<Option<Counterexample>, KernelError> {
-    let Some((mut program, mut oracle, mut emu, mut kernel)) =
-        replay(scratch, strategy, &rules, request)?
-    else {
-        return Ok(None);
-    };
-    let Some(kind) = disagreement(oracle, emu, kernel) else {
-        return Ok(None);
-    };
-    let mut budget = SHRINK_BUDGET;
-    let mut i = 0;
-    while i < rules.len() && budget > 0 {
-        budget -= 1;
-        let mut fewer = rules.clone();
-        fewer.remove(i);
-        match replay(scratch, strategy, &fewer, request)? {
-            Some((p, o, e, k)) if disagreement(o, e, k) == Some(kind) => {
-                (rules, program, oracle, emu, kernel) = (fewer, p, o, e, k);
-            }
-            _ => i += 1,
-        }
-    }
+    let oracle = devcg_oracle::decide(rules, &request);
     Ok(Some(Counterexample {
         rules: rules.iter().map(Rule::to_string).collect(),
         request,
         oracle,
-        emulator: emu,
-        kernel,
-        kind: kind.to_string(),
-        program: disassemble(&program.insns),
+        kind: disagreement(oracle, &emulator, Some(kernel))
+            .unwrap_or_default()
+            .to_string(),
+        emulator,
+        kernel: Some(kernel),
+        program: Some(disassemble(&program.insns)),
     }))
+}
+
+/// Shrinking on the real kernel (the shared shrinker, each candidate one
+/// round trip): the same kind of disagreement on the same request remains.
+fn shrink(
+    scratch: &mut Scratch,
+    strategy: &dyn Strategy,
+    rules: Vec<Rule>,
+    request: Request,
+) -> Result<Option<Counterexample>, KernelError> {
+    let Some(mut found) = replay(scratch, strategy, &rules, request)? else {
+        return Ok(None);
+    };
+    if found.kind.is_empty() {
+        return Ok(None);
+    }
+    let kind = found.kind.clone();
+    shrink::rules(rules, SHRINK_BUDGET, |fewer| {
+        Ok::<_, KernelError>(match replay(scratch, strategy, fewer, request)? {
+            Some(c) if c.kind == kind => {
+                found = c;
+                true
+            }
+            _ => false,
+        })
+    })?;
+    Ok(Some(found))
 }
 
 /// The reports as a table, one line per strategy (plus counterexamples and
@@ -414,22 +377,7 @@ pub fn table(reports: &[KernelReport]) -> String {
             let _ = writeln!(out, "{}: unexpected answer: {u}", r.strategy);
         }
         if let Some(ce) = &r.counterexample {
-            let emu = ce.emulator.map_or("-".to_string(), |v| v.to_string());
-            let _ = writeln!(
-                out,
-                "{}: {} on {}: oracle {}, emulator {emu}, kernel {}\n  rules: {}\n{}",
-                r.strategy,
-                ce.kind,
-                ce.request,
-                ce.oracle,
-                ce.kernel,
-                if ce.rules.is_empty() {
-                    "(none)".to_string()
-                } else {
-                    ce.rules.join("; ")
-                },
-                ce.program
-            );
+            let _ = writeln!(out, "{}: smallest counterexample\n{ce}", r.strategy);
         }
     }
     out

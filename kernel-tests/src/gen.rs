@@ -1,10 +1,11 @@
-//! Seeded random rule lists the real kernel can be asked about: every number
-//! a rule names is realizable (major < 4096, minor < 2^20) and, for majors,
-//! driverless on this machine, or `*`. (The root crate's generators range
-//! over all of u32 and are proptest strategies, for shrinking.)
+//! What the kernel can be asked about: the rule space of the shared
+//! generator ([`devcg_differential::gen`]) narrowed to numbers a real node
+//! can carry (major < 4096, minor < 2^20) and, for majors, driverless on
+//! this machine or `*`; and the devices to probe for a list.
 
+use devcg_differential::gen::{Numbers, Space};
 use devcg_engine::v1text::V1Text;
-use devcg_engine::{Access, DeviceType, Exception, Rule, RuleKind, WILDCARD};
+use devcg_engine::{DeviceType, Rule, WILDCARD};
 
 use crate::device::{Device, Drivers};
 use devcg_differential::rng::Rng;
@@ -18,87 +19,25 @@ const MINOR_CANDIDATES: [u32; 12] = [
     0, 1, 2, 3, 255, 256, 65535, 65536, 524288, 1048574, 1048575, 7,
 ];
 
-/// The numbers rules may name on this machine.
-#[derive(Clone, Debug)]
-pub struct Pools {
-    char_majors: Vec<u32>,
-    block_majors: Vec<u32>,
-    minors: Vec<u32>,
-}
-
-impl Pools {
-    pub fn new(drivers: &Drivers) -> Pools {
-        let majors = |ty| {
-            MAJOR_CANDIDATES
-                .iter()
-                .copied()
-                .filter(|&m| !drivers.has_driver(ty, m))
-                .collect::<Vec<_>>()
-        };
-        Pools {
-            char_majors: majors(DeviceType::Char),
+/// Rule lists for this machine's kernel: candidate numbers without a
+/// driver, and never an empty access (the kernel refuses to write one, so
+/// its meaning would differ between the oracle and the cgroup).
+pub fn space(drivers: &Drivers) -> Space {
+    let majors = |ty| {
+        MAJOR_CANDIDATES
+            .iter()
+            .copied()
+            .filter(|&m| !drivers.has_driver(ty, m))
+            .collect::<Vec<_>>()
+    };
+    Space {
+        numbers: Numbers::Pools {
             block_majors: majors(DeviceType::Block),
+            char_majors: majors(DeviceType::Char),
             minors: MINOR_CANDIDATES.to_vec(),
-        }
+        },
+        empty_access: false,
     }
-
-    fn majors(&self, ty: DeviceType) -> &[u32] {
-        match ty {
-            DeviceType::Char => &self.char_majors,
-            DeviceType::Block => &self.block_majors,
-        }
-    }
-}
-
-/// A random rule list of up to `max_len` rules: half of them allow lists
-/// (`deny a` first). Each list draws a few majors and minors and reuses
-/// them, so rules collide (same key, overlapping wildcards).
-pub fn rules(rng: &mut Rng, pools: &Pools, max_len: usize) -> Vec<Rule> {
-    let few =
-        |rng: &mut Rng, pool: &[u32]| -> Vec<u32> { (0..3).map(|_| rng.pick(pool)).collect() };
-    let majors = [
-        few(rng, pools.majors(DeviceType::Block)),
-        few(rng, pools.majors(DeviceType::Char)),
-    ];
-    let minors = few(rng, &pools.minors);
-    let mut out = Vec::new();
-    if rng.chance(1, 2) {
-        out.push(Rule::from_parsed(RuleKind::Deny, V1Text::All));
-    }
-    let len = rng.below(max_len as u64 + 1) as usize;
-    for _ in 0..len {
-        let kind = if rng.chance(1, 2) {
-            RuleKind::Allow
-        } else {
-            RuleKind::Deny
-        };
-        let text = if rng.chance(1, 14) {
-            V1Text::All
-        } else {
-            let ty = rng.pick(&DeviceType::ALL);
-            let major = if rng.chance(1, 4) {
-                WILDCARD
-            } else {
-                rng.pick(&majors[ty as usize - 1])
-            };
-            let minor = if rng.chance(1, 4) {
-                WILDCARD
-            } else {
-                rng.pick(&minors)
-            };
-            // Never empty: its canonical text (`c 1:3 `) is refused by the
-            // kernel, so its meaning would differ between oracle and rules.
-            let access = Access(1 + rng.below(7) as u8);
-            V1Text::Exception(Exception {
-                ty,
-                major,
-                minor,
-                access,
-            })
-        };
-        out.push(Rule::from_parsed(kind, text));
-    }
-    out
 }
 
 /// Devices to probe for a rule list: every probeable combination of the
@@ -106,7 +45,7 @@ pub fn rules(rng: &mut Rng, pools: &Pools, max_len: usize) -> Vec<Rule> {
 /// does not name on each axis; at most `max` of them, chosen at random.
 pub fn devices(
     rng: &mut Rng,
-    pools: &Pools,
+    space: &Space,
     drivers: &Drivers,
     rules: &[Rule],
     max: usize,
@@ -119,9 +58,21 @@ pub fn devices(
             minors.push(ex.minor);
         }
     }
-    majors.push(rng.pick(&pools.char_majors));
-    majors.push(rng.pick(&pools.block_majors));
-    minors.push(rng.pick(&pools.minors));
+    if let Numbers::Pools {
+        block_majors,
+        char_majors,
+        minors: pool,
+    } = &space.numbers
+    {
+        for p in [char_majors, block_majors] {
+            if !p.is_empty() {
+                majors.push(rng.pick(p));
+            }
+        }
+        if !pool.is_empty() {
+            minors.push(rng.pick(pool));
+        }
+    }
     majors.retain(|&m| m != WILDCARD);
     minors.retain(|&m| m != WILDCARD);
     majors.sort_unstable();
@@ -153,17 +104,18 @@ pub fn devices(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use devcg_differential::gen::{rules_in, Draw};
 
     #[test]
-    fn same_seed_same_lists_and_only_realizable_driverless_numbers() {
+    fn lists_name_only_realizable_driverless_numbers_and_devices_are_probeable() {
         let drivers = Drivers::parse("Character devices:\n  1 mem\n\nBlock devices:\n  8 sd\n");
-        let pools = Pools::new(&drivers);
-        let (mut a, mut b) = (Rng::new(7), Rng::new(7));
+        let space = space(&drivers);
+        let strategy = rules_in(&space, 6);
+        let (mut draw, mut rng) = (Draw::new(7), Rng::new(7));
+        let mut twin = Rng::new(7);
         for _ in 0..200 {
-            let ra = rules(&mut a, &pools, 6);
-            let rb = rules(&mut b, &pools, 6);
-            assert_eq!(ra, rb);
-            for r in &ra {
+            let rules = draw.value(&strategy);
+            for r in &rules {
                 if let V1Text::Exception(ex) = r.parsed {
                     assert!(ex.major == WILDCARD || ex.major < 4096);
                     assert!(ex.minor == WILDCARD || ex.minor < 1 << 20);
@@ -171,9 +123,12 @@ mod tests {
                     assert!(!ex.access.is_empty());
                 }
             }
-            let da = devices(&mut a, &pools, &drivers, &ra, 40);
-            assert_eq!(da, devices(&mut b, &pools, &drivers, &rb, 40));
-            for d in da {
+            let devices = devices(&mut rng, &space, &drivers, &rules, 40);
+            assert_eq!(
+                devices,
+                super::devices(&mut twin, &space, &drivers, &rules, 40)
+            );
+            for d in devices {
                 assert_eq!(drivers.probeable(d), Ok(()));
             }
         }

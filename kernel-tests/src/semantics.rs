@@ -29,11 +29,12 @@ use serde::Serialize;
 use crate::bpf::{self, prog_flags, AttachFlags, BpfError, LoadedProgram};
 use crate::device::Device;
 use crate::error::KernelError;
-use crate::gen::{self, Pools};
+use crate::gen;
 use crate::probe::{self, open_flags, NodeDir, Outcome, Step};
 use crate::sys::{cstring, io_err};
 use crate::v1;
 use crate::v2::{self, Cgroup, Scratch};
+use devcg_differential::gen::{rules_in, Draw};
 use devcg_differential::rng::Rng;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -1112,12 +1113,14 @@ fn v1_controller_matches_oracle(_s: &mut Scratch) -> Result<Finding, KernelError
     }
     let mut v1s = v1::Scratch::new()?.expect("mounted");
     let drivers = v1s.drivers().clone();
-    let pools = Pools::new(&drivers);
-    let mut rng = Rng::new(0x7631_6f72_6163_6c65);
+    let space = gen::space(&drivers);
+    let generator = rules_in(&space, 8);
+    let seed = 0x7631_6f72_6163_6c65;
+    let (mut draw, mut rng) = (Draw::new(seed), Rng::new(seed));
     let (mut lists, mut probes, mut mismatches) = (0, 0, Vec::new());
     for i in 0..V1_LISTS {
-        let rules = gen::rules(&mut rng, &pools, 8);
-        let devices = gen::devices(&mut rng, &pools, &drivers, &rules, 16);
+        let rules = draw.value(&generator);
+        let devices = gen::devices(&mut rng, &space, &drivers, &rules, 16);
         let path = format!("l{i}");
         v1s.mkdir(&path)?;
         for rule in &rules {

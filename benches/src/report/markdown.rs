@@ -721,7 +721,7 @@ pub fn render(r: &Results) -> String {
     let cfg_cases = r.differential.first().map_or(0, |d| d.rule_sets);
     let _ = writeln!(
         out,
-        "## Differential throughput\n\n`devcg_differential::verify::verify` (what `devcg verify` runs), one \
+        "## Differential throughput\n\n`devcg_differential::sampled::run` (what `devcg verify` runs), one \
          thread: {cfg_cases} random rule lists of up to 12 rules per strategy, 64 requests each, \
          every check = the strategy's program in the emulator + the oracle (rule-list \
          generation, compilation and emulator setup included).\n"

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use devcg_differential::verify::{self, VerifyConfig};
+use devcg_differential::sampled::{self, SampleConfig};
 use devcg_emulator::Emulator;
 use devcg_engine::{strategy, Program, Strategy, Verdict};
 use devcg_kernel::device::{Device, Drivers};
@@ -531,11 +531,11 @@ pub fn run(config: Config) -> Result<Results, ReportError> {
     let mut differential = Vec::new();
     for (si, s) in chosen.iter().enumerate() {
         progress(format!("differential: {}", s.name()));
-        let cfg = VerifyConfig {
+        let cfg = SampleConfig {
             cases: config.differential_cases(),
-            ..VerifyConfig::default()
+            ..SampleConfig::default()
         };
-        let r = verify::verify(s.as_ref(), &cfg);
+        let r = sampled::run(s.as_ref(), &cfg);
         differential.push(DifferentialRow {
             strategy: si,
             rule_sets: r.rule_sets,

@@ -1,25 +1,28 @@
-//! The differential: random rule lists, compiled by a strategy, run in the
-//! emulator and judged by the oracle.
+//! The sampled differential: random rule lists, compiled by a strategy,
+//! run in the emulator and judged by the oracle.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use devcg_emulator::Emulator;
-use devcg_engine::{Request, Rule, Strategy, Verdict};
+use devcg_engine::{Request, Rule, Strategy};
 use devcg_oracle::Policy;
-use proptest::strategy::{Strategy as _, ValueTree};
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde::Serialize;
 
-use crate::gen;
+use crate::counterexample::{Answer, Counterexample};
+use crate::gen::{self, Draw};
+use crate::shrink;
 
 /// The most requests `--checks-per-case` takes: more would only cost time
 /// (requests are drawn one at a time), but past this a typo is likelier
 /// than intent.
 pub const MAX_CHECKS_PER_CASE: u64 = 1_000_000;
 
+/// Candidate lists the shrinker may try: each costs a compile and one run.
+const SHRINK_BUDGET: usize = 1_000;
+
 #[derive(Clone, Debug)]
-pub struct VerifyConfig {
+pub struct SampleConfig {
     /// Rule sets to draw.
     pub cases: u64,
     /// Requests checked against each rule set (drawn one at a time).
@@ -31,54 +34,15 @@ pub struct VerifyConfig {
     pub progress: bool,
 }
 
-impl Default for VerifyConfig {
+impl Default for SampleConfig {
     fn default() -> Self {
-        VerifyConfig {
+        SampleConfig {
             cases: 2_000,
             checks_per_case: 64,
             max_rules: 12,
             seed: 0,
             progress: false,
         }
-    }
-}
-
-/// What the program answered: a verdict, or why there is none.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Answer {
-    Verdict(Verdict),
-    Error(String),
-}
-
-impl std::fmt::Display for Answer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Answer::Verdict(v) => write!(f, "{v}"),
-            Answer::Error(e) => write!(f, "error: {e}"),
-        }
-    }
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct Counterexample {
-    pub rules: Vec<String>,
-    pub request: String,
-    pub oracle: Verdict,
-    pub program: Answer,
-}
-
-impl std::fmt::Display for Counterexample {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "rules ({}):", self.rules.len())?;
-        for r in &self.rules {
-            writeln!(f, "  {r}")?;
-        }
-        write!(
-            f,
-            "request {}: oracle {}, program {}",
-            self.request, self.oracle, self.program
-        )
     }
 }
 
@@ -112,28 +76,24 @@ impl Report {
     }
 }
 
-/// What the strategy's program answers for `req` under `rules`.
+/// What the strategy's program answers for `req` under `rules`; `None`
+/// when the strategy refuses the list.
 pub fn program_answer(strategy: &dyn Strategy, rules: &[Rule], req: &Request) -> Option<Answer> {
     let program = strategy.compile(rules).ok()?;
-    Some(match Emulator::new(&program).and_then(|emu| emu.run(req)) {
-        Ok(v) => Answer::Verdict(v),
-        Err(e) => Answer::Error(e.to_string()),
-    })
+    Some(Answer::of(
+        Emulator::new(&program).and_then(|emu| emu.run(req)),
+    ))
 }
 
-fn diverges(strategy: &dyn Strategy, rules: &[Rule], req: &Request) -> Option<Answer> {
-    let answer = program_answer(strategy, rules, req)?;
-    (answer != Answer::Verdict(Policy::of(rules).decide(req))).then_some(answer)
+fn diverges(strategy: &dyn Strategy, rules: &[Rule], req: &Request) -> bool {
+    program_answer(strategy, rules, req)
+        .is_some_and(|answer| answer != Answer::Verdict(Policy::of(rules).decide(req)))
 }
 
-fn rng(seed: u64) -> TestRng {
-    let mut bytes = [0u8; 32];
-    bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    TestRng::from_seed(RngAlgorithm::ChaCha, &bytes)
-}
-
-pub fn verify(strategy: &dyn Strategy, cfg: &VerifyConfig) -> Report {
-    let mut runner = TestRunner::new_with_rng(Config::default(), rng(cfg.seed));
+/// `cfg.cases` random rule lists against `strategy`; the first divergence
+/// found is shrunk into the report's counterexample.
+pub fn run(strategy: &dyn Strategy, cfg: &SampleConfig) -> Report {
+    let mut draw = Draw::new(cfg.seed);
     let rules_strategy = gen::rules(cfg.max_rules);
     let progress = cfg.progress && std::io::stderr().is_terminal();
     let start = Instant::now();
@@ -149,10 +109,7 @@ pub fn verify(strategy: &dyn Strategy, cfg: &VerifyConfig) -> Report {
     };
     let mut sizes = Vec::new();
     for case in 0..cfg.cases {
-        let mut tree = rules_strategy
-            .new_tree(&mut runner)
-            .expect("rule generator");
-        let rules = tree.current();
+        let rules = draw.value(&rules_strategy);
         // Requests are drawn one at a time, as they are checked: memory does
         // not grow with --checks-per-case.
         let requests = gen::request(gen::named_numbers(&rules));
@@ -170,22 +127,16 @@ pub fn verify(strategy: &dyn Strategy, cfg: &VerifyConfig) -> Report {
         let oracle = Policy::of(&rules);
         let emulator = Emulator::new(&program);
         for _ in 0..cfg.checks_per_case {
-            let req = &requests
-                .new_tree(&mut runner)
-                .expect("request generator")
-                .current();
+            let req = &draw.value(&requests);
             report.checks += 1;
             let answer = match &emulator {
-                Ok(emu) => match emu.run(req) {
-                    Ok(v) => Answer::Verdict(v),
-                    Err(e) => Answer::Error(e.to_string()),
-                },
+                Ok(emu) => Answer::of(emu.run(req)),
                 Err(e) => Answer::Error(e.to_string()),
             };
             if answer != Answer::Verdict(oracle.decide(req)) {
                 report.divergences += 1;
                 if report.counterexample.is_none() {
-                    report.counterexample = Some(shrink(strategy, &mut tree, req));
+                    report.counterexample = Some(shrunk(strategy, rules.clone(), req));
                 }
             }
         }
@@ -211,38 +162,23 @@ pub fn verify(strategy: &dyn Strategy, cfg: &VerifyConfig) -> Report {
     report
 }
 
-/// Shrinks the rule list while the request still diverges.
-fn shrink(
-    strategy: &dyn Strategy,
-    tree: &mut impl ValueTree<Value = Vec<Rule>>,
-    req: &Request,
-) -> Counterexample {
-    let mut best = tree.current();
-    let mut steps = 0;
-    if tree.simplify() {
-        loop {
-            steps += 1;
-            let candidate = tree.current();
-            let still = diverges(strategy, &candidate, req).is_some();
-            if still {
-                best = candidate;
-            }
-            let more = if still {
-                tree.simplify()
-            } else {
-                tree.complicate()
-            };
-            if !more || steps > 10_000 {
-                break;
-            }
-        }
-    }
-    let program =
-        diverges(strategy, &best, req).unwrap_or_else(|| Answer::Error("not reproducible".into()));
+/// The divergence on `req`, with the rule list shrunk while it remains.
+fn shrunk(strategy: &dyn Strategy, rules: Vec<Rule>, req: &Request) -> Counterexample {
+    let Ok(rules) = shrink::rules(rules, SHRINK_BUDGET, |l| {
+        Ok::<_, std::convert::Infallible>(diverges(strategy, l, req))
+    });
+    let oracle = Policy::of(&rules).decide(req);
+    let emulator = program_answer(strategy, &rules, req)
+        .unwrap_or_else(|| Answer::Error("the strategy refuses the shrunk list".into()));
     Counterexample {
-        rules: best.iter().map(|r| r.to_string()).collect(),
-        request: req.to_string(),
-        oracle: Policy::of(&best).decide(req),
-        program,
+        rules: rules.iter().map(Rule::to_string).collect(),
+        request: *req,
+        oracle,
+        kind: crate::counterexample::disagreement(oracle, &emulator, None)
+            .unwrap_or("not reproducible")
+            .to_string(),
+        emulator,
+        kernel: None,
+        program: None,
     }
 }
