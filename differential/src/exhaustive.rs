@@ -49,7 +49,7 @@ pub struct Difference {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Outcome {
+pub struct ExhaustiveReport {
     /// Requests decided, one per class.
     pub classes: usize,
     /// Of those, classes a syscall can produce.
@@ -73,7 +73,7 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
 }
 
-impl Outcome {
+impl ExhaustiveReport {
     pub fn equivalent(&self) -> bool {
         self.differences.is_empty() && self.stopped.is_none()
     }
@@ -165,7 +165,10 @@ fn devices(rules: &[Rule], program: &Program) -> (Vec<(DeviceType, u32, u32)>, b
     (out, false)
 }
 
-pub fn run(rules: &[Rule], program: &Program) -> Result<Outcome, devcg_emulator::EmuError> {
+pub fn run(
+    rules: &[Rule],
+    program: &Program,
+) -> Result<ExhaustiveReport, devcg_emulator::EmuError> {
     let start = Instant::now();
     // Refused here, before any thread starts, with the emulator's reason.
     let emulator = Emulator::new(program)?;
@@ -207,7 +210,7 @@ pub fn run(rules: &[Rule], program: &Program) -> Result<Outcome, devcg_emulator:
     }
     // Stable: each part keeps the order the classes were decided in.
     differences.sort_by_key(|d| !d.reachable);
-    Ok(Outcome {
+    Ok(ExhaustiveReport {
         classes,
         reachable_classes,
         reachable_differences: differences.iter().filter(|d| d.reachable).count(),

@@ -47,7 +47,7 @@ impl Default for SampleConfig {
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct Report {
+pub struct SampleReport {
     pub strategy: String,
     pub rule_sets: u64,
     pub checks: u64,
@@ -65,7 +65,7 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
 }
 
-impl Report {
+impl SampleReport {
     /// Divergent checks per check.
     pub fn divergence_rate(&self) -> f64 {
         self.divergences as f64 / (self.checks as f64).max(1.0)
@@ -92,12 +92,12 @@ fn diverges(strategy: &dyn Strategy, rules: &[Rule], req: &Request) -> bool {
 
 /// `cfg.cases` random rule lists against `strategy`; the first divergence
 /// found is shrunk into the report's counterexample.
-pub fn run(strategy: &dyn Strategy, cfg: &SampleConfig) -> Report {
+pub fn run(strategy: &dyn Strategy, cfg: &SampleConfig) -> SampleReport {
     let mut draw = Draw::new(cfg.seed);
     let rules_strategy = gen::rules(cfg.max_rules);
     let progress = cfg.progress && std::io::stderr().is_terminal();
     let start = Instant::now();
-    let mut report = Report {
+    let mut report = SampleReport {
         strategy: strategy.name().to_string(),
         rule_sets: 0,
         checks: 0,

@@ -25,7 +25,7 @@ use crate::{Errno, Hierarchy, OracleError};
 
 /// What one command produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Effect {
     /// A cgroup was created (a failed mkdir is a script error).
     Mkdir,
     /// A write, with the kernel's errno when refused.
@@ -41,16 +41,16 @@ pub enum Outcome {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Output {
     pub line: usize,
-    pub outcome: Outcome,
+    pub effect: Effect,
 }
 
 impl Output {
     pub fn cmd(&self) -> &'static str {
-        match self.outcome {
-            Outcome::Mkdir => "mkdir",
-            Outcome::Write { .. } => "write",
-            Outcome::List { .. } => "list",
-            Outcome::Check { .. } => "check",
+        match self.effect {
+            Effect::Mkdir => "mkdir",
+            Effect::Write { .. } => "write",
+            Effect::List { .. } => "list",
+            Effect::Check { .. } => "check",
         }
     }
 }
@@ -61,11 +61,11 @@ impl Serialize for Output {
         let mut map = serializer.serialize_map(Some(3))?;
         map.serialize_entry("line", &self.line)?;
         map.serialize_entry("cmd", self.cmd())?;
-        match &self.outcome {
-            Outcome::Mkdir => map.serialize_entry("errno", &None::<Errno>)?,
-            Outcome::Write { errno } => map.serialize_entry("errno", errno)?,
-            Outcome::List { list } => map.serialize_entry("list", list)?,
-            Outcome::Check { allowed } => map.serialize_entry("allowed", allowed)?,
+        match &self.effect {
+            Effect::Mkdir => map.serialize_entry("errno", &None::<Errno>)?,
+            Effect::Write { errno } => map.serialize_entry("errno", errno)?,
+            Effect::List { list } => map.serialize_entry("list", list)?,
+            Effect::Check { allowed } => map.serialize_entry("allowed", allowed)?,
         }
         map.end()
     }
@@ -169,13 +169,13 @@ fn known(h: &Hierarchy, path: &str) -> Result<(), ScriptErrorKind> {
     }
 }
 
-fn run_line(h: &mut Hierarchy, cmd: &str, rest: &str) -> Result<Outcome, ScriptErrorKind> {
+fn run_line(h: &mut Hierarchy, cmd: &str, rest: &str) -> Result<Effect, ScriptErrorKind> {
     match cmd {
         "mkdir" => {
             let (path, rest) = arg(rest, "mkdir", "PATH")?;
             no_more(rest, "mkdir")?;
             h.mkdir(path)?;
-            Ok(Outcome::Mkdir)
+            Ok(Effect::Mkdir)
         }
         "write" => {
             let (path, rest) = arg(rest, "write", "PATH")?;
@@ -196,14 +196,14 @@ fn run_line(h: &mut Hierarchy, cmd: &str, rest: &str) -> Result<Outcome, ScriptE
             }
             known(h, path)?;
             let result = h.try_write(path, kind, text)?;
-            Ok(Outcome::Write {
+            Ok(Effect::Write {
                 errno: result.err(),
             })
         }
         "list" => {
             let (path, rest) = arg(rest, "list", "PATH")?;
             no_more(rest, "list")?;
-            Ok(Outcome::List {
+            Ok(Effect::List {
                 list: h.list(path)?,
             })
         }
@@ -215,7 +215,7 @@ fn run_line(h: &mut Hierarchy, cmd: &str, rest: &str) -> Result<Outcome, ScriptE
             no_more(rest, "check")?;
             let req = parse_request(ty, dev, access)?;
             known(h, path)?;
-            Ok(Outcome::Check {
+            Ok(Effect::Check {
                 allowed: h.check(path, &req)?.is_allow(),
             })
         }
@@ -258,10 +258,10 @@ pub fn run_on(h: &mut Hierarchy, text: &str) -> Result<Vec<Output>, ScriptError>
         if cmd.starts_with('#') {
             continue;
         }
-        let outcome = run_line(h, cmd, rest).map_err(|kind| ScriptError { line: lineno, kind })?;
+        let effect = run_line(h, cmd, rest).map_err(|kind| ScriptError { line: lineno, kind })?;
         outputs.push(Output {
             line: lineno,
-            outcome,
+            effect,
         });
     }
     Ok(outputs)

@@ -5,7 +5,7 @@
 use devcg_engine::rules::{Rule, RuleKind, RuleSet};
 use devcg_engine::v1text::{self, ParseError, V1Text};
 use devcg_engine::{Access, Behavior, DeviceType, Exception, Request, Verdict, WILDCARD};
-use devcg_oracle::script::{self, Outcome};
+use devcg_oracle::script::{self, Effect};
 use devcg_oracle::{decide, exceptions, state_of, Hierarchy, Policy};
 use proptest::prelude::*;
 
@@ -303,7 +303,7 @@ proptest! {
                     // Only lines the script accepts.
                     if h.mkdir(p).is_ok() {
                         script_text += &format!("mkdir {p}\n");
-                        want.push(Outcome::Mkdir);
+                        want.push(Effect::Mkdir);
                     }
                 }
                 Op::Write(p, k, t) => {
@@ -311,15 +311,15 @@ proptest! {
                         continue;
                     }
                     script_text += &format!("write {p} {} {t}\n", k.keyword());
-                    want.push(Outcome::Write { errno: h.write(p, *k, t).err() });
+                    want.push(Effect::Write { errno: h.write(p, *k, t).err() });
                     script_text += &format!("list {p}\ncheck {p} c 1:2 rw\n");
-                    want.push(Outcome::List { list: h.list(p).unwrap() });
+                    want.push(Effect::List { list: h.list(p).unwrap() });
                     let req = Request::new(DeviceType::Char, 1, 2, Access::READ.union(Access::WRITE));
-                    want.push(Outcome::Check { allowed: h.check(p, &req).unwrap().is_allow() });
+                    want.push(Effect::Check { allowed: h.check(p, &req).unwrap().is_allow() });
                 }
             }
         }
-        let got: Vec<Outcome> = script::run(&script_text).unwrap().into_iter().map(|o| o.outcome).collect();
+        let got: Vec<Effect> = script::run(&script_text).unwrap().into_iter().map(|o| o.effect).collect();
         prop_assert_eq!(got, want);
     }
 
@@ -364,16 +364,16 @@ fn deny_parent_merge_quirk() {
          write a/b allow c 1:3 r\nlist a/b\ncheck a c 1:3 rw\ncheck a/b c 1:3 rw\n",
     )
     .unwrap();
-    let tail: Vec<Outcome> = out.into_iter().skip(5).map(|o| o.outcome).collect();
+    let tail: Vec<Effect> = out.into_iter().skip(5).map(|o| o.effect).collect();
     assert_eq!(
         tail,
         [
-            Outcome::Write { errno: None },
-            Outcome::List {
+            Effect::Write { errno: None },
+            Effect::List {
                 list: "c 1:* r\nc 1:3 rw\n".into()
             },
-            Outcome::Check { allowed: false },
-            Outcome::Check { allowed: true },
+            Effect::Check { allowed: false },
+            Effect::Check { allowed: true },
         ]
     );
     // The next deny that propagates revalidates the whole entry and drops it.

@@ -8,7 +8,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use devcg_oracle::script::{run, Outcome, Output, ScriptError, ScriptErrorKind};
+use devcg_oracle::script::{run, Effect, Output, ScriptError, ScriptErrorKind};
 use devcg_oracle::{Errno, OracleError};
 use rstest::rstest;
 
@@ -88,8 +88,8 @@ fn line_numbers_count_skipped_lines() {
     let out = run("\n# c\n   \n\t# indented comment\nmkdir a\r\nlist a\n").unwrap();
     assert_eq!(out.iter().map(|o| o.line).collect::<Vec<_>>(), [5, 6]);
     assert_eq!(
-        out[1].outcome,
-        Outcome::List {
+        out[1].effect,
+        Effect::List {
             list: "a *:* rwm\n".into()
         }
     );
@@ -104,15 +104,15 @@ fn write_text_is_the_rest_of_the_line() {
         run("mkdir a\nwrite a deny a\nwrite a allow c 1:3  r\nwrite a allow   c 1:3 r  \nlist a\n")
             .unwrap();
     assert_eq!(
-        out[2].outcome,
-        Outcome::Write {
+        out[2].effect,
+        Effect::Write {
             errno: Some(Errno::EINVAL)
         }
     );
-    assert_eq!(out[3].outcome, Outcome::Write { errno: None });
+    assert_eq!(out[3].effect, Effect::Write { errno: None });
     assert_eq!(
-        out[4].outcome,
-        Outcome::List {
+        out[4].effect,
+        Effect::List {
             list: "c 1:3 r\n".into()
         }
     );

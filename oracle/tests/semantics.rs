@@ -5,7 +5,7 @@
 
 use devcg_engine::rules::{Rule, RuleKind};
 use devcg_engine::{Access, Behavior, DeviceType, Exception, Request, Verdict, WILDCARD};
-use devcg_oracle::script::{self, Outcome};
+use devcg_oracle::script::{self, Effect};
 use devcg_oracle::{decide, state_of, Errno, Hierarchy, OracleError};
 use rstest::rstest;
 
@@ -14,12 +14,12 @@ fn run(lines: &[&str]) -> (Hierarchy, Vec<String>) {
     let outputs = script::run_on(&mut h, &lines.join("\n")).expect("valid script");
     let compact = outputs
         .into_iter()
-        .filter_map(|o| match o.outcome {
-            Outcome::Mkdir => None,
-            Outcome::Write { errno: None } => Some("ok".to_string()),
-            Outcome::Write { errno: Some(e) } => Some(e.to_string()),
-            Outcome::List { list } => Some(list),
-            Outcome::Check { allowed } => Some(if allowed { "allow" } else { "deny" }.to_string()),
+        .filter_map(|o| match o.effect {
+            Effect::Mkdir => None,
+            Effect::Write { errno: None } => Some("ok".to_string()),
+            Effect::Write { errno: Some(e) } => Some(e.to_string()),
+            Effect::List { list } => Some(list),
+            Effect::Check { allowed } => Some(if allowed { "allow" } else { "deny" }.to_string()),
         })
         .collect();
     (h, compact)
