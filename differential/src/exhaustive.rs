@@ -116,16 +116,35 @@ pub fn program_constants(program: &Program) -> BTreeSet<u32> {
 /// The (type, major, minor) classes to decide.
 fn devices(rules: &[Rule], program: &Program) -> (Vec<(DeviceType, u32, u32)>, bool) {
     let set = RuleSet::from_rules(rules);
-    // Numbers named anywhere in the list count, even if a later rule removed
-    // the exception again: a generator may still have compiled them.
-    let named: Vec<(DeviceType, u32, u32)> = rules
+    pairings(
+        &named(rules),
+        &program_constants(program),
+        set.behavior == Behavior::Allow,
+    )
+}
+
+/// Every device a rule list names, even those a later rule removed again:
+/// a generator may still have compiled them.
+pub(crate) fn named(rules: &[Rule]) -> Vec<(DeviceType, u32, u32)> {
+    rules
         .iter()
         .filter_map(|r| match r.parsed {
             V1Text::Exception(e) => Some((e.ty, e.major, e.minor)),
             V1Text::All => None,
         })
-        .collect();
-    let constants = program_constants(program);
+        .collect()
+}
+
+/// The devices to decide for the numbers `named` (type, major, minor) and a
+/// program's `constants`: the full product of their classes when it is
+/// small enough, else per major the minors that can matter for it (see the
+/// module doc). `partial`: the rules' behavior is ALLOW, where a requested
+/// `~0` major is a wildcard to the kernel's match. Also says which it was.
+pub(crate) fn pairings(
+    named: &[(DeviceType, u32, u32)],
+    constants: &BTreeSet<u32>,
+    partial: bool,
+) -> (Vec<(DeviceType, u32, u32)>, bool) {
     let majors = representatives(named.iter().map(|d| d.1).chain(constants.iter().copied()));
     let minors = representatives(named.iter().map(|d| d.2).chain(constants.iter().copied()));
     let mut out = Vec::new();
@@ -137,8 +156,6 @@ fn devices(rules: &[Rule], program: &Program) -> (Vec<(DeviceType, u32, u32)>, b
         }
         return (out, true);
     }
-    // Structured: per type and major class, the minors that can matter.
-    let partial = set.behavior == Behavior::Allow;
     for ty in DeviceType::ALL {
         let mut minors_of: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
         for d in named.iter().filter(|d| d.0 == ty) {

@@ -5,6 +5,7 @@
 //! decide one request per equivalence class. No syscalls: the CLI, the
 //! kernel layer and the benches all build on it.
 
+pub mod audit;
 pub mod counterexample;
 pub mod exhaustive;
 pub mod gen;

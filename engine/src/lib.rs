@@ -9,6 +9,7 @@ pub mod insn;
 pub mod rules;
 pub mod strategy;
 pub mod v1text;
+pub mod xlated;
 
 pub use device::{Access, Behavior, DeviceType, Exception, Request, Verdict, WILDCARD};
 pub use insn::{Insn, MapKind, MapSpec, Program};

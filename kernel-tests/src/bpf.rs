@@ -19,17 +19,20 @@ use thiserror::Error;
 const BPF_MAP_CREATE: u32 = 0;
 const BPF_MAP_LOOKUP_ELEM: u32 = 1;
 const BPF_MAP_UPDATE_ELEM: u32 = 2;
+const BPF_MAP_GET_NEXT_KEY: u32 = 4;
 const BPF_PROG_LOAD: u32 = 5;
 const BPF_OBJ_PIN: u32 = 6;
 const BPF_OBJ_GET: u32 = 7;
 const BPF_PROG_ATTACH: u32 = 8;
 const BPF_PROG_DETACH: u32 = 9;
 const BPF_PROG_GET_FD_BY_ID: u32 = 13;
+const BPF_MAP_GET_FD_BY_ID: u32 = 14;
 const BPF_OBJ_GET_INFO_BY_FD: u32 = 15;
 const BPF_PROG_QUERY: u32 = 16;
 const BPF_LINK_CREATE: u32 = 28;
 const BPF_LINK_UPDATE: u32 = 29;
 const BPF_LINK_GET_FD_BY_ID: u32 = 30;
+const BPF_LINK_GET_NEXT_ID: u32 = 31;
 const BPF_LINK_DETACH: u32 = 34;
 const BPF_ENABLE_STATS: u32 = 32;
 /// `enum bpf_stats_type`: the run time and count of every program.
@@ -555,6 +558,195 @@ pub fn prog_run_stats(prog: impl AsFd) -> Result<RunStats, BpfError> {
         run_time_ns: u64_at(INFO_RUN_TIME_NS),
         run_cnt: u64_at(INFO_RUN_CNT),
     })
+}
+
+/// A program as the kernel holds it (`struct bpf_prog_info`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgInfo {
+    pub id: u32,
+    pub prog_type: u32,
+    pub name: String,
+    /// The kernel's tag (a hash of the instructions), hex.
+    pub tag: String,
+    /// The translated instructions (`xlated_prog_insns`): after the
+    /// verifier's rewrites, map references as map ids. Empty when the
+    /// caller may not read them.
+    pub xlated: Vec<u8>,
+    /// Ids of the maps the program uses.
+    pub map_ids: Vec<u32>,
+}
+
+/// Offsets in `struct bpf_prog_info` (stable since 4.15).
+const INFO_TAG: usize = 8;
+const INFO_XLATED_LEN: usize = 20;
+const INFO_XLATED_INSNS: usize = 32;
+const INFO_NR_MAP_IDS: usize = 52;
+const INFO_MAP_IDS: usize = 56;
+const INFO_NAME: usize = 64;
+
+fn cstr(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// Everything [`ProgInfo`] holds: one call for the sizes, one for the
+/// contents (the kernel fills only buffers it is given).
+pub fn prog_info(prog: impl AsFd) -> Result<ProgInfo, BpfError> {
+    let fd = prog.as_fd();
+    let first = info(fd)?;
+    let xlated_len = word(&first, INFO_XLATED_LEN / 4) as usize;
+    let nr_maps = word(&first, INFO_NR_MAP_IDS / 4) as usize;
+    let mut xlated = vec![0u8; xlated_len];
+    let mut map_ids = vec![0u32; nr_maps];
+    let mut buf = [0u8; 256];
+    let put = |buf: &mut [u8; 256], off: usize, v: u64| {
+        buf[off..off + 8].copy_from_slice(&v.to_ne_bytes())
+    };
+    buf[INFO_XLATED_LEN..INFO_XLATED_LEN + 4].copy_from_slice(&(xlated_len as u32).to_ne_bytes());
+    put(&mut buf, INFO_XLATED_INSNS, xlated.as_mut_ptr() as u64);
+    buf[INFO_NR_MAP_IDS..INFO_NR_MAP_IDS + 4].copy_from_slice(&(nr_maps as u32).to_ne_bytes());
+    put(&mut buf, INFO_MAP_IDS, map_ids.as_mut_ptr() as u64);
+    let mut a = Attr::new();
+    a.u32(0, fd.as_raw_fd() as u32)
+        .u32(4, buf.len() as u32)
+        .u64(8, buf.as_mut_ptr() as u64);
+    call("BPF_OBJ_GET_INFO_BY_FD", BPF_OBJ_GET_INFO_BY_FD, &mut a)?;
+    // The kernel may report less than the first call did (never more).
+    xlated.truncate(word(&buf, INFO_XLATED_LEN / 4) as usize);
+    map_ids.truncate(word(&buf, INFO_NR_MAP_IDS / 4) as usize);
+    Ok(ProgInfo {
+        id: word(&buf, 1),
+        prog_type: word(&buf, 0),
+        name: cstr(&buf[INFO_NAME..INFO_NAME + OBJ_NAME_LEN]),
+        tag: buf[INFO_TAG..INFO_TAG + 8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        xlated,
+        map_ids,
+    })
+}
+
+/// A new fd for the map with this id.
+pub fn map_by_id(id: u32) -> Result<OwnedFd, BpfError> {
+    let mut a = Attr::new();
+    a.u32(0, id);
+    fd_result("BPF_MAP_GET_FD_BY_ID", BPF_MAP_GET_FD_BY_ID, &mut a)
+}
+
+/// A map as the kernel holds it (`struct bpf_map_info`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapInfo {
+    pub id: u32,
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub name: String,
+}
+
+impl MapInfo {
+    /// The kinds devcg models.
+    pub fn kind(&self) -> Option<MapKind> {
+        match self.map_type {
+            BPF_MAP_TYPE_HASH => Some(MapKind::Hash),
+            BPF_MAP_TYPE_ARRAY => Some(MapKind::Array),
+            _ => None,
+        }
+    }
+}
+
+pub fn map_info(map: impl AsFd) -> Result<MapInfo, BpfError> {
+    let i = info(map.as_fd())?;
+    Ok(MapInfo {
+        map_type: word(&i, 0),
+        id: word(&i, 1),
+        key_size: word(&i, 2),
+        value_size: word(&i, 3),
+        max_entries: word(&i, 4),
+        name: cstr(&i[24..24 + OBJ_NAME_LEN]),
+    })
+}
+
+/// The key after `key` (the first with `None`), `None` at the end.
+pub fn map_next_key(
+    map: impl AsFd,
+    key: Option<&[u8]>,
+    key_size: usize,
+) -> Result<Option<Vec<u8>>, BpfError> {
+    let mut next = vec![0u8; key_size];
+    let mut a = Attr::new();
+    a.u32(0, map.as_fd().as_raw_fd() as u32)
+        .u64(8, key.map_or(0, |k| k.as_ptr() as u64))
+        .u64(16, next.as_mut_ptr() as u64);
+    match sys_bpf(BPF_MAP_GET_NEXT_KEY, &mut a) {
+        Ok(_) => Ok(Some(next)),
+        Err(nix::Error::ENOENT) => Ok(None),
+        Err(errno) => Err(BpfError::Sys {
+            cmd: "BPF_MAP_GET_NEXT_KEY",
+            errno,
+        }),
+    }
+}
+
+/// Every (key, value) of a map, in the kernel's iteration order. A key
+/// deleted meanwhile is skipped; the walk restarts nowhere (the kernel's
+/// GET_NEXT_KEY continues from the first key when the given one is gone,
+/// so a bound on the count keeps a map changing underneath from looping).
+pub fn map_entries(map: impl AsFd, info: &MapInfo) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BpfError> {
+    let fd = map.as_fd();
+    let mut out = Vec::new();
+    let mut key: Option<Vec<u8>> = None;
+    for _ in 0..=info.max_entries {
+        let Some(next) = map_next_key(fd, key.as_deref(), info.key_size as usize)? else {
+            break;
+        };
+        if let Some(value) = map_lookup(fd, &next, info.value_size as usize)? {
+            out.push((next.clone(), value));
+        }
+        key = Some(next);
+    }
+    Ok(out)
+}
+
+/// The id after `start` of any link on the machine, `None` at the end.
+pub fn link_next_id(start: u32) -> Result<Option<u32>, BpfError> {
+    let mut a = Attr::new();
+    a.u32(0, start);
+    match sys_bpf(BPF_LINK_GET_NEXT_ID, &mut a) {
+        Ok(_) => Ok(Some(a.read_u32(4))),
+        Err(nix::Error::ENOENT) => Ok(None),
+        Err(errno) => Err(BpfError::Sys {
+            cmd: "BPF_LINK_GET_NEXT_ID",
+            errno,
+        }),
+    }
+}
+
+/// A cgroup link's program, cgroup and attach type, `None` for another
+/// kind of link (`struct bpf_link_info`: type, id, prog_id, then
+/// `cgroup_id` and `attach_type` for BPF_LINK_TYPE_CGROUP).
+pub fn cgroup_link(link: impl AsFd) -> Result<Option<CgroupLink>, BpfError> {
+    const BPF_LINK_TYPE_CGROUP: u32 = 3;
+    let i = info(link.as_fd())?;
+    if word(&i, 0) != BPF_LINK_TYPE_CGROUP {
+        return Ok(None);
+    }
+    Ok(Some(CgroupLink {
+        id: word(&i, 1),
+        prog_id: word(&i, 2),
+        cgroup_id: u64::from_ne_bytes(i[16..24].try_into().expect("8 bytes")),
+        attach_type: word(&i, 6),
+    }))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CgroupLink {
+    pub id: u32,
+    pub prog_id: u32,
+    /// The cgroup's id: its directory's inode number.
+    pub cgroup_id: u64,
+    pub attach_type: u32,
 }
 
 /// A link's own id and the id of the program it runs.

@@ -1,0 +1,744 @@
+//! What a cgroup lets through, decided exactly from what it enforces: the
+//! device programs that run for it (every one must allow) and, on a v1
+//! hierarchy, its exception list (which must allow too). Pure: the kernel
+//! layer reads the programs, maps and lists; this module decides every
+//! reachable class, states the result as a table and as v1 rules, and
+//! compares it with what a rule list means.
+//!
+//! Only requests a syscall can produce are decided: types b and c,
+//! accesses `-` (access(2) F_OK), `r`, `w`, `rw` (open) and `m` (mknod),
+//! majors below 2^12, minors below 2^20. The classes are those of
+//! exhaustive mode (docs/exhaustive.md): the numbers the programs compare
+//! with, the v1 list names and the expected rules name, each with the run
+//! after it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use devcg_emulator::{EmuError, Emulator};
+use devcg_engine::{
+    Access, Behavior, DeviceType, Exception, Program, Request, Rule, RuleKind, RuleSet, Verdict,
+};
+use devcg_oracle::Policy;
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::exhaustive::{named, pairings, program_constants};
+
+/// Above this, majors and minors are no longer numbers a syscall can name.
+pub const MAJOR_LIMIT: u32 = 1 << 12;
+pub const MINOR_LIMIT: u32 = 1 << 20;
+
+/// The accesses a syscall produces, in display order.
+pub const ACCESSES: [Access; 5] = [
+    Access::NONE,
+    Access::READ,
+    Access::WRITE,
+    Access(Access::READ.0 | Access::WRITE.0),
+    Access::MKNOD,
+];
+
+/// A set of [`ACCESSES`] (bit i = `ACCESSES[i]`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Allowed(pub u8);
+
+impl Allowed {
+    pub const NOTHING: Allowed = Allowed(0);
+    pub const EVERYTHING: Allowed = Allowed(0b11111);
+
+    pub fn contains(self, i: usize) -> bool {
+        self.0 & (1 << i) != 0
+    }
+
+    /// `r w rw m`-style text of the non-empty accesses allowed, and `-` for
+    /// F_OK; `(none)` when nothing is.
+    pub fn describe(self) -> String {
+        if self == Allowed::NOTHING {
+            return "(none)".into();
+        }
+        let names = ["-", "r", "w", "rw", "m"];
+        (0..5)
+            .filter(|&i| self.contains(i))
+            .map(|i| names[i])
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+impl Serialize for Allowed {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.describe())
+    }
+}
+
+/// What the cgroup enforces, as the kernel layer read it.
+#[derive(Clone, Debug, Default)]
+pub struct Enforcement {
+    /// The effective device programs, each with a label for messages
+    /// (`prog 42 "devcg_tree"`).
+    pub programs: Vec<(String, Program)>,
+    /// The v1 controller's state of the cgroup, where it has one.
+    pub v1: Option<(Behavior, Vec<Exception>)>,
+}
+
+#[derive(Debug, Error)]
+pub enum AuditError {
+    #[error("{label}: the emulator refuses this program: {source}")]
+    Refused {
+        label: String,
+        #[source]
+        source: EmuError,
+    },
+    #[error("{label}: the program failed on {request}: {source}")]
+    Run {
+        label: String,
+        request: Request,
+        #[source]
+        source: EmuError,
+    },
+    #[error(
+        "{majors} major classes x {minors} minor classes is too many to decide one by one; \
+         give the rules the cgroup is meant to hold (--expect), whose structure pairs them"
+    )]
+    TooMany { majors: usize, minors: usize },
+}
+
+/// One class of devices and what it allows: a range of majors, a range of
+/// minors (inclusive).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Block {
+    pub ty: DeviceType,
+    pub majors: (u32, u32),
+    pub minors: (u32, u32),
+    pub allowed: Allowed,
+}
+
+impl Block {
+    fn range(r: (u32, u32), limit: u32) -> String {
+        match r {
+            (0, hi) if hi == limit - 1 => "*".into(),
+            (lo, hi) if lo == hi => lo.to_string(),
+            (lo, hi) => format!("{lo}-{hi}"),
+        }
+    }
+
+    /// `c 1:3`, `c 1:0-2`, `b *:*`.
+    pub fn devices(&self) -> String {
+        format!(
+            "{} {}:{}",
+            self.ty,
+            Block::range(self.majors, MAJOR_LIMIT),
+            Block::range(self.minors, MINOR_LIMIT)
+        )
+    }
+}
+
+/// The decided policy.
+#[derive(Clone, Debug, Serialize)]
+pub struct Audit {
+    /// Classes decided (devices; each with five accesses).
+    pub classes: usize,
+    /// Whether every major class was paired with every minor class.
+    pub full_product: bool,
+    /// The policy, merged into as few blocks as adjacent classes allow:
+    /// per type, per run of majors, runs of minors.
+    pub blocks: Vec<Block>,
+    /// The policy as v1 rules, when it can be written as one rule list.
+    pub rules: Option<Vec<String>>,
+    /// Every class as decided, before merging: what comparisons run on.
+    #[serde(skip)]
+    pub cells: Vec<Block>,
+    /// Set by [`compare`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub differences: Vec<Difference>,
+}
+
+/// The devices to decide, each with the ranges its class stands for.
+struct Cell {
+    ty: DeviceType,
+    majors: (u32, u32),
+    minors: (u32, u32),
+}
+
+fn cells(enforcement: &Enforcement, expected: &[Rule]) -> Result<(Vec<Cell>, bool), AuditError> {
+    let mut named = named(expected);
+    if let Some((_, exceptions)) = &enforcement.v1 {
+        named.extend(exceptions.iter().map(|e| (e.ty, e.major, e.minor)));
+    }
+    let mut constants = std::collections::BTreeSet::new();
+    for (_, p) in &enforcement.programs {
+        constants.extend(program_constants(p));
+    }
+    let partial = RuleSet::from_rules(expected).behavior == Behavior::Allow;
+    let (devices, full) = pairings(&named, &constants, partial);
+    if !full && expected.is_empty() {
+        let majors = constants.iter().filter(|&&n| n < MAJOR_LIMIT).count();
+        let minors = constants.iter().filter(|&&n| n < MINOR_LIMIT).count();
+        return Err(AuditError::TooMany { majors, minors });
+    }
+    // Per type and major: the minor representatives, in order.
+    let mut rows: BTreeMap<(DeviceType, u32), Vec<u32>> = BTreeMap::new();
+    for (ty, major, minor) in devices {
+        if major < MAJOR_LIMIT && minor < MINOR_LIMIT {
+            rows.entry((ty, major)).or_default().push(minor);
+        }
+    }
+    let mut out = Vec::new();
+    for ty in DeviceType::ALL {
+        let majors: Vec<u32> = rows.keys().filter(|k| k.0 == ty).map(|k| k.1).collect();
+        for (i, &major) in majors.iter().enumerate() {
+            let major_end = majors.get(i + 1).map_or(MAJOR_LIMIT - 1, |n| n - 1);
+            let mut minors = rows[&(ty, major)].clone();
+            minors.sort_unstable();
+            minors.dedup();
+            for (j, &minor) in minors.iter().enumerate() {
+                let minor_end = minors.get(j + 1).map_or(MINOR_LIMIT - 1, |n| n - 1);
+                out.push(Cell {
+                    ty,
+                    majors: (major, major_end),
+                    minors: (minor, minor_end),
+                });
+            }
+        }
+    }
+    Ok((out, full))
+}
+
+/// Every program of `enforcement` ready to run, or the first refusal.
+fn emulators(enforcement: &Enforcement) -> Result<Vec<(&str, Emulator)>, AuditError> {
+    enforcement
+        .programs
+        .iter()
+        .map(|(label, p)| {
+            Emulator::new(p)
+                .map(|e| (label.as_str(), e))
+                .map_err(|source| AuditError::Refused {
+                    label: label.clone(),
+                    source,
+                })
+        })
+        .collect()
+}
+
+fn decide_cell(
+    cell: &Cell,
+    programs: &[(&str, Emulator)],
+    v1: Option<&Policy>,
+) -> Result<Allowed, AuditError> {
+    let mut allowed = Allowed::NOTHING;
+    for (i, &access) in ACCESSES.iter().enumerate() {
+        let req = Request::new(cell.ty, cell.majors.0, cell.minors.0, access);
+        let mut yes = v1.is_none_or(|p| p.decide(&req) == Verdict::Allow);
+        for (label, emu) in programs {
+            if !yes {
+                break;
+            }
+            yes = emu.run(&req).map_err(|source| AuditError::Run {
+                label: label.to_string(),
+                request: req,
+                source,
+            })? == Verdict::Allow;
+        }
+        if yes {
+            allowed.0 |= 1 << i;
+        }
+    }
+    Ok(allowed)
+}
+
+/// Decides every reachable class of what `enforcement` lets through.
+/// `expected` (maybe empty) only adds the numbers it names, so that a
+/// comparison sees every class where the two may differ.
+pub fn audit(enforcement: &Enforcement, expected: &[Rule]) -> Result<Audit, AuditError> {
+    let (cells, full_product) = cells(enforcement, expected)?;
+    let programs = emulators(enforcement)?;
+    let v1 = enforcement
+        .v1
+        .as_ref()
+        .map(|(b, e)| Policy::new(*b, e.clone()));
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = cells.len().div_ceil(workers).max(1);
+    let decided: Vec<Allowed> = if programs.iter().all(|(_, e)| !e.has_maps()) {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = cells
+                .chunks(chunk)
+                .map(|slice| {
+                    let (programs, v1) = (&programs, v1.as_ref());
+                    scope.spawn(move || {
+                        slice
+                            .iter()
+                            .map(|c| decide_cell(c, programs, v1))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("an audit worker panicked"))
+                .collect::<Result<Vec<_>, _>>()
+        })?
+        .into_iter()
+        .flatten()
+        .collect()
+    } else {
+        // Runs of one emulator with maps take turns on its maps; one
+        // thread is as fast.
+        cells
+            .iter()
+            .map(|c| decide_cell(c, &programs, v1.as_ref()))
+            .collect::<Result<_, _>>()?
+    };
+    let cells: Vec<Block> = cells
+        .into_iter()
+        .zip(decided)
+        .map(|(c, allowed)| Block {
+            ty: c.ty,
+            majors: c.majors,
+            minors: c.minors,
+            allowed,
+        })
+        .collect();
+    Ok(Audit {
+        classes: cells.len(),
+        full_product,
+        blocks: merge(cells.clone()),
+        rules: as_rules(&cells),
+        cells,
+        differences: Vec::new(),
+    })
+}
+
+/// Adjacent minors with the same answer become one block, then adjacent
+/// majors with the same row of blocks.
+fn merge(blocks: Vec<Block>) -> Vec<Block> {
+    // Rows: per (type, majors) the minor runs.
+    let mut rows: Vec<(DeviceType, (u32, u32), Vec<((u32, u32), Allowed)>)> = Vec::new();
+    for b in blocks {
+        match rows.last_mut() {
+            Some((ty, majors, runs)) if *ty == b.ty && *majors == b.majors => {
+                let last = runs.last_mut().expect("rows start non-empty");
+                if last.1 == b.allowed && last.0 .1 + 1 == b.minors.0 {
+                    last.0 .1 = b.minors.1;
+                } else {
+                    runs.push((b.minors, b.allowed));
+                }
+            }
+            _ => rows.push((b.ty, b.majors, vec![(b.minors, b.allowed)])),
+        }
+    }
+    let mut merged: Vec<(DeviceType, (u32, u32), Vec<((u32, u32), Allowed)>)> = Vec::new();
+    for (ty, majors, runs) in rows {
+        match merged.last_mut() {
+            Some((t, m, r)) if *t == ty && m.1 + 1 == majors.0 && *r == runs => m.1 = majors.1,
+            _ => merged.push((ty, majors, runs)),
+        }
+    }
+    merged
+        .into_iter()
+        .flat_map(|(ty, majors, runs)| {
+            runs.into_iter().map(move |(minors, allowed)| Block {
+                ty,
+                majors,
+                minors,
+                allowed,
+            })
+        })
+        .collect()
+}
+
+/// The access of one v1 grant per maximal member of `allowed` (rw covers
+/// r and w; `-` comes with any grant).
+fn grants(allowed: Allowed) -> Vec<Access> {
+    let (r, w, rw, m) = (
+        allowed.contains(1),
+        allowed.contains(2),
+        allowed.contains(3),
+        allowed.contains(4),
+    );
+    let rw_access = Access(Access::READ.0 | Access::WRITE.0);
+    match (rw, m) {
+        (true, true) => vec![Access::ALL],
+        (true, false) => vec![rw_access],
+        _ => {
+            let mut out = Vec::new();
+            if r {
+                out.push(Access::READ);
+            }
+            if w {
+                out.push(Access::WRITE);
+            }
+            if m {
+                out.push(Access::MKNOD);
+            }
+            out
+        }
+    }
+}
+
+/// The two ways to write a policy in v1: `deny a` and grants (each cell's
+/// value: the accesses it allows), or `allow a` and denials (each cell's
+/// value: the bits r, w, m it denies; a denial refuses every request that
+/// shares a bit with it).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    AllowList,
+    DenyList,
+}
+
+impl Mode {
+    fn value(self, b: &Block) -> u8 {
+        match self {
+            Mode::AllowList => b.allowed.0,
+            Mode::DenyList => [
+                (1usize, Access::READ),
+                (2, Access::WRITE),
+                (4, Access::MKNOD),
+            ]
+            .iter()
+            .filter(|(i, _)| !b.allowed.contains(*i))
+            .fold(0, |acc, (_, a)| acc | a.0),
+        }
+    }
+
+    fn lines(self, ty: DeviceType, major: u32, minor: u32, value: u8) -> Vec<Rule> {
+        let accesses = match self {
+            Mode::AllowList => grants(Allowed(value)),
+            Mode::DenyList => vec![Access(value)],
+        };
+        let kind = match self {
+            Mode::AllowList => RuleKind::Allow,
+            Mode::DenyList => RuleKind::Deny,
+        };
+        accesses
+            .into_iter()
+            .filter(|a| !a.is_empty())
+            .map(|a| rule(kind, exception(ty, major, minor, a)))
+            .collect()
+    }
+}
+
+/// The v1 number a class stands for: itself when it is one number, `None`
+/// for a range (v1 names numbers and `*`, never ranges).
+fn single(r: (u32, u32)) -> Option<u32> {
+    (r.0 == r.1).then_some(r.0)
+}
+
+/// A rule list in `mode` for `cells`, widest lines first: per type one
+/// `*:*` line for what every cell shares, then `*:minor` columns and
+/// `major:*` rows for what they share beyond it, then single devices for
+/// the rest. `None` when a range class needs a line of its own.
+fn synthesize(cells: &[Block], mode: Mode) -> Option<Vec<Rule>> {
+    let wildcard = devcg_engine::WILDCARD;
+    let mut rules = vec![all(match mode {
+        Mode::AllowList => RuleKind::Deny,
+        Mode::DenyList => RuleKind::Allow,
+    })];
+    for ty in DeviceType::ALL {
+        let of_type: Vec<&Block> = cells.iter().filter(|b| b.ty == ty).collect();
+        let mut covered = vec![0u8; of_type.len()];
+        let mut add = |major: u32, minor: u32, scope: &[usize], covered: &mut Vec<u8>| {
+            let common = scope
+                .iter()
+                .fold(0xff, |acc, &i| acc & mode.value(of_type[i]));
+            let new = scope.iter().any(|&i| common & !covered[i] != 0);
+            if common != 0 && new {
+                rules.extend(mode.lines(ty, major, minor, common));
+                for &i in scope {
+                    covered[i] |= common;
+                }
+            }
+        };
+        let every: Vec<usize> = (0..of_type.len()).collect();
+        add(wildcard, wildcard, &every, &mut covered);
+        // Columns: a minor that is a class of its own in every row.
+        let rows: BTreeMap<(u32, u32), Vec<usize>> =
+            every.iter().fold(BTreeMap::new(), |mut m, &i| {
+                m.entry(of_type[i].majors).or_insert_with(Vec::new).push(i);
+                m
+            });
+        let mut columns: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for &i in &every {
+            if let Some(minor) = single(of_type[i].minors) {
+                columns.entry(minor).or_default().push(i);
+            }
+        }
+        for (minor, scope) in &columns {
+            if scope.len() == rows.len() {
+                add(wildcard, *minor, scope, &mut covered);
+            }
+        }
+        for (majors, scope) in &rows {
+            if let Some(major) = single(*majors) {
+                add(major, wildcard, scope, &mut covered);
+            }
+        }
+        for &i in &every {
+            let b = of_type[i];
+            let rest = mode.value(b) & !covered[i];
+            if rest == 0 {
+                continue;
+            }
+            let (major, minor) = (single(b.majors)?, single(b.minors)?);
+            // The cell's whole value: a grant narrower than it would not
+            // give the combinations (rw) the cell allows.
+            rules.extend(mode.lines(ty, major, minor, mode.value(b)));
+            covered[i] |= mode.value(b);
+        }
+    }
+    Some(rules)
+}
+
+/// The fewest-lines v1 rule list found that means exactly `cells`, or
+/// `None` when neither mode gives one (a policy a program can state and
+/// v1 cannot, e.g. a range of majors). Every candidate is checked against
+/// the oracle on every class before it is returned.
+fn as_rules(cells: &[Block]) -> Option<Vec<String>> {
+    [Mode::AllowList, Mode::DenyList]
+        .into_iter()
+        .filter_map(|mode| synthesize(cells, mode))
+        .filter(|rules| means(rules, cells))
+        .min_by_key(|rules| rules.len())
+        .map(|rules| rules.iter().map(Rule::to_string).collect())
+}
+
+/// Whether the oracle, on `rules`, answers every class as the audit did,
+/// at each corner of the class.
+fn means(rules: &[Rule], cells: &[Block]) -> bool {
+    let policy = Policy::of(rules);
+    cells.iter().all(|b| {
+        let corners = [
+            (b.majors.0, b.minors.0),
+            (b.majors.1, b.minors.1),
+            (b.majors.0, b.minors.1),
+            (b.majors.1, b.minors.0),
+        ];
+        corners.iter().all(|&(ma, mi)| {
+            ACCESSES.iter().enumerate().all(|(i, &a)| {
+                policy.decide(&Request::new(b.ty, ma, mi, a)).is_allow() == b.allowed.contains(i)
+            })
+        })
+    })
+}
+
+fn exception(ty: DeviceType, major: u32, minor: u32, access: Access) -> Exception {
+    Exception {
+        ty,
+        major,
+        minor,
+        access,
+    }
+}
+
+fn rule(kind: RuleKind, e: Exception) -> Rule {
+    Rule::from_parsed(kind, devcg_engine::v1text::V1Text::Exception(e))
+}
+
+fn all(kind: RuleKind) -> Rule {
+    Rule::from_parsed(kind, devcg_engine::v1text::V1Text::All)
+}
+
+/// A reachable class where the cgroup and the expected rules disagree,
+/// merged with its neighbours.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Difference {
+    pub devices: String,
+    pub access: String,
+    pub expected: Verdict,
+    pub enforced: Verdict,
+    /// The cgroup allows what the rules deny.
+    pub security: bool,
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: expected {}, enforced {}",
+            self.devices, self.access, self.expected, self.enforced
+        )
+    }
+}
+
+/// Every block and access where `expected` means something else than what
+/// is enforced, security first. `audit` must have been made with the same
+/// `expected` (so that its classes separate what the rules name).
+pub fn compare(audit: &mut Audit, expected: &[Rule]) {
+    let oracle = Policy::of(expected);
+    let names = ["-", "r", "w", "rw", "m"];
+    let mut found = Vec::new();
+    for (i, &access) in ACCESSES.iter().enumerate() {
+        // Blocks that differ on this access, merged where adjacent.
+        let mut differing: Vec<Block> = Vec::new();
+        for b in &audit.cells {
+            let want = oracle.decide(&Request::new(b.ty, b.majors.0, b.minors.0, access));
+            let got = Verdict::from_allowed(b.allowed.contains(i));
+            if want != got {
+                differing.push(Block {
+                    allowed: Allowed(u8::from(got.is_allow())),
+                    ..b.clone()
+                });
+            }
+        }
+        for b in merge(differing) {
+            let enforced = Verdict::from_allowed(b.allowed.0 == 1);
+            let key = (!enforced.is_allow(), b.ty, b.majors.0, b.minors.0, i);
+            found.push((
+                key,
+                Difference {
+                    devices: b.devices(),
+                    access: names[i].to_string(),
+                    expected: if enforced.is_allow() {
+                        Verdict::Deny
+                    } else {
+                        Verdict::Allow
+                    },
+                    enforced,
+                    security: enforced.is_allow(),
+                },
+            ));
+        }
+    }
+    // Security first, then in device order.
+    found.sort_by_key(|(key, _)| *key);
+    audit.differences = found.into_iter().map(|(_, d)| d).collect();
+}
+
+/// The policy as a human table: per type, the devices and what they allow
+/// (blocks allowing nothing are left out), well-known names from `names`.
+pub fn table(audit: &Audit, names: &dyn Fn(DeviceType, u32, u32) -> Option<String>) -> String {
+    let mut out = String::new();
+    let allowed: Vec<&Block> = audit
+        .blocks
+        .iter()
+        .filter(|b| b.allowed != Allowed::NOTHING)
+        .collect();
+    if allowed.is_empty() {
+        out.push_str("nothing is allowed\n");
+        return out;
+    }
+    let _ = writeln!(out, "{:<24} {:<14} name", "devices", "allowed");
+    for b in allowed {
+        let name = (b.majors.0 == b.majors.1 && b.minors.0 == b.minors.1)
+            .then(|| names(b.ty, b.majors.0, b.minors.0))
+            .flatten()
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:<24} {:<14} {name}",
+            b.devices(),
+            b.allowed.describe()
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use devcg_engine::{strategy, RuleFile};
+
+    fn rules(text: &str) -> Vec<Rule> {
+        RuleFile::parse("test", &text.replace(';', "\n")).unwrap()
+    }
+
+    fn enforced_by(strategy: &str, text: &str) -> Enforcement {
+        let program = strategy::by_name(strategy)
+            .unwrap()
+            .compile(&rules(text))
+            .unwrap();
+        Enforcement {
+            programs: vec![(strategy.into(), program)],
+            v1: None,
+        }
+    }
+
+    #[test]
+    fn a_program_audits_back_to_rules_that_mean_the_same() {
+        let text = "deny a; allow c 1:3 rwm; allow c 1:5 rw; allow b 8:* r; allow c *:7 m";
+        for s in ["linear", "tree", "map"] {
+            let a = audit(&enforced_by(s, text), &[]).unwrap();
+            let printed = a.rules.clone().expect("expressible");
+            let mut again = audit(&enforced_by(s, text), &rules(&printed.join(";"))).unwrap();
+            compare(&mut again, &rules(&printed.join(";")));
+            assert!(again.differences.is_empty(), "{s}: {:?}", again.differences);
+            // And the printed rules mean what the input rules meant.
+            compare(&mut again, &rules(text));
+            assert!(again.differences.is_empty(), "{s}: {:?}", again.differences);
+        }
+    }
+
+    #[test]
+    fn differences_are_grouped_and_security_comes_first() {
+        let e = enforced_by("tree", "deny a; allow c 1:3 rwm; allow c 1:4 rwm");
+        let expected = rules("deny a; allow c 1:3 r; allow c 1:5 rw");
+        let mut a = audit(&e, &expected).unwrap();
+        compare(&mut a, &expected);
+        let lines: Vec<String> = a.differences.iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                "c 1:3-4 w: expected deny, enforced allow",
+                "c 1:3-4 rw: expected deny, enforced allow",
+                "c 1:3-4 m: expected deny, enforced allow",
+                "c 1:4 -: expected deny, enforced allow",
+                "c 1:4 r: expected deny, enforced allow",
+                "c 1:5 -: expected allow, enforced deny",
+                "c 1:5 r: expected allow, enforced deny",
+                "c 1:5 w: expected allow, enforced deny",
+                "c 1:5 rw: expected allow, enforced deny",
+            ]
+        );
+        assert_eq!(a.differences.iter().filter(|d| d.security).count(), 5);
+    }
+
+    #[test]
+    fn every_program_must_allow_and_so_must_v1() {
+        let mut e = enforced_by("tree", "deny a; allow c 1:* rwm");
+        e.programs.push((
+            "second".into(),
+            enforced_by("map", "deny a; allow c *:3 rw").programs[0]
+                .1
+                .clone(),
+        ));
+        let a = audit(&e, &[]).unwrap();
+        assert_eq!(
+            a.rules.as_deref(),
+            Some(&["deny a".to_string(), "allow c 1:3 rw".to_string()][..])
+        );
+        e.v1 = Some((
+            Behavior::Deny,
+            vec![exception(DeviceType::Char, 1, 3, Access::READ)],
+        ));
+        let a = audit(&e, &[]).unwrap();
+        assert_eq!(
+            a.rules.as_deref(),
+            Some(&["deny a".to_string(), "allow c 1:3 r".to_string()][..])
+        );
+    }
+
+    #[test]
+    fn no_program_allows_everything_and_a_range_is_not_v1() {
+        let a = audit(&Enforcement::default(), &[]).unwrap();
+        assert_eq!(a.rules.as_deref(), Some(&["allow a".to_string()][..]));
+        // A program allowing majors 10 and up: a range v1 cannot name.
+        use devcg_engine::asm::{Asm, Cond, Width};
+        use devcg_engine::insn::{R0, R1, R2};
+        let mut asm = Asm::new();
+        let deny = asm.new_label();
+        asm.ldx(devcg_engine::asm::Size::W, R2, R1, 4);
+        asm.jmp_imm(Width::W64, Cond::Lt, R2, 10, deny);
+        asm.ret(1);
+        asm.bind(deny);
+        asm.ret(0);
+        let _ = R0;
+        let e = Enforcement {
+            programs: vec![("ranges".into(), Program::new(asm.finish().unwrap()))],
+            v1: None,
+        };
+        let a = audit(&e, &[]).unwrap();
+        assert_eq!(a.rules, None);
+        let t = table(&a, &|_, _, _| None);
+        assert!(t.contains("b 10-4095:*"), "{t}");
+        assert!(t.contains("c 10-4095:*"), "{t}");
+    }
+}
