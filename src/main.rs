@@ -132,7 +132,32 @@ enum Command {
     /// vm/expected. Exit 0 as expected, 1 a result differs, 2 the runner
     /// could not start, 3 some kernel could not be installed.
     Vm(devcg_vm::Options),
+    /// What a live cgroup lets through: reads the device programs that run
+    /// for it (with their maps) and its v1 devices.list, decides every
+    /// reachable request class, and prints the policy as a table and as v1
+    /// rules. Read-only: never attaches, detaches or writes.
+    #[command(after_help = AUDIT_HELP)]
+    Audit {
+        /// A cgroup directory (under the cgroup2 mount or the v1 devices
+        /// mount), or a PID (both of its cgroups).
+        target: String,
+        /// Rules the cgroup is meant to enforce (v1 lines or an OCI
+        /// config.json): print every class where it does otherwise.
+        #[arg(long, value_name = "RULES")]
+        expect: Option<PathBuf>,
+        /// Print the audit as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
+
+const AUDIT_HELP: &str = "\
+Requests decided: types b and c; accesses - (F_OK), r, w, rw (open) and m
+(mknod); majors below 4096, minors below 2^20. A request passes when every
+device program allows it and, on a v1 hierarchy, devices.list does.
+Exit 0: audited (and, with --expect, no difference); 1: differences found;
+2: the cgroup could not be read or a program cannot be modelled (the reason
+is printed, the policy never guessed).";
 
 /// What the columns of `verify` and `verify --kernel` mean.
 const VERIFY_COLUMNS: &str = "\
@@ -293,6 +318,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         ),
         Command::Oracle { script } => cmd_oracle(&script),
         Command::Vm(opts) => Ok(vm_exit(devcg_vm::main_with(&opts))),
+        Command::Audit {
+            target,
+            expect,
+            json,
+        } => cmd_audit(&target, expect.as_deref(), json),
     }
 }
 
@@ -709,6 +739,187 @@ fn cmd_check(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn cmd_audit(target: &str, expect: Option<&Path>, json: bool) -> Result<ExitCode> {
+    use devcg_differential::audit::{self, Enforcement};
+    let started = std::time::Instant::now();
+    let expected = expect.map(read_rules).transpose()?.unwrap_or_default();
+    let live = devcg_kernel::audit::read(target).with_context(|| format!("audit {target}"))?;
+    if live.v2.is_none() && live.v1.is_none() {
+        bail!("audit {target}: the process is in no cgroup this host has mounted");
+    }
+    let mut enforcement = Enforcement::default();
+    let mut notes = Vec::new();
+    if let Some(v2) = &live.v2 {
+        for p in &v2.programs {
+            let program = p
+                .program
+                .as_ref()
+                .map_err(|e| anyhow!("{}: cannot be audited: {e}", p.label()))?;
+            enforcement.programs.push((p.label(), program.clone()));
+        }
+    }
+    if let Some(v1) = &live.v1 {
+        if v1.hides_denies() {
+            notes.push(format!(
+                "{}: v1 allows by default; devices.list does not show its deny exceptions, so none are assumed",
+                v1.path.display()
+            ));
+        }
+        enforcement.v1 = Some((v1.behavior, v1.exceptions.clone()));
+    }
+    let mut result = audit::audit(&enforcement, &expected)?;
+    if expect.is_some() {
+        audit::compare(&mut result, &expected);
+    }
+    if json {
+        let programs: Vec<serde_json::Value> = live
+            .v2
+            .iter()
+            .flat_map(|v2| &v2.programs)
+            .map(|p| {
+                serde_json::json!({
+                    "id": p.info.id,
+                    "name": p.info.name,
+                    "tag": p.info.tag,
+                    "attached_at": p.attached_at,
+                    "attach_flags": p.flags,
+                    "link": p.link,
+                    "maps": p.maps.iter().map(|m| serde_json::json!({
+                        "id": m.id, "name": m.name, "type": m.map_type,
+                        "key_size": m.key_size, "value_size": m.value_size,
+                        "max_entries": m.max_entries,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let out = serde_json::json!({
+            "cgroup2": live.v2.as_ref().map(|v| &v.path),
+            "programs": programs,
+            "v1": live.v1.as_ref().map(|v| serde_json::json!({"path": v.path, "list": v.list})),
+            "notes": notes,
+            "audit": result,
+            "seconds": started.elapsed().as_secs_f64(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print!("{}", audit_text(&live, &result, &notes, expect.is_some()));
+        println!(
+            "({} classes in {:.3} s)",
+            result.classes,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(if result.differences.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The audit for people: what is attached where, the policy, the rules and
+/// the differences.
+fn audit_text(
+    live: &devcg_kernel::audit::Live,
+    result: &devcg_differential::audit::Audit,
+    notes: &[String],
+    compared: bool,
+) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if let Some(v2) = &live.v2 {
+        let _ = writeln!(out, "cgroup2 {}", v2.path.display());
+        if v2.programs.is_empty() {
+            let _ = writeln!(
+                out,
+                "  no device program runs for it: every device is allowed by cgroup2"
+            );
+        }
+        for p in &v2.programs {
+            let at = p
+                .attached_at
+                .as_ref()
+                .map_or("(attachment not found)".to_string(), |a| {
+                    a.display().to_string()
+                });
+            let how = match p.link {
+                Some(l) => format!("by link {l}"),
+                None => "directly".to_string(),
+            };
+            let flags = match p.flags {
+                0 => "none",
+                1 => "override",
+                2 => "multi",
+                _ => "other",
+            };
+            let _ = writeln!(
+                out,
+                "  {} tag {}: attached at {at} {how} (flags: {flags}); {} map(s), {} instructions",
+                p.label(),
+                p.info.tag,
+                p.maps.len(),
+                p.info.xlated.len() / 8
+            );
+        }
+    }
+    if let Some(v1) = &live.v1 {
+        let _ = writeln!(
+            out,
+            "v1 {}: {} by default, {} exception(s) listed",
+            v1.path.display(),
+            if v1.behavior == devcg_engine::Behavior::Allow {
+                "allow"
+            } else {
+                "deny"
+            },
+            v1.exceptions.len()
+        );
+    }
+    for n in notes {
+        let _ = writeln!(out, "note: {n}");
+    }
+    let _ = writeln!(out, "\nallowed:");
+    let names = devcg_kernel::audit::device_names();
+    for line in devcg_differential::audit::table(result, &names).lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+    match &result.rules {
+        Some(rules) => {
+            let _ = writeln!(out, "\nas v1 rules:");
+            for r in rules {
+                let _ = writeln!(out, "  {r}");
+            }
+        }
+        None => {
+            let _ = writeln!(out, "\nas v1 rules: none (v1 cannot state this policy: it names numbers and *, not ranges)");
+        }
+    }
+    if compared {
+        let (security, usability): (Vec<_>, Vec<_>) =
+            result.differences.iter().partition(|d| d.security);
+        if result.differences.is_empty() {
+            let _ = writeln!(out, "\nas expected: no difference in any reachable class");
+        }
+        for (title, list) in [
+            (
+                "security (enforced allows what is expected denied)",
+                security,
+            ),
+            (
+                "usability (enforced denies what is expected allowed)",
+                usability,
+            ),
+        ] {
+            if !list.is_empty() {
+                let _ = writeln!(out, "\n{title}: {}", list.len());
+                for d in list {
+                    let _ = writeln!(out, "  {d}");
+                }
+            }
+        }
+    }
+    out
 }
 
 fn cmd_oracle(script: &Path) -> Result<ExitCode> {

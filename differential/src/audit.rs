@@ -308,11 +308,13 @@ pub fn audit(enforcement: &Enforcement, expected: &[Rule]) -> Result<Audit, Audi
     })
 }
 
+/// A run of majors of one type and its runs of minors with their answers.
+type Row = (DeviceType, (u32, u32), Vec<((u32, u32), Allowed)>);
+
 /// Adjacent minors with the same answer become one block, then adjacent
 /// majors with the same row of blocks.
 fn merge(blocks: Vec<Block>) -> Vec<Block> {
-    // Rows: per (type, majors) the minor runs.
-    let mut rows: Vec<(DeviceType, (u32, u32), Vec<((u32, u32), Allowed)>)> = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     for b in blocks {
         match rows.last_mut() {
             Some((ty, majors, runs)) if *ty == b.ty && *majors == b.majors => {
@@ -326,7 +328,7 @@ fn merge(blocks: Vec<Block>) -> Vec<Block> {
             _ => rows.push((b.ty, b.majors, vec![(b.minors, b.allowed)])),
         }
     }
-    let mut merged: Vec<(DeviceType, (u32, u32), Vec<((u32, u32), Allowed)>)> = Vec::new();
+    let mut merged: Vec<Row> = Vec::new();
     for (ty, majors, runs) in rows {
         match merged.last_mut() {
             Some((t, m, r)) if *t == ty && m.1 + 1 == majors.0 && *r == runs => m.1 = majors.1,

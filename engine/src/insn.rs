@@ -171,7 +171,7 @@ pub fn decode_all(bytes: &[u8]) -> Result<Vec<Insn>, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
-    if bytes.len() % Insn::SIZE != 0 {
+    if !bytes.len().is_multiple_of(Insn::SIZE) {
         return Err(DecodeError::Length(bytes.len()));
     }
     Ok(bytes

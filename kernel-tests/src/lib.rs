@@ -8,6 +8,7 @@
 //! * [`fidelity`]: the emulator against the kernel on random programs;
 //! * [`semantics`]: named checks of what the kernel does.
 
+pub mod audit;
 pub mod bpf;
 pub mod device;
 pub mod differential;
