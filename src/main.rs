@@ -688,7 +688,7 @@ fn parse_requests(args: &[String]) -> Result<Vec<Request>> {
         );
     }
     let words: Vec<&str> = args.iter().flat_map(|a| a.split_whitespace()).collect();
-    if words.len() % 3 != 0 {
+    if !words.len().is_multiple_of(3) {
         bail!(
             "accesses are `TYPE MAJOR:MINOR ACCESS` triples, got {} words: {}",
             words.len(),

@@ -689,11 +689,14 @@ pub fn map_next_key(
     }
 }
 
+/// A map entry: key bytes, value bytes.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// Every (key, value) of a map, in the kernel's iteration order. A key
 /// deleted meanwhile is skipped; the walk restarts nowhere (the kernel's
 /// GET_NEXT_KEY continues from the first key when the given one is gone,
 /// so a bound on the count keeps a map changing underneath from looping).
-pub fn map_entries(map: impl AsFd, info: &MapInfo) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BpfError> {
+pub fn map_entries(map: impl AsFd, info: &MapInfo) -> Result<Vec<Entry>, BpfError> {
     let fd = map.as_fd();
     let mut out = Vec::new();
     let mut key: Option<Vec<u8>> = None;

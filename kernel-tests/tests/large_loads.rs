@@ -12,7 +12,7 @@ use rstest::rstest;
 
 /// Distinct exceptions, mostly exact char devices, some `*` (deterministic).
 fn rules(len: usize, allow_list: bool) -> Vec<Rule> {
-    let mut x: u64 = 0x6c61_7267_65;
+    let mut x: u64 = 0x006c_6172_6765;
     let mut next = |limit: u64| {
         x = x
             .wrapping_mul(6364136223846793005)
