@@ -61,11 +61,53 @@ fn exhaustive(c: &mut Criterion) {
     }
 }
 
+/// The audit's deciding part (`devcg audit` after reading the cgroup):
+/// a runtime's program for a container-sized list, and devcg's tree and
+/// map programs for 10,000 rules (the tree paired by the expected rules,
+/// the map by its own keys).
+fn audit(c: &mut Criterion) {
+    use devcg_differential::audit::{self, Enforcement};
+    let mut group = c.benchmark_group("audit");
+    group.sample_size(10);
+    let cases: [(&str, usize, bool); 5] = [
+        ("runc", 20, false),
+        ("crun", 20, false),
+        ("tree", 10_000, true),
+        ("map", 10_000, true),
+        ("map", 10_000, false),
+    ];
+    for (name, n, with_rules) in cases {
+        let w = Workload::new(ListKind::Allow, n, SEED, &|_, _| false).expect("rule list");
+        let s = devcg_engine::strategy::by_name(name).expect("strategy");
+        let program = match s.compile(&w.rules) {
+            Ok(p) => p,
+            Err(why) => {
+                eprintln!("audit/{name}-{n}: n/a: {why}");
+                continue;
+            }
+        };
+        let enforcement = Enforcement {
+            programs: vec![(name.to_string(), program)],
+            v1: None,
+        };
+        let expected = if with_rules { w.rules.clone() } else { Vec::new() };
+        let id = if with_rules {
+            format!("{name}-{n}-expect")
+        } else {
+            format!("{name}-{n}")
+        };
+        group.bench_function(id, |b| {
+            b.iter(|| audit::audit(&enforcement, &expected).expect("audit"))
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(2));
-    targets = differential, exhaustive
+    targets = differential, exhaustive, audit
 }
 criterion_main!(benches);

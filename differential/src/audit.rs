@@ -5,6 +5,13 @@
 //! reachable class, states the result as a table and as v1 rules, and
 //! compares it with what a rule list means.
 //!
+//! When the product of major and minor classes is too large to decide
+//! one by one (programs of thousands of rules), majors are paired with the
+//! minors that matter for them, as exhaustive mode does: from the expected
+//! rules, the v1 list and map keys; a program that only compares (a large
+//! tree without `--expect`) is refused with that advice rather than
+//! guessed.
+//!
 //! Only requests a syscall can produce are decided: types b and c,
 //! accesses `-` (access(2) F_OK), `r`, `w`, `rw` (open) and `m` (mknod),
 //! majors below 2^12, minors below 2^20. The classes are those of
@@ -166,12 +173,31 @@ fn cells(enforcement: &Enforcement, expected: &[Rule]) -> Result<(Vec<Cell>, boo
         named.extend(exceptions.iter().map(|e| (e.ty, e.major, e.minor)));
     }
     let mut constants = std::collections::BTreeSet::new();
+    let mut keyed = false;
     for (_, p) in &enforcement.programs {
         constants.extend(program_constants(p));
+        // A map key holds the numbers a lookup pairs: each two consecutive
+        // 32-bit words may be (major, minor), as in devcg's and libvirt's
+        // keys; pairing them all is a superset of the right pairs.
+        // Only without expected rules: those already pair what matters.
+        for map in p.maps.iter().filter(|_| expected.is_empty()) {
+            for (key, _) in &map.entries {
+                let words: Vec<u32> = key
+                    .chunks_exact(4)
+                    .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+                    .collect();
+                for pair in words.windows(2) {
+                    for ty in DeviceType::ALL {
+                        named.push((ty, pair[0], pair[1]));
+                    }
+                }
+                keyed = true;
+            }
+        }
     }
     let partial = RuleSet::from_rules(expected).behavior == Behavior::Allow;
     let (devices, full) = pairings(&named, &constants, partial);
-    if !full && expected.is_empty() {
+    if !full && expected.is_empty() && !keyed {
         let majors = constants.iter().filter(|&&n| n < MAJOR_LIMIT).count();
         let minors = constants.iter().filter(|&&n| n < MINOR_LIMIT).count();
         return Err(AuditError::TooMany { majors, minors });
@@ -251,43 +277,38 @@ fn decide_cell(
 /// comparison sees every class where the two may differ.
 pub fn audit(enforcement: &Enforcement, expected: &[Rule]) -> Result<Audit, AuditError> {
     let (cells, full_product) = cells(enforcement, expected)?;
-    let programs = emulators(enforcement)?;
+    // Refused here, before any thread starts, with the emulator's reason.
+    emulators(enforcement)?;
     let v1 = enforcement
         .v1
         .as_ref()
         .map(|(b, e)| Policy::new(*b, e.clone()));
+    // One chunk per core, each with emulators of its own (runs of one
+    // emulator with maps take turns on its maps).
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = cells.len().div_ceil(workers).max(1);
-    let decided: Vec<Allowed> = if programs.iter().all(|(_, e)| !e.has_maps()) {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = cells
-                .chunks(chunk)
-                .map(|slice| {
-                    let (programs, v1) = (&programs, v1.as_ref());
-                    scope.spawn(move || {
-                        slice
-                            .iter()
-                            .map(|c| decide_cell(c, programs, v1))
-                            .collect::<Result<Vec<_>, _>>()
-                    })
+    let decided: Vec<Allowed> = std::thread::scope(|scope| {
+        let handles: Vec<_> = cells
+            .chunks(chunk)
+            .map(|slice| {
+                let v1 = v1.as_ref();
+                scope.spawn(move || {
+                    let programs = emulators(enforcement)?;
+                    slice
+                        .iter()
+                        .map(|c| decide_cell(c, &programs, v1))
+                        .collect::<Result<Vec<_>, _>>()
                 })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("an audit worker panicked"))
-                .collect::<Result<Vec<_>, _>>()
-        })?
-        .into_iter()
-        .flatten()
-        .collect()
-    } else {
-        // Runs of one emulator with maps take turns on its maps; one
-        // thread is as fast.
-        cells
-            .iter()
-            .map(|c| decide_cell(c, &programs, v1.as_ref()))
-            .collect::<Result<_, _>>()?
-    };
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("an audit worker panicked"))
+            .collect::<Result<Vec<_>, _>>()
+    })?
+    .into_iter()
+    .flatten()
+    .collect();
     let cells: Vec<Block> = cells
         .into_iter()
         .zip(decided)
