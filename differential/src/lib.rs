@@ -2,13 +2,15 @@
 //! mean. Sampled runs ([`sampled`]) draw random rule lists and requests
 //! ([`gen`]) and shrink a divergence ([`shrink`]) to a
 //! [`counterexample::Counterexample`]; exhaustive runs ([`exhaustive`])
-//! decide one request per equivalence class. No syscalls: the CLI, the
+//! decide one request per equivalence class. [`programs`] draws random
+//! device programs for checking the emulator itself. No syscalls: the CLI, the
 //! kernel layer and the benches all build on it.
 
 pub mod audit;
 pub mod counterexample;
 pub mod exhaustive;
 pub mod gen;
+pub mod programs;
 pub mod rng;
 pub mod sampled;
 pub mod shrink;

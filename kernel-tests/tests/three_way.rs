@@ -58,6 +58,14 @@ fn emulator_matches_the_kernel_on_random_programs() {
     assert!(r.loaded * 2 > r.programs, "most programs should load");
     assert!(r.probes > 0);
     assert_eq!(r.unexpected, 0);
+    // The generator's breaches are placed where every verifier meets them.
+    assert!(r.breaching > 0);
+    assert_eq!(
+        r.breaching_loaded,
+        0,
+        "the kernel loaded programs built to break a rule:\n{}",
+        r.breaching_loaded_examples.join("\n")
+    );
     assert!(
         r.divergences.is_empty(),
         "the emulator and the kernel disagree:\n{}",
