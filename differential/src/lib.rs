@@ -2,9 +2,10 @@
 //! mean. Sampled runs ([`sampled`]) draw random rule lists and requests
 //! ([`gen`]) and shrink a divergence ([`shrink`]) to a
 //! [`counterexample::Counterexample`]; exhaustive runs ([`exhaustive`])
-//! decide one request per equivalence class. [`programs`] draws random
-//! device programs for checking the emulator itself. No syscalls: the CLI, the
-//! kernel layer and the benches all build on it.
+//! decide one request per equivalence class; [`audit`] decides what
+//! programs read back from a live cgroup let through. [`programs`] draws
+//! random device programs for checking the emulator itself. No syscalls:
+//! the CLI, the kernel layer and the benches all build on it.
 
 pub mod audit;
 pub mod counterexample;
