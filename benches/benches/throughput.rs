@@ -90,7 +90,11 @@ fn audit(c: &mut Criterion) {
             programs: vec![(name.to_string(), program)],
             v1: None,
         };
-        let expected = if with_rules { w.rules.clone() } else { Vec::new() };
+        let expected = if with_rules {
+            w.rules.clone()
+        } else {
+            Vec::new()
+        };
         let id = if with_rules {
             format!("{name}-{n}-expect")
         } else {

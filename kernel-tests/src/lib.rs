@@ -18,6 +18,7 @@ pub mod gen;
 pub mod mounts;
 pub mod owned;
 pub mod probe;
+pub mod runtime;
 pub mod semantics;
 pub mod sys;
 pub mod v1;

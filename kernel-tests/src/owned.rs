@@ -101,6 +101,10 @@ pub(crate) fn remove_cgroup_tree(top: &Path, evacuate_to: &Path) -> Result<(), S
     if !is_ours {
         return Err(SysError::OutsideScratch(top.display().to_string()));
     }
+    // Whatever still runs in a scratch tree is devcg's (probe children, a
+    // test container): kill it rather than let it run on elsewhere.
+    // cgroup.kill exists since 5.14; before, the tasks are moved out below.
+    let _ = fs::write(top.join("cgroup.kill"), "1");
     remove_subtree(top, evacuate_to)
 }
 
@@ -222,6 +226,12 @@ pub fn remove_stale_shared() -> Result<Vec<PathBuf>, SysError> {
             remove_mount_dir(&dir)?;
             removed.push(dir);
         }
+    }
+    // A killed run's container bundles and runc state (its container's
+    // processes die with the scratch cgroup: see remove_cgroup_tree).
+    for dir in stale_entries(&tmp, crate::runtime::RUNTIME_PREFIX) {
+        fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
+        removed.push(dir);
     }
     for bpffs in mounts::bpffs(&mounts::read()) {
         for dir in stale_entries(&bpffs, SCRATCH_PREFIX) {

@@ -231,3 +231,73 @@ fn a_process_is_audited_through_its_cgroups() {
     assert!(live.v2.is_some() || live.v1.is_some());
     drop(scratch);
 }
+
+#[test]
+fn a_real_runc_containers_program_audits_as_devcgs_model_of_it() {
+    use devcg_engine::strategy::models::runc;
+    use devcg_kernel::runtime::{self, RuncContainer};
+    if let Some(why) = runtime::skip_reason() {
+        println!("{why}");
+        return;
+    }
+    let Some(scratch) = common::scratch_or_skip() else {
+        return;
+    };
+    let devices = serde_json::json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rw"},
+        {"allow": false, "type": "c", "major": 1, "minor": 9, "access": "w"},
+        {"allow": true, "type": "b", "major": 7, "access": "r"}
+    ]);
+    let config = serde_json::json!({"linux": {"resources": {"devices": devices}}});
+    let rules = RuleFile::parse("config.json", &config.to_string()).unwrap();
+    let container = RuncContainer::start(&scratch, "runc-ctr", &devices).expect("runc run");
+    let live = enforcement_of_path(container.cgroup());
+    assert_eq!(live.programs.len(), 1, "runc attaches one program");
+    let real = audited(&live, &rules);
+    let model = audited(
+        &Enforcement {
+            programs: vec![("model".into(), runc::compile_with_defaults(&rules).unwrap())],
+            v1: None,
+        },
+        &rules,
+    );
+    println!(
+        "{}: {} differences from the config, {} of them security",
+        runtime::runc_version().unwrap_or_default(),
+        real.differences.len(),
+        real.differences.iter().filter(|d| d.security).count()
+    );
+    for d in &real.differences {
+        println!("  {d}");
+    }
+    assert_eq!(
+        real.cells, model.cells,
+        "the real runc program and devcg's model decide alike"
+    );
+    // runc's defaults (/dev/null & co., mknod of everything) show up as
+    // differences from the config alone.
+    assert!(real.differences.iter().any(|d| d.security));
+    container.delete().expect("runc delete");
+}
+
+fn enforcement_of_path(path: &std::path::Path) -> Enforcement {
+    let live = read(path.to_str().unwrap()).expect("read the container's cgroup");
+    Enforcement {
+        programs: live
+            .v2
+            .expect("a cgroup2 path")
+            .programs
+            .into_iter()
+            .map(|p| {
+                let label = p.label();
+                (
+                    label.clone(),
+                    p.program.unwrap_or_else(|e| panic!("{label}: {e}")),
+                )
+            })
+            .collect(),
+        v1: None,
+    }
+}

@@ -1,0 +1,218 @@
+//! A real container runtime's container in a scratch cgroup, so that the
+//! program the runtime itself generates and attaches can be audited.
+//!
+//! runc chooses its cgroup2 device filter only when /sys/fs/cgroup is a
+//! cgroup2 mount. On a hybrid host it is not, so every runc command runs
+//! in a private mount namespace (`unshare --mount --propagation private`)
+//! where the host's cgroup2 hierarchy is mounted at /sys/fs/cgroup: the
+//! container's cgroup is then the same directory the host sees under its
+//! own cgroup2 mount, inside devcg's scratch directory. The bundle (a
+//! busybox root filesystem and the config) and runc's state directory
+//! live in a temp directory named `devcg-runc-<pid>-<nonce>`; the
+//! container is deleted on drop, and a killed run's leftovers (the
+//! scratch cgroup with the container's processes, the temp directory) are
+//! removed by the next run's stale cleanup.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use thiserror::Error;
+
+use crate::owned;
+use crate::v2::Scratch;
+
+/// Prefix of a runtime's bundle and state directory under the temp dir.
+pub const RUNTIME_PREFIX: &str = "devcg-runc-";
+
+#[derive(Debug, Error)]
+pub enum RuntimeError {
+    #[error("{0} is not installed (scripts/test.sh installs it as root: apt-get install runc)")]
+    Missing(&'static str),
+    #[error("busybox (static) is needed for the container's root filesystem")]
+    NoBusybox,
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{command} failed ({status}): {stderr}")]
+    Failed {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("the config runc generated is not JSON: {0}")]
+    Spec(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RuntimeError {
+    let what = what.into();
+    move |source| RuntimeError::Io { what, source }
+}
+
+fn find(program: &'static str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.is_file())
+}
+
+/// Why a runc container cannot run here, if it cannot: one line.
+pub fn skip_reason() -> Option<String> {
+    if let Some(why) = crate::v2::skip_reason() {
+        return Some(why);
+    }
+    if find("runc").is_none() {
+        return Some(RuntimeError::Missing("runc").to_string());
+    }
+    if find("unshare").is_none() {
+        return Some(RuntimeError::Missing("unshare (util-linux)").to_string());
+    }
+    if busybox().is_none() {
+        return Some(RuntimeError::NoBusybox.to_string());
+    }
+    None
+}
+
+fn busybox() -> Option<PathBuf> {
+    ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+}
+
+/// runc's version line (`runc version 1.1.5+ds1`).
+pub fn runc_version() -> Result<String, RuntimeError> {
+    let out = Command::new("runc")
+        .arg("--version")
+        .output()
+        .map_err(io("runc --version"))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// A running runc container whose cgroup is a child of a scratch cgroup.
+pub struct RuncContainer {
+    id: String,
+    dir: PathBuf,
+    cgroup: PathBuf,
+    deleted: bool,
+}
+
+impl RuncContainer {
+    /// Starts `busybox sleep` in a container whose `linux.resources.devices`
+    /// is `devices` (OCI JSON entries), in cgroup `name` under `scratch`.
+    pub fn start(
+        scratch: &Scratch,
+        name: &str,
+        devices: &serde_json::Value,
+    ) -> Result<RuncContainer, RuntimeError> {
+        let busybox = busybox().ok_or(RuntimeError::NoBusybox)?;
+        let dir = owned::temp_dir().join(owned::fresh_name(RUNTIME_PREFIX));
+        let bundle = dir.join("bundle");
+        let rootfs = bundle.join("rootfs");
+        fs::create_dir_all(rootfs.join("bin")).map_err(io("create the bundle"))?;
+        fs::create_dir_all(dir.join("state")).map_err(io("create the state directory"))?;
+        fs::copy(&busybox, rootfs.join("bin/busybox")).map_err(io("copy busybox"))?;
+        let rel = scratch
+            .dir()
+            .strip_prefix(&scratch.mount().mount_point)
+            .expect("the scratch directory is under the mount")
+            .join(name);
+        let container = RuncContainer {
+            id: owned::fresh_name("devcg-"),
+            cgroup: scratch.mount().mount_point.join(&rel),
+            dir,
+            deleted: false,
+        };
+        run(
+            Command::new("runc").args(["spec", "--bundle"]).arg(&bundle),
+            &container.dir,
+        )?;
+        let config_path = bundle.join("config.json");
+        let text = fs::read_to_string(&config_path).map_err(io("read config.json"))?;
+        let mut config: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| RuntimeError::Spec(e.to_string()))?;
+        config["process"]["terminal"] = false.into();
+        config["process"]["args"] = serde_json::json!(["/bin/busybox", "sleep", "3600"]);
+        config["root"]["readonly"] = true.into();
+        config["linux"]["cgroupsPath"] = format!("/{}", rel.display()).into();
+        config["linux"]["resources"]["devices"] = devices.clone();
+        fs::write(&config_path, config.to_string()).map_err(io("write config.json"))?;
+        container.runc(&["run", "--detach", "--bundle", bundle.to_str().unwrap_or("")])?;
+        Ok(container)
+    }
+
+    /// The container's cgroup, as this process sees it.
+    pub fn cgroup(&self) -> &Path {
+        &self.cgroup
+    }
+
+    /// `runc --root STATE ARGS... ID` in a mount namespace where
+    /// /sys/fs/cgroup is the cgroup2 hierarchy.
+    fn runc(&self, args: &[&str]) -> Result<(), RuntimeError> {
+        let state = self.dir.join("state");
+        let mut script =
+            String::from("mount -t cgroup2 none /sys/fs/cgroup && exec runc --root \"$0\"");
+        for (i, _) in args.iter().enumerate() {
+            script.push_str(&format!(" \"${}\"", i + 1));
+        }
+        script.push_str(&format!(" \"${}\"", args.len() + 1));
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .arg(&state)
+            .args(args)
+            .arg(&self.id);
+        run(&mut cmd, &self.dir)
+    }
+
+    /// Deletes the container (its processes are killed).
+    pub fn delete(mut self) -> Result<(), RuntimeError> {
+        self.deleted = true;
+        let result = self.runc(&["delete", "--force"]);
+        let _ = fs::remove_dir_all(&self.dir);
+        result
+    }
+}
+
+impl Drop for RuncContainer {
+    fn drop(&mut self) {
+        if !self.deleted {
+            if let Err(e) = self.runc(&["delete", "--force"]) {
+                eprintln!("devcg: could not delete container {}: {e}", self.id);
+            }
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Runs `cmd`, its stderr to a file in `dir`: a pipe would be inherited
+/// by the detached container, and reading it would wait for the container.
+fn run(cmd: &mut Command, dir: &Path) -> Result<(), RuntimeError> {
+    let log_path = dir.join("stderr.log");
+    let log = fs::File::create(&log_path).map_err(io("create the runc log"))?;
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .status()
+        .map_err(io(format!("{cmd:?}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(RuntimeError::Failed {
+            command: format!("{cmd:?}"),
+            status: status.to_string(),
+            stderr: fs::read_to_string(&log_path)
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        })
+    }
+}
