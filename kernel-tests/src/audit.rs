@@ -107,6 +107,8 @@ pub struct V2State {
 #[derive(Debug)]
 pub struct V1State {
     pub path: PathBuf,
+    /// The hierarchy's root: it allows everything and cannot be changed.
+    pub is_root: bool,
     pub list: String,
     pub behavior: Behavior,
     pub exceptions: Vec<Exception>,
@@ -116,7 +118,7 @@ impl V1State {
     /// An allow-by-default cgroup's deny exceptions are not in
     /// devices.list: the audit cannot see them.
     pub fn hides_denies(&self) -> bool {
-        self.behavior == Behavior::Allow
+        self.behavior == Behavior::Allow && !self.is_root
     }
 }
 
@@ -334,8 +336,11 @@ fn read_v1(path: &Path) -> Result<V1State, ReadError> {
     let file = path.join("devices.list");
     let list = fs::read_to_string(&file).map_err(io(&file))?;
     let (behavior, exceptions) = parse_list(&file, &list)?;
+    let is_root = mounts::v1_devices(&mounts::read())
+        .is_some_and(|m| fs::canonicalize(&m.mount_point).ok().as_deref() == Some(path));
     Ok(V1State {
         path: path.to_path_buf(),
+        is_root,
         list,
         behavior,
         exceptions,
