@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 pub use config::{Config, KernelSpec, Limits};
 pub use error::VmError;
 pub use install::{Accel, AccelChoice, ColumnAccel};
-pub use report::{Difference, Expected, KernelRun, Matrix, Observation, Outcome, Status};
+pub use report::{CheckStatus, Difference, Expected, KernelRun, Matrix, Observation, RunOutcome};
 
 use guest::Step;
 use proc::{Group, Waited};
@@ -256,7 +256,7 @@ fn unavailable(spec: &KernelSpec, dir: &Path, why: String) -> KernelRun {
         package: spec.package.clone(),
         package_version: None,
         release: None,
-        outcome: Outcome::Unavailable(why),
+        outcome: RunOutcome::Unavailable(why),
         boot_secs: None,
         total_secs: 0.0,
         results_dir: dir.to_owned(),
@@ -302,13 +302,13 @@ fn run_host(
     let outcome = match waited {
         Waited::Interrupted => return Err(VmError::Interrupted),
         Waited::TimedOut | Waited::MarkerTimedOut | Waited::ConsoleAbort(_) => {
-            Outcome::RunTimeout(format!(
+            RunOutcome::RunTimeout(format!(
                 "the checks were still running after {}s",
                 limits.run_timeout_secs
             ))
         }
-        Waited::Exited(_) if collected.done => Outcome::Ran,
-        Waited::Exited(st) => Outcome::Crashed(format!("the script stopped early ({st})")),
+        Waited::Exited(_) if collected.done => RunOutcome::Ran,
+        Waited::Exited(st) => RunOutcome::Crashed(format!("the script stopped early ({st})")),
     };
     let tail = proc::tail_lines(&log, 30);
     Ok(KernelRun {
@@ -417,22 +417,24 @@ fn run_vm(
     let boot_limit = limits.boot_timeout(accel);
     let outcome = match boot.waited {
         Waited::Interrupted => return Err(VmError::Interrupted),
-        Waited::MarkerTimedOut => Outcome::BootTimeout(format!(
+        Waited::MarkerTimedOut => RunOutcome::BootTimeout(format!(
             "the guest script had not started after {boot_limit}s under {accel}; qemu killed"
         )),
-        Waited::ConsoleAbort(line) => Outcome::Crashed(format!(
+        Waited::ConsoleAbort(line) => RunOutcome::Crashed(format!(
             "the guest died under {accel}: the console showed {line:?}; qemu killed"
         )),
-        Waited::TimedOut => Outcome::RunTimeout(format!(
+        Waited::TimedOut => RunOutcome::RunTimeout(format!(
             "the VM was still running after {}s; qemu killed",
             limits.run_timeout_secs
         )),
-        Waited::Exited(_) if panic.is_some() => Outcome::Panic(panic.clone().unwrap_or_default()),
-        Waited::Exited(_) if collected.done => Outcome::Ran,
-        Waited::Exited(st) if !collected.started => Outcome::Crashed(format!(
+        Waited::Exited(_) if panic.is_some() => {
+            RunOutcome::Panic(panic.clone().unwrap_or_default())
+        }
+        Waited::Exited(_) if collected.done => RunOutcome::Ran,
+        Waited::Exited(st) if !collected.started => RunOutcome::Crashed(format!(
             "the VM stopped before the guest script started ({st})"
         )),
-        Waited::Exited(st) => Outcome::Crashed(format!(
+        Waited::Exited(st) => RunOutcome::Crashed(format!(
             "the VM stopped before the guest script finished ({st})"
         )),
     };
@@ -708,7 +710,7 @@ echo 6.1.0-fake > "$R/uname"
             Err("ignored when forced".into()),
         );
         assert!(
-            matches!(&run.outcome, Outcome::Crashed(w) if w.contains("emulation failure") || w.contains("KVM internal error")),
+            matches!(&run.outcome, RunOutcome::Crashed(w) if w.contains("emulation failure") || w.contains("KVM internal error")),
             "{:?}",
             run.outcome
         );

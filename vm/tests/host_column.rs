@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use devcg_vm::{Options, Outcome, Status};
+use devcg_vm::{CheckStatus, Options, RunOutcome};
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -69,9 +69,9 @@ fn right_expectations_pass_and_a_wrong_one_fails() {
     assert!(m.ok, "{m}");
     assert_eq!(m.exit_code(), 0);
     let host = &m.kernels[0];
-    assert_eq!(host.outcome, Outcome::Ran);
+    assert_eq!(host.outcome, RunOutcome::Ran);
     assert_eq!(host.release.as_deref(), Some(uname_r().as_str()));
-    assert_eq!(host.check("set-retval").unwrap().status, Status::Skip);
+    assert_eq!(host.check("set-retval").unwrap().status, CheckStatus::Skip);
     assert!(f.path("results/matrix.json").is_file());
 
     // The same run against a deliberately wrong expectation.
@@ -143,15 +143,18 @@ fn a_missing_subcommand_is_reported_never_passed() {
     assert_eq!(m.exit_code(), 1);
     let host = &m.kernels[0];
     let kc = host.check("kernel-check").unwrap();
-    assert_eq!(kc.status, Status::Error);
+    assert_eq!(kc.status, CheckStatus::Error);
     assert!(kc
         .detail
         .as_ref()
         .unwrap()
         .contains("unrecognized subcommand"));
     // Nothing passes: every row comes from devcg.
-    assert!(host.checks.iter().all(|c| c.status != Status::Pass));
-    assert_eq!(host.check("verify-kernel").unwrap().status, Status::Error);
+    assert!(host.checks.iter().all(|c| c.status != CheckStatus::Pass));
+    assert_eq!(
+        host.check("verify-kernel").unwrap().status,
+        CheckStatus::Error
+    );
 }
 
 #[test]
@@ -164,11 +167,14 @@ fn a_hanging_step_times_out_and_the_run_goes_on() {
     let m = devcg_vm::run(&f.options()).unwrap();
     assert!(t.elapsed() < Duration::from_secs(60));
     let host = &m.kernels[0];
-    assert_eq!(host.outcome, Outcome::Ran);
+    assert_eq!(host.outcome, RunOutcome::Ran);
     let kc = host.check("kernel-check").unwrap();
-    assert_eq!(kc.status, Status::Error);
+    assert_eq!(kc.status, CheckStatus::Error);
     assert!(kc.detail.as_ref().unwrap().contains("timed out"), "{kc:?}");
-    assert_eq!(host.check("verify-kernel").unwrap().status, Status::Pass);
+    assert_eq!(
+        host.check("verify-kernel").unwrap().status,
+        CheckStatus::Pass
+    );
 }
 
 #[test]
@@ -177,7 +183,7 @@ fn a_hanging_run_is_killed_and_reported() {
     let t = Instant::now();
     let m = devcg_vm::run(&f.options()).unwrap();
     assert!(t.elapsed() < Duration::from_secs(30));
-    assert!(matches!(m.kernels[0].outcome, Outcome::RunTimeout(_)));
+    assert!(matches!(m.kernels[0].outcome, RunOutcome::RunTimeout(_)));
     assert_eq!(m.exit_code(), 1);
     assert!(m.to_string().contains("run-timeout"));
 }

@@ -42,9 +42,9 @@ fn verify_kernel_and_the_matrix_share_one_pass_rule() {
         let rows = devcg_vm::report::observe(&collected);
         let row = rows.iter().find(|o| o.name == "verify-kernel/s").unwrap();
         let want = if r.pass {
-            devcg_vm::Status::Pass
+            devcg_vm::CheckStatus::Pass
         } else {
-            devcg_vm::Status::Fail
+            devcg_vm::CheckStatus::Fail
         };
         assert_eq!(row.status, want, "{r:?}");
     }

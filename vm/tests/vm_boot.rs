@@ -14,7 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use devcg_vm::{Options, Outcome, Status};
+use devcg_vm::{CheckStatus, Options, RunOutcome};
 
 fn scenario(
     name: &str,
@@ -88,10 +88,10 @@ esac"#,
     );
     assert_eq!(m.exit_code(), 0, "{m}");
     let k = &m.kernels[0];
-    assert_eq!(k.outcome, Outcome::Ran);
+    assert_eq!(k.outcome, RunOutcome::Ran);
     assert!(k.release.as_deref().unwrap().starts_with("6.1.0-"));
     let uname = k.check("uname").unwrap();
-    assert_eq!(uname.status, Status::Pass);
+    assert_eq!(uname.status, CheckStatus::Pass);
     assert!(
         uname.detail.as_deref().unwrap().contains("6.1.0-"),
         "{uname:?}"
@@ -102,7 +102,7 @@ esac"#,
     let (m, _d) = scenario("slowboot", "exit 0", "boot_timeout_secs = 4\n", None);
     let k = &m.kernels[0];
     assert!(
-        matches!(k.outcome, Outcome::BootTimeout(_)),
+        matches!(k.outcome, RunOutcome::BootTimeout(_)),
         "{:?}",
         k.outcome
     );
@@ -112,7 +112,7 @@ esac"#,
     // 3. A guest that panics.
     let (m, _d) = scenario("panics", "echo c > /proc/sysrq-trigger; sleep 60", "", None);
     let k = &m.kernels[0];
-    assert!(matches!(k.outcome, Outcome::Panic(_)), "{:?}", k.outcome);
+    assert!(matches!(k.outcome, RunOutcome::Panic(_)), "{:?}", k.outcome);
     assert!(k.console_tail.iter().any(|l| l.contains("Kernel panic")));
     assert_eq!(m.exit_code(), 1);
 
@@ -125,7 +125,7 @@ esac"#,
     );
     let k = &m.kernels[0];
     assert!(
-        matches!(k.outcome, Outcome::RunTimeout(_)),
+        matches!(k.outcome, RunOutcome::RunTimeout(_)),
         "{:?}",
         k.outcome
     );
