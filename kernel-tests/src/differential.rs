@@ -23,7 +23,7 @@ use crate::bpf::{self, AttachFlags, BpfError};
 use crate::device::Device;
 use crate::error::KernelError;
 use crate::gen::{self, Pools};
-use crate::probe::{Outcome, Probe};
+use crate::probe::{KernelAnswer, Probe};
 use crate::v2::{Cgroup, Scratch};
 use devcg_differential::rng::Rng;
 
@@ -248,7 +248,7 @@ fn judge(
     emulator: Option<Verdict>,
 ) -> Option<&'static str> {
     let kernel = match probe.outcome {
-        Outcome::Unexpected(_) => {
+        KernelAnswer::Unexpected(_) => {
             report.unexpected += 1;
             if report.unexpected_examples.len() < EXAMPLES {
                 report.unexpected_examples.push(probe.to_string());

@@ -30,25 +30,28 @@ use crate::bpf::{self, prog_flags, AttachFlags, BpfError, LoadedProgram};
 use crate::device::Device;
 use crate::error::KernelError;
 use crate::gen::{self, Pools};
-use crate::probe::{self, open_flags, NodeDir, Outcome, Step};
+use crate::probe::{self, open_flags, KernelAnswer, NodeDir, Step};
 use crate::sys::{cstring, io_err};
 use crate::v1;
 use crate::v2::{self, Cgroup, Scratch};
 use devcg_differential::rng::Rng;
 
+/// How a semantic check ended: the kernel did what it names, did not, or
+/// the check could not run here (and why).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub enum Status {
+pub enum SemanticStatus {
     Pass,
     Fail,
     Skip(String),
 }
 
+/// One check's report: what it expects, what it saw, how it ended.
 #[derive(Clone, Debug, Serialize)]
 pub struct CheckResult {
     pub name: String,
     pub expected: String,
     pub observed: String,
-    pub status: Status,
+    pub status: SemanticStatus,
 }
 
 /// What a check function concludes.
@@ -128,17 +131,22 @@ pub fn run(check: &Check) -> CheckResult {
         status,
     };
     if let Some(why) = v2::skip_reason() {
-        return result(Status::Skip(why.clone()), why);
+        return result(SemanticStatus::Skip(why.clone()), why);
     }
     let outcome = Scratch::new()
         .and_then(|s| s.ok_or(KernelError::NoCgroup2))
         .and_then(|mut scratch| (check.body)(&mut scratch));
     match outcome {
-        Ok(Finding::Seen { pass, observed }) => {
-            result(if pass { Status::Pass } else { Status::Fail }, observed)
-        }
-        Ok(Finding::Skip(why)) => result(Status::Skip(why.clone()), why),
-        Err(e) => result(Status::Fail, format!("error: {e}")),
+        Ok(Finding::Seen { pass, observed }) => result(
+            if pass {
+                SemanticStatus::Pass
+            } else {
+                SemanticStatus::Fail
+            },
+            observed,
+        ),
+        Ok(Finding::Skip(why)) => result(SemanticStatus::Skip(why.clone()), why),
+        Err(e) => result(SemanticStatus::Fail, format!("error: {e}")),
     }
 }
 
@@ -285,7 +293,7 @@ fn try_access(
     cg: &Cgroup,
     dev: Device,
     access: Access,
-) -> Result<Outcome, KernelError> {
+) -> Result<KernelAnswer, KernelError> {
     let probes = s.probe(cg, &[dev])?;
     Ok(probes
         .iter()
@@ -294,7 +302,7 @@ fn try_access(
         .expect("every probed access is reported"))
 }
 
-fn read(s: &mut Scratch, cg: &Cgroup, dev: Device) -> Result<Outcome, KernelError> {
+fn read(s: &mut Scratch, cg: &Cgroup, dev: Device) -> Result<KernelAnswer, KernelError> {
     try_access(s, cg, dev, Access::READ)
 }
 
@@ -304,8 +312,8 @@ fn read_until(
     s: &mut Scratch,
     cg: &Cgroup,
     dev: Device,
-    want: Outcome,
-) -> Result<Outcome, KernelError> {
+    want: KernelAnswer,
+) -> Result<KernelAnswer, KernelError> {
     let start = Instant::now();
     loop {
         let got = read(s, cg, dev)?;
@@ -342,7 +350,7 @@ fn close_fd_keeps_attachment(s: &mut Scratch) -> Result<Finding, KernelError> {
     let after = read(s, &cg, DEV)?;
     let listed = s.query(&cg, false)?.ids;
     seen(
-        before == Outcome::Denied && after == Outcome::Denied && listed == [id],
+        before == KernelAnswer::Denied && after == KernelAnswer::Denied && listed == [id],
         format!("deny-all attached: {before}; after closing its only fd: {after}; still listed: {listed:?} (id {id})"),
     )
 }
@@ -356,7 +364,7 @@ fn detach_removes_attachment(s: &mut Scratch) -> Result<Finding, KernelError> {
     let after = read(s, &cg, DEV)?;
     let listed = s.query(&cg, false)?.ids;
     seen(
-        before == Outcome::Denied && after == Outcome::Allowed && listed.is_empty(),
+        before == KernelAnswer::Denied && after == KernelAnswer::Allowed && listed.is_empty(),
         format!("attached: {before}; detached: {after}; listed after: {listed:?}"),
     )
 }
@@ -387,7 +395,7 @@ fn rmdir_removes_attachment(s: &mut Scratch) -> Result<Finding, KernelError> {
         thread::sleep(Duration::from_millis(20));
     }
     seen(
-        before == Outcome::Denied && alive_attached && freed,
+        before == KernelAnswer::Denied && alive_attached && freed,
         format!(
             "deny-all attached: {before}; fd closed, program {id} alive while attached: {alive_attached}; \
              after rmdir freed within {:.2}s: {freed}",
@@ -407,7 +415,7 @@ fn second_none_attach_replaces(s: &mut Scratch) -> Result<Finding, KernelError> 
     let listed = s.query(&cg, false)?.ids;
     let want = vec![allow.id()?];
     seen(
-        first == Outcome::Denied && second == Outcome::Allowed && listed == want,
+        first == KernelAnswer::Denied && second == KernelAnswer::Allowed && listed == want,
         format!("deny-all: {first}; then allow-all with NONE: {second}; listed {listed:?} (allow-all is {want:?})"),
     )
 }
@@ -418,12 +426,12 @@ fn multi_every_program_must_allow(s: &mut Scratch) -> Result<Finding, KernelErro
     let p2 = load(&deny_device(dev(2), None), "deny_2")?;
     s.attach(&cg, &p1, AttachFlags::ALLOW_MULTI)?;
     s.attach(&cg, &p2, AttachFlags::ALLOW_MULTI)?;
-    let r: Vec<Outcome> = (1..=3)
+    let r: Vec<KernelAnswer> = (1..=3)
         .map(|m| read(s, &cg, dev(m)))
         .collect::<Result<_, _>>()?;
     let q = s.query(&cg, false)?;
     seen(
-        r == [Outcome::Denied, Outcome::Denied, Outcome::Allowed] && q.ids.len() == 2,
+        r == [KernelAnswer::Denied, KernelAnswer::Denied, KernelAnswer::Allowed] && q.ids.len() == 2,
         format!(
             "programs denying 100:1 and 100:2 both MULTI: c 100:1 {}, c 100:2 {}, c 100:3 {}; listed {:?}",
             r[0], r[1], r[2], q.ids
@@ -438,14 +446,14 @@ fn parent_and_child_programs_both_apply(s: &mut Scratch) -> Result<Finding, Kern
     let p2 = load(&deny_device(dev(2), None), "deny_2")?;
     s.attach(&parent, &p1, AttachFlags::ALLOW_MULTI)?;
     s.attach(&child, &p2, AttachFlags::ALLOW_MULTI)?;
-    let in_child: Vec<Outcome> = (1..=3)
+    let in_child: Vec<KernelAnswer> = (1..=3)
         .map(|m| read(s, &child, dev(m)))
         .collect::<Result<_, _>>()?;
     let in_parent = read(s, &parent, dev(2))?;
     let eff = s.query(&child, true)?.ids;
     seen(
-        in_child == [Outcome::Denied, Outcome::Denied, Outcome::Allowed]
-            && in_parent == Outcome::Allowed
+        in_child == [KernelAnswer::Denied, KernelAnswer::Denied, KernelAnswer::Allowed]
+            && in_parent == KernelAnswer::Allowed
             && eff.len() == 2,
         format!(
             "parent denies 100:1, child 100:2 (both MULTI); in the child: 100:1 {}, 100:2 {}, 100:3 {}; \
@@ -476,10 +484,10 @@ fn override_lets_child_replace_parent(s: &mut Scratch) -> Result<Finding, Kernel
     };
     let below_none_outcome = read(s, &strict_child, DEV)?;
     seen(
-        in_child == Outcome::Allowed
-            && in_sibling == Outcome::Denied
+        in_child == KernelAnswer::Allowed
+            && in_sibling == KernelAnswer::Denied
             && below_none.starts_with("EPERM")
-            && below_none_outcome == Outcome::Denied,
+            && below_none_outcome == KernelAnswer::Denied,
         format!(
             "parent deny-all OVERRIDE, child allow-all: child {in_child}, sibling without a program {in_sibling}; \
              attach below a NONE parent: {below_none}, that child {below_none_outcome}"
@@ -497,7 +505,7 @@ fn replace_swaps_one_program_in_place(s: &mut Scratch) -> Result<Finding, Kernel
     let before = s.query(&cg, false)?;
     s.attach_replace(&cg, &c, &a)?;
     let after = s.query(&cg, false)?;
-    let r: Vec<Outcome> = (1..=3)
+    let r: Vec<KernelAnswer> = (1..=3)
         .map(|m| read(s, &cg, dev(m)))
         .collect::<Result<_, _>>()?;
     // `a` is no longer attached: replacing it again is refused.
@@ -511,7 +519,7 @@ fn replace_swaps_one_program_in_place(s: &mut Scratch) -> Result<Finding, Kernel
     seen(
         before.ids == [ida, idb]
             && after.ids == [idc, idb]
-            && r == [Outcome::Allowed, Outcome::Denied, Outcome::Denied]
+            && r == [KernelAnswer::Allowed, KernelAnswer::Denied, KernelAnswer::Denied]
             && stale != "accepted",
         format!(
             "MULTI [deny 100:1 = {ida}, deny 100:2 = {idb}], REPLACE the first by deny 100:3 = {idc}: listed {:?} -> {:?}; \
@@ -530,7 +538,7 @@ fn link_detaches_on_last_close_survives_while_pinned(
     let link = s.link(&cg, &deny)?;
     let with_fd = read(s, &cg, DEV)?;
     drop(link);
-    let closed = read_until(s, &cg, DEV, Outcome::Allowed)?;
+    let closed = read_until(s, &cg, DEV, KernelAnswer::Allowed)?;
     // Pinned: survives the fd, goes with the pin.
     let link = s.link(&cg, &deny)?;
     let pin = s.pin(&link, "link")?;
@@ -539,12 +547,12 @@ fn link_detaches_on_last_close_survives_while_pinned(
     let pinned = read(s, &cg, DEV)?;
     let q = s.query(&cg, false)?;
     std::fs::remove_file(&pin).map_err(crate::sys::io_err("unlink", &pin))?;
-    let unpinned = read_until(s, &cg, DEV, Outcome::Allowed)?;
+    let unpinned = read_until(s, &cg, DEV, KernelAnswer::Allowed)?;
     seen(
-        with_fd == Outcome::Denied
-            && closed == Outcome::Allowed
-            && pinned == Outcome::Denied
-            && unpinned == Outcome::Allowed,
+        with_fd == KernelAnswer::Denied
+            && closed == KernelAnswer::Allowed
+            && pinned == KernelAnswer::Denied
+            && unpinned == KernelAnswer::Allowed,
         format!(
             "deny-all link: {with_fd}; last fd closed: {closed}; pinned and every fd closed: {pinned} \
              (listed {:?}, flags {:#x}); pin removed: {unpinned}",
@@ -590,9 +598,9 @@ fn fd_across_exec_keeps_attachment(s: &mut Scratch) -> Result<Finding, KernelErr
     let held = read(s, &cg, DEV)?;
     let _ = child.kill();
     let _ = child.wait();
-    let gone = read_until(s, &cg, DEV, Outcome::Allowed)?;
+    let gone = read_until(s, &cg, DEV, KernelAnswer::Allowed)?;
     seen(
-        held == Outcome::Denied && is_link && gone == Outcome::Allowed,
+        held == KernelAnswer::Denied && is_link && gone == KernelAnswer::Allowed,
         format!(
             "deny-all link, our fd closed, sleep(1) holds it as fd {raw} (fdinfo shows a cgroup link: {is_link}): {held}; \
              after sleep exits: {gone}"
@@ -662,9 +670,9 @@ fn access_f_ok_reaches_program_with_access_0(s: &mut Scratch) -> Result<Finding,
     let codes = steps_in(s, &cg2, &[Step::Access(node)])?;
     let zero = count_of(&count, DeviceType::Char, Access::NONE)?;
     seen(
-        f_ok == Outcome::Denied
-            && r == Outcome::Allowed
-            && m == Outcome::Allowed
+        f_ok == KernelAnswer::Denied
+            && r == KernelAnswer::Allowed
+            && m == KernelAnswer::Allowed
             && codes == [0]
             && zero == 1,
         format!(
@@ -838,7 +846,7 @@ fn v1_and_v2_both_must_allow(s: &mut Scratch) -> Result<Finding, KernelError> {
     ];
     drop(v1s);
     seen(
-        obs == [Outcome::Denied, Outcome::Allowed, Outcome::Denied, Outcome::Allowed],
+        obs == [KernelAnswer::Denied, KernelAnswer::Allowed, KernelAnswer::Denied, KernelAnswer::Allowed],
         format!(
             "child in v1 `deny c 100:1 w` and v2 `deny c 100:2`: 100:1 w {}, 100:1 r {}, 100:2 r {}, 100:3 rw {}",
             obs[0], obs[1], obs[2], obs[3]
