@@ -417,7 +417,7 @@ fn cmd_verify_kernel(name: &str, cases: u64, seed: u64, json: bool) -> Result<Ex
 }
 
 fn cmd_kernel_check(json: bool, only: Option<&str>) -> Result<ExitCode> {
-    use devcg_kernel::semantics::{self, Status};
+    use devcg_kernel::semantics::{self, SemanticStatus};
     // Every check needs what this names: one line, not a row per check.
     if let Some(why) = devcg_kernel::v2::skip_reason() {
         if json {
@@ -435,15 +435,15 @@ fn cmd_kernel_check(json: bool, only: Option<&str>) -> Result<ExitCode> {
         bail!("no check matches {:?}", only.unwrap_or_default());
     }
     let results: Vec<_> = checks.iter().map(semantics::run).collect();
-    let failed = results.iter().any(|r| r.status == Status::Fail);
+    let failed = results.iter().any(|r| r.status == SemanticStatus::Fail);
     if json {
         let rows: Vec<serde_json::Value> = results
             .iter()
             .map(|r| {
                 let (status, reason) = match &r.status {
-                    Status::Pass => ("pass", None),
-                    Status::Fail => ("fail", None),
-                    Status::Skip(why) => ("skip", Some(why.clone())),
+                    SemanticStatus::Pass => ("pass", None),
+                    SemanticStatus::Fail => ("fail", None),
+                    SemanticStatus::Skip(why) => ("skip", Some(why.clone())),
                 };
                 serde_json::json!({
                     "name": r.name, "expected": r.expected, "observed": r.observed,
@@ -457,26 +457,27 @@ fn cmd_kernel_check(json: bool, only: Option<&str>) -> Result<ExitCode> {
         println!("{:<width$}  {:<6}  expected / observed", "check", "result");
         for r in &results {
             let status = match &r.status {
-                Status::Pass => "pass".to_string(),
-                Status::Fail => "FAIL".to_string(),
-                Status::Skip(_) => "skip".to_string(),
+                SemanticStatus::Pass => "pass".to_string(),
+                SemanticStatus::Fail => "FAIL".to_string(),
+                SemanticStatus::Skip(_) => "skip".to_string(),
             };
             println!(
                 "{:<width$}  {:<6}  expected: {}",
                 r.name, status, r.expected
             );
             let observed = match &r.status {
-                Status::Skip(why) => why,
+                SemanticStatus::Skip(why) => why,
                 _ => &r.observed,
             };
             println!("{:<width$}  {:<6}  observed: {}", "", "", observed);
         }
-        let count = |f: fn(&Status) -> bool| results.iter().filter(|r| f(&r.status)).count();
+        let count =
+            |f: fn(&SemanticStatus) -> bool| results.iter().filter(|r| f(&r.status)).count();
         println!(
             "{} passed, {} failed, {} skipped",
-            count(|s| *s == Status::Pass),
-            count(|s| *s == Status::Fail),
-            count(|s| matches!(s, Status::Skip(_)))
+            count(|s| *s == SemanticStatus::Pass),
+            count(|s| *s == SemanticStatus::Fail),
+            count(|s| matches!(s, SemanticStatus::Skip(_)))
         );
     }
     Ok(if failed {

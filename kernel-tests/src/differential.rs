@@ -23,7 +23,7 @@ use crate::bpf::{self, AttachFlags, BpfError};
 use crate::device::Device;
 use crate::error::KernelError;
 use crate::gen;
-use crate::probe::{Outcome, Probe};
+use crate::probe::{KernelAnswer, Probe};
 use crate::v2::{Cgroup, Scratch};
 use devcg_differential::counterexample::{disagreement, Answer, Counterexample};
 use devcg_differential::gen::{rules_in, Draw};
@@ -239,7 +239,7 @@ fn judge(
     emulator: Answer,
 ) -> Option<&'static str> {
     let kernel = match probe.outcome {
-        Outcome::Unexpected(_) => {
+        KernelAnswer::Unexpected(_) => {
             report.unexpected += 1;
             if report.unexpected_examples.len() < EXAMPLES {
                 report.unexpected_examples.push(probe.to_string());

@@ -61,7 +61,7 @@ pub const PROBED_ACCESSES: [Access; 5] = [
 
 /// What the kernel answered one attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum KernelAnswer {
     /// Success, or ENXIO from an open of a driverless major: the device
     /// check passed.
     Allowed,
@@ -71,22 +71,22 @@ pub enum Outcome {
     Unexpected(SysErrno),
 }
 
-impl Outcome {
+impl KernelAnswer {
     pub fn verdict(self) -> Option<Verdict> {
         match self {
-            Outcome::Allowed => Some(Verdict::Allow),
-            Outcome::Denied => Some(Verdict::Deny),
-            Outcome::Unexpected(_) => None,
+            KernelAnswer::Allowed => Some(Verdict::Allow),
+            KernelAnswer::Denied => Some(Verdict::Deny),
+            KernelAnswer::Unexpected(_) => None,
         }
     }
 }
 
-impl fmt::Display for Outcome {
+impl fmt::Display for KernelAnswer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Outcome::Allowed => f.write_str("allow"),
-            Outcome::Denied => f.write_str("deny"),
-            Outcome::Unexpected(e) => write!(f, "unexpected {e}"),
+            KernelAnswer::Allowed => f.write_str("allow"),
+            KernelAnswer::Denied => f.write_str("deny"),
+            KernelAnswer::Unexpected(e) => write!(f, "unexpected {e}"),
         }
     }
 }
@@ -95,7 +95,7 @@ impl fmt::Display for Outcome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Probe {
     pub request: Request,
-    pub outcome: Outcome,
+    pub outcome: KernelAnswer,
     pub errno: Option<SysErrno>,
 }
 
@@ -106,7 +106,7 @@ impl fmt::Display for Probe {
             Some(e) => format!("{e}"),
         };
         match self.outcome {
-            Outcome::Unexpected(_) => write!(f, "{}: unexpected {how}", self.request),
+            KernelAnswer::Unexpected(_) => write!(f, "{}: unexpected {how}", self.request),
             o => write!(
                 f,
                 "{}: {} ({how})",
@@ -311,12 +311,12 @@ impl Step {
     /// What a code means for a device probe: EPERM is the device cgroup's
     /// no, ENXIO after an open means the check passed and the missing
     /// driver answered; anything else is not a verdict.
-    pub fn outcome(&self, code: i32) -> Outcome {
+    pub fn outcome(&self, code: i32) -> KernelAnswer {
         match (code, self) {
-            (0, _) => Outcome::Allowed,
-            (libc::EPERM, _) => Outcome::Denied,
-            (libc::ENXIO, Step::Open(..)) => Outcome::Allowed,
-            (e, _) => Outcome::Unexpected(SysErrno::from_raw(e)),
+            (0, _) => KernelAnswer::Allowed,
+            (libc::EPERM, _) => KernelAnswer::Denied,
+            (libc::ENXIO, Step::Open(..)) => KernelAnswer::Allowed,
+            (e, _) => KernelAnswer::Unexpected(SysErrno::from_raw(e)),
         }
     }
 }
@@ -714,16 +714,16 @@ mod tests {
     fn codes_become_outcomes() {
         let open = Step::Open(CString::new("x").unwrap(), OFlag::O_RDONLY);
         let access = Step::Access(CString::new("x").unwrap());
-        assert_eq!(open.outcome(0), Outcome::Allowed);
-        assert_eq!(open.outcome(libc::EPERM), Outcome::Denied);
-        assert_eq!(open.outcome(libc::ENXIO), Outcome::Allowed);
+        assert_eq!(open.outcome(0), KernelAnswer::Allowed);
+        assert_eq!(open.outcome(libc::EPERM), KernelAnswer::Denied);
+        assert_eq!(open.outcome(libc::ENXIO), KernelAnswer::Allowed);
         assert_eq!(
             access.outcome(libc::ENXIO),
-            Outcome::Unexpected(SysErrno::ENXIO)
+            KernelAnswer::Unexpected(SysErrno::ENXIO)
         );
         assert_eq!(
             open.outcome(libc::EACCES),
-            Outcome::Unexpected(SysErrno::EACCES)
+            KernelAnswer::Unexpected(SysErrno::EACCES)
         );
     }
 }

@@ -28,7 +28,7 @@ use crate::mounts;
 use crate::owned;
 pub use crate::owned::{temp_dir, NODES_PREFIX, SCRATCH_PREFIX};
 use crate::probe::{self, NodeDir};
-pub use crate::probe::{Outcome, Probe, PROBED_ACCESSES};
+pub use crate::probe::{KernelAnswer, Probe, PROBED_ACCESSES};
 use crate::sys::SysError;
 
 /// What the driver could not do. Kernel answers to rule writes are not

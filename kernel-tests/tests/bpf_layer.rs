@@ -10,7 +10,7 @@ use devcg_engine::insn::{op, R0, R1};
 use devcg_engine::{strategy, DeviceType, Program, RuleFile};
 use devcg_kernel::bpf::{self, AttachFlags, BpfError};
 use devcg_kernel::device::Device;
-use devcg_kernel::probe::Outcome;
+use devcg_kernel::probe::KernelAnswer;
 use devcg_kernel::v2::{self, Scratch};
 use devcg_kernel::KernelError;
 
@@ -23,7 +23,7 @@ const DEV: Device = Device {
     minor: 1,
 };
 
-fn read(s: &mut Scratch, cg: &v2::Cgroup) -> Outcome {
+fn read(s: &mut Scratch, cg: &v2::Cgroup) -> KernelAnswer {
     s.probe(cg, &[DEV]).unwrap()[0].outcome
 }
 
@@ -88,7 +88,7 @@ fn map_programs_get_real_maps() {
     s.attach(&cg, &loaded, AttachFlags::NONE).unwrap();
     let probes = s.probe(&cg, &[DEV]).unwrap();
     let seen: Vec<_> = probes.iter().map(|p| p.outcome).collect();
-    use Outcome::{Allowed as A, Denied as D};
+    use KernelAnswer::{Allowed as A, Denied as D};
     // Access 0 (access(F_OK)) is covered by any rule of the device.
     assert_eq!(seen, [A, D, D, D, A], "{probes:?}");
 }
@@ -131,9 +131,9 @@ fn every_attach_mode() {
     // NONE, then detach without naming the program.
     let none = s.mkdir("none").unwrap();
     s.attach(&none, &deny, AttachFlags::NONE).unwrap();
-    assert_eq!(read(&mut s, &none), Outcome::Denied);
+    assert_eq!(read(&mut s, &none), KernelAnswer::Denied);
     s.detach(&none, None).unwrap();
-    assert_eq!(read(&mut s, &none), Outcome::Allowed);
+    assert_eq!(read(&mut s, &none), KernelAnswer::Allowed);
     // OVERRIDE.
     let over = s.mkdir("over").unwrap();
     s.attach(&over, &deny, AttachFlags::ALLOW_OVERRIDE).unwrap();
@@ -142,10 +142,10 @@ fn every_attach_mode() {
     let multi = s.mkdir("multi").unwrap();
     s.attach(&multi, &allow, AttachFlags::ALLOW_MULTI).unwrap();
     s.attach(&multi, &deny, AttachFlags::ALLOW_MULTI).unwrap();
-    assert_eq!(read(&mut s, &multi), Outcome::Denied);
+    assert_eq!(read(&mut s, &multi), KernelAnswer::Denied);
     let allow2 = bpf::load(&ret(1), "allow_2").unwrap();
     s.attach_replace(&multi, &allow2, &deny).unwrap();
-    assert_eq!(read(&mut s, &multi), Outcome::Allowed);
+    assert_eq!(read(&mut s, &multi), KernelAnswer::Allowed);
     assert_eq!(
         s.query(&multi, false).unwrap().ids,
         [allow.id().unwrap(), allow2.id().unwrap()]
@@ -160,12 +160,12 @@ fn every_attach_mode() {
         (link.id, allow.id().unwrap())
     );
     bpf::link_update(&link, &deny).unwrap();
-    assert_eq!(read(&mut s, &linked), Outcome::Denied);
+    assert_eq!(read(&mut s, &linked), KernelAnswer::Denied);
     // The pin gives the same link back.
     let pin = s.pin(&link, "l").unwrap();
     let again = bpf::obj_get(&pin).unwrap();
     assert_eq!(bpf::link_ids(&again).unwrap().0, link.id);
     bpf::link_detach(&link).unwrap();
-    assert_eq!(read(&mut s, &linked), Outcome::Allowed);
+    assert_eq!(read(&mut s, &linked), KernelAnswer::Allowed);
     assert!(s.query(&linked, false).unwrap().ids.is_empty());
 }

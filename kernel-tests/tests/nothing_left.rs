@@ -51,7 +51,7 @@ fn nothing_is_left_behind() {
         let r = semantics::run(&check);
         assert_ne!(
             r.status,
-            semantics::Status::Fail,
+            semantics::SemanticStatus::Fail,
             "{}: {}",
             r.name,
             r.observed

@@ -1,15 +1,17 @@
 //! Every kernel semantics check of `devcg_kernel::semantics`, one test
 //! each. A `Fail` panics with what was observed; a `Skip` prints one line.
 
-use devcg_kernel::semantics::{self, Status};
+use devcg_kernel::semantics::{self, SemanticStatus};
 
 fn check(name: &str) {
     let check = semantics::by_name(name).unwrap_or_else(|| panic!("no check {name}"));
     let r = semantics::run(&check);
     match r.status {
-        Status::Pass => println!("{name}: {}", r.observed),
-        Status::Skip(why) => println!("{why}"),
-        Status::Fail => panic!("{name}\nexpected: {}\nobserved: {}", r.expected, r.observed),
+        SemanticStatus::Pass => println!("{name}: {}", r.observed),
+        SemanticStatus::Skip(why) => println!("{why}"),
+        SemanticStatus::Fail => {
+            panic!("{name}\nexpected: {}\nobserved: {}", r.expected, r.observed)
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use devcg_engine::{DeviceType, RuleKind};
-use devcg_kernel::v1::{self, Device, Outcome, Scratch};
+use devcg_kernel::v1::{self, Device, KernelAnswer, Scratch};
 use devcg_oracle::Hierarchy;
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -227,7 +227,7 @@ impl Replay<'_> {
                 .check(path, &p.request)
                 .map_err(|e| self.fail(format!("oracle check {path}: {e}")))?;
             self.stats.checks += 1;
-            self.stats.denied += u64::from(p.outcome == Outcome::Denied);
+            self.stats.denied += u64::from(p.outcome == KernelAnswer::Denied);
             if p.outcome.verdict() != Some(oracle) {
                 let r = p.request;
                 let acc = if r.access.is_empty() {

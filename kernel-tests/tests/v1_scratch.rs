@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use devcg_engine::{Access, DeviceType, RuleKind};
 use devcg_kernel::sys::SysError;
 use devcg_kernel::v1::{
-    self, find_devices_mount, Device, Errno, NotProbeable, Outcome, Scratch, V1Error, NODES_PREFIX,
-    PROBED_ACCESSES,
+    self, find_devices_mount, Device, Errno, KernelAnswer, NotProbeable, Scratch, V1Error,
+    NODES_PREFIX, PROBED_ACCESSES,
 };
 use nix::errno::Errno as SysErrno;
 use nix::sys::signal::{kill, Signal};
@@ -273,7 +273,7 @@ fn paths_cannot_leave_the_scratch_cgroup() {
     }
 }
 
-/// What the kernel answers, open by open: the facts `Outcome` rests on.
+/// What the kernel answers, open by open: the facts `KernelAnswer` rests on.
 #[test]
 fn probes_report_enxio_eperm_and_mknod() {
     let _serial = serial();
@@ -323,11 +323,11 @@ fn probes_report_enxio_eperm_and_mknod() {
     assert_eq!(
         outcomes,
         [
-            Outcome::Allowed,
-            Outcome::Denied,
-            Outcome::Denied,
-            Outcome::Denied,
-            Outcome::Allowed
+            KernelAnswer::Allowed,
+            KernelAnswer::Denied,
+            KernelAnswer::Denied,
+            KernelAnswer::Denied,
+            KernelAnswer::Allowed
         ]
     );
     assert_eq!(PROBED_ACCESSES[4], Access::NONE);
