@@ -143,3 +143,58 @@ mod tests {
         assert!(total > 0);
     }
 }
+
+/// A command's wall time and peak memory.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CommandRun {
+    pub wall: Duration,
+    /// Peak resident set size, KiB (`ru_maxrss` from wait4).
+    pub max_rss_kib: u64,
+}
+
+/// Runs `cmd` (output discarded) and measures it. Exit 0 and 1 are full
+/// runs (`verify --exhaustive` exits 1 on a difference); anything else is
+/// an error with the command's stderr.
+pub fn run_measured(cmd: &mut std::process::Command) -> Result<CommandRun, String> {
+    use std::process::Stdio;
+    let t = Instant::now();
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{cmd:?}: {e}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut stderr = child.stderr;
+    let mut err_text = String::new();
+    if let Some(s) = stderr.as_mut() {
+        use std::io::Read;
+        let _ = s.read_to_string(&mut err_text);
+    }
+    let mut status = 0;
+    // SAFETY: rusage is plain data the kernel fills; pid is our child,
+    // reaped here (std's Child is not waited on after this).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = loop {
+        let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if rc < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        break rc;
+    };
+    let wall = t.elapsed();
+    if rc < 0 {
+        return Err(format!("wait4: {}", std::io::Error::last_os_error()));
+    }
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    match code {
+        Some(0 | 1) => Ok(CommandRun {
+            wall,
+            max_rss_kib: usage.ru_maxrss as u64,
+        }),
+        _ => Err(format!(
+            "{cmd:?} ended with status {status:#x}: {}",
+            err_text.trim()
+        )),
+    }
+}

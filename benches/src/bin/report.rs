@@ -82,7 +82,7 @@ fn run(config: Config) -> Result<(), ReportError> {
         source,
     })?;
     eprintln!("[bench] wrote {} and {}", md.display(), png.display());
-    for t in markdown::targets(&results) {
+    for t in devcg_benches::report::targets::targets(&results) {
         let met = match t.met {
             Some(true) => "met",
             Some(false) => "NOT met",

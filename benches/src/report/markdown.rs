@@ -1,11 +1,14 @@
-//! BENCHMARKS.md from the results of one run.
+//! BENCHMARKS.md from the results of one run: rendering only (the figures
+//! come from `data`, the goals from `targets`).
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::{machine, Cell, Config, Results};
 use crate::exec::Executor;
 use crate::workload::{Hit, ListKind};
+
+use super::data::{case_name, cases, estimate, value_of, Metric};
+use super::targets::targets;
 
 /// The plot, relative to BENCHMARKS.md.
 pub const PLOT_PATH: &str = "docs/bench.png";
@@ -34,7 +37,7 @@ pub fn ns(v: f64) -> String {
     }
 }
 
-fn secs(d: std::time::Duration) -> String {
+pub(crate) fn secs(d: std::time::Duration) -> String {
     let s = d.as_secs_f64();
     if s < 10.0 {
         format!("{s:.3} s")
@@ -174,351 +177,6 @@ fn executor_intro(executor: Executor) -> &'static str {
              own run time, measured by the kernel, is in the last tables of this section."
         }
     }
-}
-
-/// Which kernel figure: what the program adds to open(), or the
-/// like-for-like cost of the check (the same for allowed requests).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Metric {
-    /// With − without.
-    Cost,
-    /// See `KernelEstimate::check`.
-    Check,
-    /// ns per program run from the kernel's run-time statistics (see
-    /// `KernelEstimate::run`).
-    Run,
-}
-
-impl Metric {
-    /// How the kernel targets name the figure they judge.
-    fn target_label(self) -> &'static str {
-        match self {
-            Metric::Cost | Metric::Check => "kernel",
-            Metric::Run => "kernel, program run time",
-        }
-    }
-}
-
-fn estimate(t: &super::Timing, metric: Metric) -> Option<&crate::measure::Estimate> {
-    match metric {
-        Metric::Cost => Some(&t.est),
-        Metric::Check => t.check.as_ref().or(Some(&t.est)),
-        Metric::Run => t.run.as_ref(),
-    }
-}
-
-/// One evaluated target.
-pub struct Target {
-    pub name: String,
-    pub goal: String,
-    pub measured: String,
-    /// `None`: could not be evaluated in this run.
-    pub met: Option<bool>,
-}
-
-fn value_of(
-    r: &Results,
-    ex: Executor,
-    metric: Metric,
-    si: usize,
-    list: ListKind,
-    n: usize,
-    hit: Hit,
-) -> Result<f64, String> {
-    match r.cell(ex, si, list, n, hit) {
-        Some(Ok(t)) => estimate(t, metric)
-            .map(|e| e.median_ns)
-            .ok_or_else(|| "not measured".into()),
-        Some(Err(e)) => Err(e.clone()),
-        None => Err("not measured".into()),
-    }
-}
-
-fn value(
-    r: &Results,
-    ex: Executor,
-    si: usize,
-    list: ListKind,
-    n: usize,
-    hit: Hit,
-) -> Result<f64, String> {
-    value_of(r, ex, Metric::Cost, si, list, n, hit)
-}
-
-fn cases() -> impl Iterator<Item = (ListKind, Hit)> {
-    ListKind::ALL
-        .into_iter()
-        .flat_map(|l| Hit::ALL.into_iter().map(move |h| (l, h)))
-}
-
-fn case_name(list: ListKind, hit: Hit) -> String {
-    format!("{}, {}", list.name(), hit.name())
-}
-
-fn all_met(results: &[Option<bool>]) -> Option<bool> {
-    let judged: Vec<bool> = results.iter().flatten().copied().collect();
-    if judged.is_empty() {
-        None
-    } else {
-        Some(judged.iter().all(|&m| m))
-    }
-}
-
-/// Our strategy with the lowest kernel figure `metric` at 10,000 rules
-/// (allow list, no match: the worst case of a chain), or why there is none.
-fn fastest_in_kernel(r: &Results, metric: Metric) -> Result<usize, String> {
-    let own: Vec<usize> = (0..r.strategies.len())
-        .filter(|&si| r.strategies[si].own)
-        .collect();
-    let best = own
-        .iter()
-        .filter_map(|&si| {
-            value_of(
-                r,
-                Executor::Kernel,
-                metric,
-                si,
-                ListKind::Allow,
-                10_000,
-                Hit::NoMatch,
-            )
-            .ok()
-            .map(|v| (si, v))
-        })
-        .min_by(|a, b| a.1.total_cmp(&b.1));
-    match best {
-        Some((si, _)) => Ok(si),
-        None => Err(own
-            .iter()
-            .find_map(|&si| {
-                value_of(
-                    r,
-                    Executor::Kernel,
-                    metric,
-                    si,
-                    ListKind::Allow,
-                    10_000,
-                    Hit::NoMatch,
-                )
-                .err()
-            })
-            .unwrap_or_else(|| "no own strategy was measured at 10,000 rules".into())),
-    }
-}
-
-const KERNEL_TARGETS: [(&str, &str); 2] = [
-    ("fastest at 10,000 rules vs 10 rules", "≤ 1.5x"),
-    ("fastest at 1,000 rules vs `linear`", "≥ 20x less"),
-];
-
-/// The two kernel targets judged on `metric`, for the strategy of ours
-/// with the lowest `metric` at 10,000 rules.
-fn kernel_targets(r: &Results, metric: Metric, out: &mut Vec<Target>) {
-    let linear = r.strategy_index("linear");
-    let fastest = match (&r.kernel_skipped, fastest_in_kernel(r, metric)) {
-        (Some(why), _) => Err(format!("not measured: {why}")),
-        (None, Err(why)) => Err(format!("not measured at 10,000 rules: {why}")),
-        (None, Ok(f)) => Ok(f),
-    };
-    match fastest {
-        Err(measured) => {
-            for (name, goal) in KERNEL_TARGETS {
-                out.push(Target {
-                    name: format!("{}: {name}", metric.target_label()),
-                    goal: goal.into(),
-                    measured: measured.clone(),
-                    met: None,
-                });
-            }
-        }
-        Ok(f) => {
-            let fname = r.strategies[f].name;
-            let mut parts = Vec::new();
-            let mut met = Vec::new();
-            for (list, hit) in cases() {
-                let m = metric;
-                let a = value_of(r, Executor::Kernel, m, f, list, 10, hit);
-                let b = value_of(r, Executor::Kernel, m, f, list, 10_000, hit);
-                match (a, b) {
-                    (Ok(a), Ok(b)) if a > 0.0 => {
-                        let ratio = b / a;
-                        met.push(Some(ratio <= 1.5));
-                        parts.push(format!(
-                            "{}: {ratio:.2}x ({} → {} ns)",
-                            case_name(list, hit),
-                            ns(a),
-                            ns(b)
-                        ));
-                    }
-                    (Ok(a), Ok(b)) => {
-                        met.push(None);
-                        parts.push(format!(
-                            "{}: not a ratio ({} → {} ns: the cost at 10 rules is not above zero)",
-                            case_name(list, hit),
-                            ns(a),
-                            ns(b)
-                        ));
-                    }
-                    (a, b) => {
-                        met.push(None);
-                        let why = a.err().or(b.err()).unwrap_or_default();
-                        parts.push(format!("{}: n/a ({why})", case_name(list, hit)));
-                    }
-                }
-            }
-            out.push(Target {
-                name: format!(
-                    "{}: `{fname}` at 10,000 rules vs 10 rules",
-                    metric.target_label()
-                ),
-                goal: "≤ 1.5x".into(),
-                measured: parts.join("; "),
-                met: all_met(&met),
-            });
-            let mut parts = Vec::new();
-            let mut met = Vec::new();
-            for (list, hit) in cases() {
-                let m = metric;
-                let l = linear
-                    .ok_or_else(|| "linear not run".to_string())
-                    .and_then(|li| value_of(r, Executor::Kernel, m, li, list, 1_000, hit));
-                let b = value_of(r, Executor::Kernel, m, f, list, 1_000, hit);
-                match (l, b) {
-                    (Ok(l), Ok(b)) if b > 0.0 => {
-                        let ratio = l / b;
-                        met.push(Some(ratio >= 20.0));
-                        parts.push(format!(
-                            "{}: {ratio:.1}x less ({} vs linear {} ns)",
-                            case_name(list, hit),
-                            ns(b),
-                            ns(l)
-                        ));
-                    }
-                    (Ok(l), Ok(b)) => {
-                        met.push(None);
-                        parts.push(format!(
-                            "{}: not a ratio ({} ns vs linear {} ns)",
-                            case_name(list, hit),
-                            ns(b),
-                            ns(l)
-                        ));
-                    }
-                    (Err(e), _) => {
-                        met.push(None);
-                        parts.push(format!("{}: linear n/a ({e})", case_name(list, hit)));
-                    }
-                    (_, Err(e)) => {
-                        met.push(None);
-                        parts.push(format!("{}: n/a ({e})", case_name(list, hit)));
-                    }
-                }
-            }
-            out.push(Target {
-                name: format!(
-                    "{}: `{fname}` at 1,000 rules vs `linear`",
-                    metric.target_label()
-                ),
-                goal: "≥ 20x less".into(),
-                measured: parts.join("; "),
-                met: all_met(&met),
-            });
-        }
-    }
-}
-
-pub fn targets(r: &Results) -> Vec<Target> {
-    let mut out = Vec::new();
-    let linear = r.strategy_index("linear");
-
-    // 1 to 4: the kernel, on open() like for like (the issue's figure),
-    // then on the program's own run time (bpf_stats).
-    kernel_targets(r, Metric::Check, &mut out);
-    kernel_targets(r, Metric::Run, &mut out);
-
-    // 3: the emulator.
-    let mut parts = Vec::new();
-    let mut met = Vec::new();
-    for (list, hit) in cases() {
-        match linear
-            .ok_or_else(|| "linear not run".to_string())
-            .and_then(|li| value(r, Executor::Interp, li, list, 10, hit))
-        {
-            Ok(v) if v > 0.0 => {
-                let per_s = 1e9 / v;
-                met.push(Some(per_s >= 1e6));
-                parts.push(format!(
-                    "{}: {} checks/s",
-                    case_name(list, hit),
-                    thousands(per_s as u64)
-                ));
-            }
-            Ok(_) => met.push(None),
-            Err(e) => {
-                met.push(None);
-                parts.push(format!("{}: n/a ({e})", case_name(list, hit)));
-            }
-        }
-    }
-    out.push(Target {
-        name: "emulator: 10-rule `linear`, one core".into(),
-        goal: "≥ 1,000,000 checks/s".into(),
-        measured: parts.join("; "),
-        met: all_met(&met),
-    });
-
-    // 4: exhaustive mode, our fastest strategy.
-    let time_of = |row: &super::ExhaustiveRow| -> Option<std::time::Duration> {
-        match &row.cli {
-            Some(Ok(d)) => Some(*d),
-            Some(Err(_)) => None,
-            None => row.result.as_ref().ok().map(|x| x.elapsed),
-        }
-    };
-    let best = r
-        .exhaustive
-        .iter()
-        .filter(|row| r.strategies[row.strategy].own && row.list == ListKind::Allow)
-        .filter_map(|row| time_of(row).map(|d| (row.strategy, d)))
-        .min_by_key(|x| x.1);
-    match best {
-        None => out.push(Target {
-            name: "`verify --exhaustive` on 1,000 rules".into(),
-            goal: "< 1 s".into(),
-            measured: "not measured".into(),
-            met: None,
-        }),
-        Some((si, _)) => {
-            let mut parts = Vec::new();
-            let mut met = Vec::new();
-            for row in r.exhaustive.iter().filter(|row| row.strategy == si) {
-                match time_of(row) {
-                    Some(d) => {
-                        met.push(Some(d.as_secs_f64() < 1.0));
-                        parts.push(format!("{}: {}", row.list.name(), secs(d)));
-                    }
-                    None => {
-                        met.push(None);
-                        parts.push(format!("{}: n/a", row.list.name()));
-                    }
-                }
-            }
-            let how = if r.exhaustive.iter().any(|row| row.cli.is_some()) {
-                "wall time of the `devcg` command"
-            } else {
-                "in process, compile included"
-            };
-            out.push(Target {
-                name: format!(
-                    "`verify --exhaustive` on 1,000 rules, `{}`",
-                    r.strategies[si].name
-                ),
-                goal: "< 1 s".into(),
-                measured: format!("{} ({how})", parts.join("; ")),
-                met: all_met(&met),
-            });
-        }
-    }
-    out
 }
 
 pub fn render(r: &Results) -> String {
@@ -742,16 +400,17 @@ pub fn render(r: &Results) -> String {
     out.push('\n');
 
     // Exhaustive.
-    out.push_str("## Exhaustive mode on 1,000 rules\n\n");
+    out.push_str("## Exhaustive mode\n\n");
     out.push_str(
         "`devcg_differential::exhaustive::run` on the 1,000-rule lists above (compile included), and the \
-         wall time of `devcg verify --exhaustive --strategy S FILE` on the same list written \
-         to a file (process start, parsing and compile included; devcg's strategies only).",
+         wall time and peak resident memory of `devcg verify --exhaustive --strategy S FILE` on the \
+         same list written to a file (process start, parsing and compile included; devcg's strategies \
+         only). At 10,000 rules: devcg's strategies on the allow list.",
     );
     if r.config.quick {
-        out.push_str(" Quick mode: devcg's strategies, allow list only.");
+        out.push_str(" Quick mode: devcg's strategies, allow list, 1,000 rules only.");
     }
-    out.push_str("\n\n| strategy | list | classes | result | in process | `devcg` command |\n|---|---|---:|---|---:|---:|\n");
+    out.push_str("\n\n| strategy | list | rules | classes | result | in process | `devcg` command | peak memory |\n|---|---|---:|---:|---|---:|---:|---:|\n");
     for row in &r.exhaustive {
         let (classes, result, t) = match &row.result {
             Ok(x) => (
@@ -765,16 +424,17 @@ pub fn render(r: &Results) -> String {
             ),
             Err(e) => ("–".into(), format!("n/a: {e}"), "–".into()),
         };
-        let cli = match &row.cli {
-            None => "–".to_string(),
-            Some(Ok(d)) => secs(*d),
-            Some(Err(e)) => format!("n/a: {e}"),
+        let (cli, rss) = match &row.cli {
+            None => ("–".to_string(), "–".to_string()),
+            Some(Ok(c)) => (secs(c.wall), format!("{} MB", c.max_rss_kib / 1024)),
+            Some(Err(e)) => (format!("n/a: {e}"), "–".to_string()),
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {classes} | {result} | {t} | {cli} |",
+            "| {} | {} | {} | {classes} | {result} | {t} | {cli} | {rss} |",
             strategy_label(r, row.strategy),
-            row.list.name()
+            row.list.name(),
+            thousands(row.n as u64)
         );
     }
     out.push('\n');
@@ -941,33 +601,6 @@ fn render_method(config: &Config, out: &mut String) {
             String::new()
         }
     );
-}
-
-/// The plotted series of one figure: (rule count, ns) per strategy, points
-/// at or below zero left out.
-pub fn series_of(
-    r: &Results,
-    executor: Executor,
-    metric: Metric,
-    list: ListKind,
-    hit: Hit,
-) -> BTreeMap<usize, Vec<(usize, f64)>> {
-    let mut out = BTreeMap::new();
-    for si in 0..r.strategies.len() {
-        let pts: Vec<(usize, f64)> = r
-            .config
-            .sizes
-            .iter()
-            .filter_map(|&n| {
-                value_of(r, executor, metric, si, list, n, hit)
-                    .ok()
-                    .map(|v| (n, v))
-            })
-            .filter(|&(_, v)| v > 0.0)
-            .collect();
-        out.insert(si, pts);
-    }
-    out
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 
-use super::markdown::{series_of, Metric};
+use super::data::{series_of, Metric};
 use super::{ReportError, Results};
 use crate::exec::Executor;
 use crate::workload::{Hit, ListKind};
