@@ -41,14 +41,12 @@ use std::time::{Duration, Instant};
 
 use devcg_engine::{Insn, Program, Verdict};
 use devcg_kernel::bpf::{self, AttachFlags, LoadedProgram};
+use devcg_kernel::child::{exit_child, join_cgroup, read_exact, write_all, Child};
 use devcg_kernel::device::Device;
-use devcg_kernel::probe::{self};
 use devcg_kernel::v2::{self, Cgroup, Scratch};
 use devcg_kernel::KernelError;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::signal::Signal;
-use nix::unistd::{ForkResult, Pid};
 use thiserror::Error;
 
 use crate::measure::{median, Estimate};
@@ -203,7 +201,8 @@ struct Batch {
 
 /// The forked child that times opens from inside the scratch cgroup.
 struct TimerChild {
-    pid: Option<Pid>,
+    /// Killed and reaped on drop if it does not quit when asked.
+    child: Child,
     cmd: OwnedFd,
     reply: OwnedFd,
 }
@@ -215,38 +214,25 @@ impl TimerChild {
     fn spawn(procs: &CString, nodes: &[CString]) -> Result<TimerChild, KernelBenchError> {
         let (cmd_r, cmd_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
         let (reply_r, reply_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
-        // SAFETY: the child only makes syscalls on data built before the
-        // fork (no allocation, no locks) and leaves through _exit.
-        match unsafe { nix::unistd::fork() }.map_err(sys("fork"))? {
-            ForkResult::Child => {
-                drop(cmd_w);
-                drop(reply_r);
-                probe::close_inherited_fds(&[cmd_r.as_raw_fd(), reply_w.as_raw_fd()]);
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    child_main(procs, nodes, cmd_r.as_raw_fd(), reply_w.as_raw_fd())
-                }));
-                // SAFETY: _exit skips the parent's atexit handlers and destructors.
-                unsafe { libc::_exit(4) }
-            }
-            ForkResult::Parent { child } => {
-                drop(cmd_r);
-                drop(reply_w);
-                let mut me = TimerChild {
-                    pid: Some(child),
-                    cmd: cmd_w,
-                    reply: reply_r,
-                };
-                let ready = me.read_batch()?;
-                if ready.code != 0 {
-                    return Err(KernelBenchError::Child(format!(
-                        "could not join {}: {}",
-                        procs.to_string_lossy(),
-                        Errno::from_raw(ready.code)
-                    )));
-                }
-                Ok(me)
-            }
+        let (cmd, reply) = (cmd_r.as_raw_fd(), reply_w.as_raw_fd());
+        let child = Child::fork(&[cmd, reply], || child_main(procs, nodes, cmd, reply))
+            .map_err(sys("fork"))?;
+        drop(cmd_r);
+        drop(reply_w);
+        let mut me = TimerChild {
+            child,
+            cmd: cmd_w,
+            reply: reply_r,
+        };
+        let ready = me.read_batch()?;
+        if ready.code != 0 {
+            return Err(KernelBenchError::Child(format!(
+                "could not join {}: {}",
+                procs.to_string_lossy(),
+                Errno::from_raw(ready.code)
+            )));
         }
+        Ok(me)
     }
 
     fn read_batch(&mut self) -> Result<Batch, KernelBenchError> {
@@ -275,48 +261,12 @@ impl TimerChild {
 
 impl Drop for TimerChild {
     fn drop(&mut self) {
-        if let Some(pid) = self.pid.take() {
-            let mut quit = [0u8; 12];
-            quit[0..4].copy_from_slice(&QUIT.to_le_bytes());
-            if write_all(self.cmd.as_raw_fd(), &quit).is_err() {
-                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-            }
-            let _ = nix::sys::wait::waitpid(pid, None);
+        let mut quit = [0u8; 12];
+        quit[0..4].copy_from_slice(&QUIT.to_le_bytes());
+        if write_all(self.cmd.as_raw_fd(), &quit).is_ok() {
+            let _ = self.child.wait();
         }
     }
-}
-
-fn read_exact(fd: RawFd, buf: &mut [u8]) -> Result<(), Errno> {
-    let mut got = 0;
-    while got < buf.len() {
-        // SAFETY: writes at most buf.len() - got bytes into buf[got..].
-        let n = unsafe { libc::read(fd, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
-        match n {
-            0 => return Err(Errno::EPIPE),
-            n if n < 0 => match Errno::last() {
-                Errno::EINTR => continue,
-                e => return Err(e),
-            },
-            n => got += n as usize,
-        }
-    }
-    Ok(())
-}
-
-fn write_all(fd: RawFd, buf: &[u8]) -> Result<(), Errno> {
-    let mut put = 0;
-    while put < buf.len() {
-        // SAFETY: reads at most buf.len() - put bytes from buf[put..].
-        let n = unsafe { libc::write(fd, buf[put..].as_ptr().cast(), buf.len() - put) };
-        match n {
-            n if n < 0 => match Errno::last() {
-                Errno::EINTR => continue,
-                e => return Err(e),
-            },
-            n => put += n as usize,
-        }
-    }
-    Ok(())
 }
 
 fn errno() -> i32 {
@@ -332,30 +282,26 @@ fn child_main(procs: &CString, nodes: &[CString], cmd: RawFd, reply: RawFd) -> !
         buf[8..12].copy_from_slice(&code.to_le_bytes());
         buf[12..16].copy_from_slice(&odd.to_le_bytes());
         if write_all(reply, &buf).is_err() {
-            // SAFETY: see spawn.
-            unsafe { libc::_exit(3) }
+            exit_child(3)
         }
     };
-    let joined = join(procs);
+    let joined = join_cgroup(procs);
     send(0, joined, 0);
     if joined != 0 {
-        // SAFETY: see spawn.
-        unsafe { libc::_exit(2) }
+        exit_child(2)
     }
     let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
     loop {
         let mut buf = [0u8; 12];
         if read_exact(cmd, &mut buf).is_err() {
-            // SAFETY: see spawn.
-            unsafe { libc::_exit(0) }
+            exit_child(0)
         }
         let node = u32::from_le_bytes(buf[0..4].try_into().expect("4 bytes"));
         let count = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes"));
         let reps = u32::from_le_bytes(buf[8..12].try_into().expect("4 bytes"));
         let Some(path) = nodes.get(node as usize) else {
             // QUIT, or nothing to open.
-            // SAFETY: see spawn.
-            unsafe { libc::_exit(0) }
+            exit_child(0)
         };
         let open = || {
             // SAFETY: a NUL-terminated path; the fd is closed at once.
@@ -382,34 +328,6 @@ fn child_main(procs: &CString, nodes: &[CString], cmd: RawFd, reply: RawFd) -> !
         }
         send(best, first, odd);
     }
-}
-
-/// Writes the caller's pid to `procs`; 0 or the errno.
-fn join(procs: &CString) -> i32 {
-    // SAFETY: a NUL-terminated path.
-    let fd = unsafe { libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return errno();
-    }
-    // Decimal digits without allocating.
-    let mut digits = [0u8; 12];
-    let mut n = std::process::id();
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let code = match write_all(fd, &digits[i..]) {
-        Ok(()) => 0,
-        Err(e) => e as i32,
-    };
-    // SAFETY: our own fd.
-    unsafe { libc::close(fd) };
-    code
 }
 
 /// What an open answers for a verdict on a driverless node.

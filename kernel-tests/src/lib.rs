@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod bpf;
+pub mod child;
 pub mod device;
 pub mod differential;
 mod error;

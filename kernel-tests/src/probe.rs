@@ -37,11 +37,11 @@ use nix::errno::Errno as SysErrno;
 use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
-use nix::sys::signal::Signal;
 use nix::sys::stat::{Mode, SFlag};
 use nix::sys::wait::WaitStatus;
-use nix::unistd::{AccessFlags, ForkResult, Pid};
+use nix::unistd::{AccessFlags, Pid};
 
+use crate::child::{exit_child, join_cgroup, write_file, Child};
 use crate::owned::{self, NODES_PREFIX};
 use crate::sys::{cstring, io_err, sys_err, SysError};
 
@@ -334,18 +334,6 @@ pub fn probes(steps: &[(Request, Step)], codes: &[i32]) -> Vec<Probe> {
         .collect()
 }
 
-/// Kills and reaps the child if the parent bails out early.
-struct Reaper(Option<Pid>);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0.take() {
-            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(pid, None);
-        }
-    }
-}
-
 /// Forks a child that runs `steps` in order and returns one code per step
 /// (0 or the errno). The child reports over a pipe, one `i32` per step; a
 /// failed [`Step::Join`] is an error naming the cgroup.
@@ -371,87 +359,68 @@ pub fn run_child_paused<R>(
         Some(_) => Some(nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(sys_err("pipe", here))?),
         None => None,
     };
-    // SAFETY: the child only makes syscalls on data built before the fork
-    // and leaves through _exit; it never returns into the caller.
-    match unsafe { nix::unistd::fork() }.map_err(sys_err("fork", here))? {
-        ForkResult::Child => {
-            drop(read_end);
-            let go_read = go.map(|(r, w)| {
-                drop(w);
-                r
-            });
-            let go_fd = go_read.as_ref().map(|r| r.as_raw_fd());
-            close_inherited_fds(&[write_end.as_raw_fd(), go_fd.unwrap_or(-1)]);
-            // Even a bug must not unwind into the parent's code, which this
-            // process is a copy of.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                child_main(steps, write_end.as_raw_fd(), go_fd)
-            }));
-            exit_child(4)
+    let (go_read, go_write) = match go {
+        Some((r, w)) => (Some(r), Some(w)),
+        None => (None, None),
+    };
+    let go_fd = go_read.as_ref().map(|r| r.as_raw_fd());
+    let out = write_end.as_raw_fd();
+    let mut child = Child::fork(&[out, go_fd.unwrap_or(-1)], || {
+        child_main(steps, out, go_fd)
+    })
+    .map_err(sys_err("fork", here))?;
+    drop(write_end);
+    // The read end of `go` stays open here until the end: a late
+    // byte for a child that went on without it never meets a closed
+    // pipe.
+    let (_go_read, mut go_write) = (go_read, go_write);
+    let mut between = Some(between);
+    let mut answer = None;
+    let want = 4 * steps.len();
+    let mut bytes = Vec::with_capacity(want);
+    // Read what was promised, or up to EOF if the child stopped early
+    // (a sibling probe forked by another thread may hold a copy of
+    // the write end for a moment, so EOF alone is not relied on).
+    let mut file = fs::File::from(read_end);
+    let mut chunk = [0u8; 4096];
+    while bytes.len() < want {
+        if let (Some(p), Some(w)) = (pause, go_write.as_ref()) {
+            if bytes.len() >= 4 * p {
+                if let Some(f) = between.take() {
+                    answer = Some(f(child.pid(), &decode(&bytes[..4 * p])));
+                }
+                let _ = nix::unistd::write(w, b"g");
+                go_write = None;
+            }
         }
-        ForkResult::Parent { child } => {
-            let mut reaper = Reaper(Some(child));
-            drop(write_end);
-            // The read end stays open here until the end: a late byte for a
-            // child that went on without it never meets a closed pipe.
-            let (_go_read, mut go_write) = match go {
-                Some((r, w)) => (Some(r), Some(w)),
-                None => (None, None),
-            };
-            let mut between = Some(between);
-            let mut answer = None;
-            let want = 4 * steps.len();
-            let mut bytes = Vec::with_capacity(want);
-            // Read what was promised, or up to EOF if the child stopped early
-            // (a sibling probe forked by another thread may hold a copy of
-            // the write end for a moment, so EOF alone is not relied on).
-            let mut file = fs::File::from(read_end);
-            let mut chunk = [0u8; 4096];
-            while bytes.len() < want {
-                if let (Some(p), Some(w)) = (pause, go_write.as_ref()) {
-                    if bytes.len() >= 4 * p {
-                        if let Some(f) = between.take() {
-                            answer = Some(f(child, &decode(&bytes[..4 * p])));
-                        }
-                        let _ = nix::unistd::write(w, b"g");
-                        go_write = None;
-                    }
-                }
-                match file.read(&mut chunk) {
-                    Ok(0) => break,
-                    Ok(n) => bytes.extend_from_slice(&chunk[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(io_err("read from", here)(e)),
-                }
-            }
-            // A child that stopped before its pause waits for nothing.
-            drop(go_write);
-            let status = loop {
-                match nix::sys::wait::waitpid(child, None) {
-                    Err(SysErrno::EINTR) => continue,
-                    other => break other.map_err(sys_err("wait for", here))?,
-                }
-            };
-            reaper.0 = None;
-            let codes = decode(&bytes);
-            for (step, &code) in steps.iter().zip(&codes) {
-                if let (Step::Join(procs), true) = (step, code != 0) {
-                    return Err(SysError::Join {
-                        path: PathBuf::from(procs.to_string_lossy().into_owned()),
-                        errno: SysErrno::from_raw(code),
-                    });
-                }
-            }
-            if codes.len() != steps.len() || status != WaitStatus::Exited(child, 0) {
-                return Err(SysError::Child(format!(
-                    "{} of {} results, {status:?}",
-                    codes.len(),
-                    steps.len()
-                )));
-            }
-            Ok((codes, answer))
+        match file.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err("read from", here)(e)),
         }
     }
+    // A child that stopped before its pause waits for nothing.
+    drop(go_write);
+    let pid = child.pid();
+    let status = child.wait().map_err(sys_err("wait for", here))?;
+    let codes = decode(&bytes);
+    for (step, &code) in steps.iter().zip(&codes) {
+        if let (Step::Join(procs), true) = (step, code != 0) {
+            return Err(SysError::Join {
+                path: PathBuf::from(procs.to_string_lossy().into_owned()),
+                errno: SysErrno::from_raw(code),
+            });
+        }
+    }
+    if codes.len() != steps.len() || status != WaitStatus::Exited(pid, 0) {
+        return Err(SysError::Child(format!(
+            "{} of {} results, {status:?}",
+            codes.len(),
+            steps.len()
+        )));
+    }
+    Ok((codes, answer))
 }
 
 /// The child's little-endian `i32` codes.
@@ -487,30 +456,6 @@ fn child_main(steps: &[Step], out: RawFd, go: Option<RawFd>) -> ! {
         }
     }
     exit_child(0)
-}
-
-/// Writes this process's pid to cgroup.procs.
-fn join_cgroup(procs: &CString) -> i32 {
-    let mut buf = [0u8; 12];
-    let text = format_pid(nix::unistd::getpid().as_raw(), &mut buf);
-    write_file(procs, text)
-}
-
-/// One write(2) of `text` to an existing file: 0 or the errno. No
-/// allocation.
-fn write_file(path: &CStr, text: &[u8]) -> i32 {
-    let fd = match nix::fcntl::open(path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty()) {
-        Ok(fd) => fd,
-        Err(e) => return e as i32,
-    };
-    // SAFETY: fd was just opened and is closed below.
-    let res = nix::unistd::write(unsafe { BorrowedFd::borrow_raw(fd) }, text);
-    let _ = nix::unistd::close(fd);
-    match res {
-        Ok(n) if n == text.len() => 0,
-        Ok(_) => libc::EIO,
-        Err(e) => e as i32,
-    }
 }
 
 /// [`Step::UnshareNs`]: new mount namespace (and user namespace, root
@@ -565,21 +510,6 @@ fn wait_for_parent(go: Option<RawFd>) -> i32 {
     }
 }
 
-/// Decimal digits of a pid into `buf`, without allocating.
-fn format_pid(pid: i32, buf: &mut [u8; 12]) -> &[u8] {
-    let mut n = pid.unsigned_abs();
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &buf[i..]
-}
-
 fn send(out: BorrowedFd<'_>, code: i32) {
     let bytes = code.to_le_bytes();
     loop {
@@ -589,50 +519,6 @@ fn send(out: BorrowedFd<'_>, code: i32) {
             _ => exit_child(3),
         }
     }
-}
-
-/// Closes every descriptor above stderr but those in `keep`, in a child
-/// just forked from a multi-threaded process. Without it the child holds,
-/// for as long as it lives, whatever another thread had open at the fork:
-/// a link that should be gone, a pipe end that should see EOF, or a
-/// BPF_ENABLE_STATS fd that keeps the kernel's global statistics on.
-/// Async-signal-safe: no allocation, only close_range(2) (5.9+; older
-/// kernels get a bounded loop of close(2)).
-pub fn close_inherited_fds(keep: &[RawFd]) {
-    let close = |first: RawFd, last: RawFd| {
-        // SAFETY: only descriptors are closed; no memory is touched.
-        let rc = unsafe { libc::syscall(libc::SYS_close_range, first as u32, last as u32, 0u32) };
-        if rc != 0 {
-            for fd in first..=last.min(first.saturating_add(65_536)) {
-                // SAFETY: as above.
-                unsafe { libc::close(fd) };
-            }
-        }
-    };
-    let mut from: RawFd = 3;
-    loop {
-        // The lowest kept descriptor at or above `from`, without sorting
-        // (no allocation after fork).
-        let next = keep.iter().copied().filter(|&k| k >= from).min();
-        match next {
-            Some(k) => {
-                if k > from {
-                    close(from, k - 1);
-                }
-                from = k + 1;
-            }
-            None => {
-                close(from, RawFd::MAX);
-                return;
-            }
-        }
-    }
-}
-
-fn exit_child(code: i32) -> ! {
-    // SAFETY: _exit skips atexit handlers and destructors, which belong to
-    // the parent's copy of the program.
-    unsafe { libc::_exit(code) }
 }
 
 /// Probes every device from one child that first joins each cgroup of
@@ -679,14 +565,6 @@ pub fn probe_groups(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formats_pids() {
-        let mut buf = [0u8; 12];
-        assert_eq!(format_pid(0, &mut buf), b"0");
-        assert_eq!(format_pid(4194304, &mut buf), b"4194304");
-        assert_eq!(format_pid(i32::MAX, &mut buf), b"2147483647");
-    }
 
     #[test]
     fn a_pause_lets_the_parent_act_between_steps() {

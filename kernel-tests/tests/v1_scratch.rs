@@ -77,7 +77,7 @@ fn sleeper_in(dir: &Path) -> Pid {
         ForkResult::Child => unsafe {
             // It lives for the rest of the test: hold nothing of another
             // thread's.
-            devcg_kernel::probe::close_inherited_fds(&[]);
+            devcg_kernel::child::close_inherited_fds(&[]);
             let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
             // "0" moves the writing process itself.
             if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
