@@ -137,21 +137,12 @@ fn locate(target: &str) -> Result<(Option<PathBuf>, Option<PathBuf>), ReadError>
     if let Ok(pid) = target.parse::<u32>() {
         let file = PathBuf::from(format!("/proc/{pid}/cgroup"));
         let text = fs::read_to_string(&file).map_err(|_| ReadError::NoProcess(pid))?;
-        let place = |mount: &Option<mounts::MountEntry>, rel: Option<&str>| {
-            let (m, rel) = (mount.as_ref()?, rel?);
-            let rel = Path::new(rel).strip_prefix(&m.root).ok()?;
-            Some(m.mount_point.join(rel))
+        let place = |mount: &Option<mounts::MountEntry>, path: Option<&str>| {
+            let m = mount.as_ref()?;
+            mounts::cgroup_dir(&m.mount_point, &m.root, path?)
         };
-        let v2_rel = text.lines().find_map(|l| l.strip_prefix("0::"));
-        let v1_rel = text.lines().find_map(|l| {
-            let mut f = l.splitn(3, ':');
-            let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
-            controllers
-                .split(',')
-                .any(|c| c == "devices")
-                .then_some(path)
-        });
-        return Ok((place(&v2, v2_rel), place(&v1, v1_rel)));
+        let (v2_path, v1_path) = mounts::proc_cgroups(&text);
+        return Ok((place(&v2, v2_path), place(&v1, v1_path)));
     }
     let path = fs::canonicalize(target).map_err(io(Path::new(target)))?;
     let under = |m: &Option<mounts::MountEntry>| {
@@ -375,23 +366,7 @@ pub fn parse_list(file: &Path, text: &str) -> Result<(Behavior, Vec<Exception>),
 /// A name for a device of this machine: its node (`/dev/null`, from
 /// /sys/dev) or else its driver (from /proc/devices).
 pub fn device_names() -> impl Fn(DeviceType, u32, u32) -> Option<String> {
-    let drivers = fs::read_to_string("/proc/devices").unwrap_or_default();
-    let mut by_major: HashMap<(DeviceType, u32), String> = HashMap::new();
-    let mut section = None;
-    for line in drivers.lines() {
-        match line.trim() {
-            "Character devices:" => section = Some(DeviceType::Char),
-            "Block devices:" => section = Some(DeviceType::Block),
-            l => {
-                let mut f = l.split_whitespace();
-                if let (Some(ty), Some(Ok(major)), Some(name)) =
-                    (section, f.next().map(str::parse::<u32>), f.next())
-                {
-                    by_major.insert((ty, major), name.to_string());
-                }
-            }
-        }
-    }
+    let drivers = crate::device::Drivers::read().unwrap_or_default();
     move |ty, major, minor| {
         let kind = match ty {
             DeviceType::Char => "char",
@@ -404,7 +379,7 @@ pub fn device_names() -> impl Fn(DeviceType, u32, u32) -> Option<String> {
                     .find_map(|l| l.strip_prefix("DEVNAME="))
                     .map(|n| format!("/dev/{n}"))
             })
-            .or_else(|| by_major.get(&(ty, major)).map(|d| format!("({d})")))
+            .or_else(|| drivers.name(ty, major).map(|d| format!("({d})")))
     }
 }
 

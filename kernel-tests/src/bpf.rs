@@ -171,6 +171,19 @@ fn call(cmd_name: &'static str, cmd: u32, attr: &mut Attr) -> Result<i64, BpfErr
     })
 }
 
+/// For lookups and walks: true when the command found something, false on
+/// ENOENT (nothing there, or the end of the walk).
+fn found(cmd_name: &'static str, cmd: u32, attr: &mut Attr) -> Result<bool, BpfError> {
+    match sys_bpf(cmd, attr) {
+        Ok(_) => Ok(true),
+        Err(nix::Error::ENOENT) => Ok(false),
+        Err(errno) => Err(BpfError::Sys {
+            cmd: cmd_name,
+            errno,
+        }),
+    }
+}
+
 fn fd_result(cmd_name: &'static str, cmd: u32, attr: &mut Attr) -> Result<OwnedFd, BpfError> {
     let fd = call(cmd_name, cmd, attr)?;
     // SAFETY: the kernel just returned this new descriptor and nothing else
@@ -242,14 +255,7 @@ pub fn map_lookup(
     a.u32(0, map.as_fd().as_raw_fd() as u32)
         .u64(8, key.as_ptr() as u64)
         .u64(16, value.as_mut_ptr() as u64);
-    match sys_bpf(BPF_MAP_LOOKUP_ELEM, &mut a) {
-        Ok(_) => Ok(Some(value)),
-        Err(nix::Error::ENOENT) => Ok(None),
-        Err(errno) => Err(BpfError::Sys {
-            cmd: "BPF_MAP_LOOKUP_ELEM",
-            errno,
-        }),
-    }
+    Ok(found("BPF_MAP_LOOKUP_ELEM", BPF_MAP_LOOKUP_ELEM, &mut a)?.then_some(value))
 }
 
 /// Creates the program's maps with their contents, relocates every `lddw`
@@ -679,14 +685,7 @@ pub fn map_next_key(
     a.u32(0, map.as_fd().as_raw_fd() as u32)
         .u64(8, key.map_or(0, |k| k.as_ptr() as u64))
         .u64(16, next.as_mut_ptr() as u64);
-    match sys_bpf(BPF_MAP_GET_NEXT_KEY, &mut a) {
-        Ok(_) => Ok(Some(next)),
-        Err(nix::Error::ENOENT) => Ok(None),
-        Err(errno) => Err(BpfError::Sys {
-            cmd: "BPF_MAP_GET_NEXT_KEY",
-            errno,
-        }),
-    }
+    Ok(found("BPF_MAP_GET_NEXT_KEY", BPF_MAP_GET_NEXT_KEY, &mut a)?.then_some(next))
 }
 
 /// A map entry: key bytes, value bytes.
@@ -716,14 +715,7 @@ pub fn map_entries(map: impl AsFd, info: &MapInfo) -> Result<Vec<Entry>, BpfErro
 pub fn link_next_id(start: u32) -> Result<Option<u32>, BpfError> {
     let mut a = Attr::new();
     a.u32(0, start);
-    match sys_bpf(BPF_LINK_GET_NEXT_ID, &mut a) {
-        Ok(_) => Ok(Some(a.read_u32(4))),
-        Err(nix::Error::ENOENT) => Ok(None),
-        Err(errno) => Err(BpfError::Sys {
-            cmd: "BPF_LINK_GET_NEXT_ID",
-            errno,
-        }),
-    }
+    Ok(found("BPF_LINK_GET_NEXT_ID", BPF_LINK_GET_NEXT_ID, &mut a)?.then(|| a.read_u32(4)))
 }
 
 /// A cgroup link's program, cgroup and attach type, `None` for another

@@ -3,7 +3,7 @@
 //! kernel can be asked about a device safely. No syscalls but reading
 //! /proc/devices; the probe child that uses them lives in `probe`.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::fs;
 use std::path::Path;
@@ -57,11 +57,11 @@ pub enum NotProbeable {
     HasDriver,
 }
 
-/// The majors that have a driver, per type, from /proc/devices.
+/// The majors that have a driver, per type, and the driver's name, from
+/// /proc/devices.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Drivers {
-    char: HashSet<u32>,
-    block: HashSet<u32>,
+    names: HashMap<(DeviceType, u32), String>,
 }
 
 impl Drivers {
@@ -80,12 +80,12 @@ impl Drivers {
                 "Character devices:" => section = Some(DeviceType::Char),
                 "Block devices:" => section = Some(DeviceType::Block),
                 l => {
-                    let major = l.split_whitespace().next().and_then(|m| m.parse().ok());
-                    match (section, major) {
-                        (Some(DeviceType::Char), Some(m)) => d.char.insert(m),
-                        (Some(DeviceType::Block), Some(m)) => d.block.insert(m),
-                        _ => false,
-                    };
+                    let mut fields = l.split_whitespace();
+                    let major = fields.next().and_then(|m| m.parse().ok());
+                    if let (Some(ty), Some(m)) = (section, major) {
+                        let name = fields.next().unwrap_or_default().to_string();
+                        d.names.insert((ty, m), name);
+                    }
                 }
             }
         }
@@ -93,10 +93,12 @@ impl Drivers {
     }
 
     pub fn has_driver(&self, ty: DeviceType, major: u32) -> bool {
-        match ty {
-            DeviceType::Char => self.char.contains(&major),
-            DeviceType::Block => self.block.contains(&major),
-        }
+        self.names.contains_key(&(ty, major))
+    }
+
+    /// The driver's name (`mem`, `sd`), if the major has one.
+    pub fn name(&self, ty: DeviceType, major: u32) -> Option<&str> {
+        self.names.get(&(ty, major)).map(String::as_str)
     }
 
     /// Whether the kernel can be asked about `dev` safely and meaningfully.

@@ -36,6 +36,30 @@ pub fn parse(text: &str) -> Vec<MountEntry> {
         .collect()
 }
 
+/// A process's cgroups as /proc/PID/cgroup lists them: its cgroup2 path
+/// (the `0::` line) and its path in the v1 hierarchy that has the devices
+/// controller.
+pub fn proc_cgroups(text: &str) -> (Option<&str>, Option<&str>) {
+    let v2 = text.lines().find_map(|l| l.strip_prefix("0::"));
+    let devices = text.lines().find_map(|line| {
+        let mut f = line.splitn(3, ':');
+        let (_id, controllers, path) = (f.next()?, f.next()?, f.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == "devices")
+            .then_some(path)
+    });
+    (v2, devices)
+}
+
+/// Where the cgroup `path` (as /proc/PID/cgroup names it) is under a mount
+/// at `mount_point` that shows the hierarchy from `root`; `None` when the
+/// mount does not show it.
+pub fn cgroup_dir(mount_point: &Path, root: &Path, path: &str) -> Option<PathBuf> {
+    let rel = Path::new(path).strip_prefix(root).ok()?;
+    Some(mount_point.join(rel))
+}
+
 pub fn read() -> Vec<MountEntry> {
     fs::read_to_string("/proc/self/mountinfo")
         .map(|t| parse(&t))

@@ -101,16 +101,8 @@ pub fn parse_mountinfo(text: &str) -> Option<DevicesMount> {
 /// mount; `None` if /proc/self/cgroup places it outside what the mount shows.
 fn own_cgroup_dir(mount: &DevicesMount) -> Option<PathBuf> {
     let text = fs::read_to_string("/proc/self/cgroup").ok()?;
-    let path = text.lines().find_map(|line| {
-        let mut f = line.splitn(3, ':');
-        let (_id, controllers, path) = (f.next()?, f.next()?, f.next()?);
-        controllers
-            .split(',')
-            .any(|c| c == "devices")
-            .then(|| path.to_string())
-    })?;
-    let rel = Path::new(&path).strip_prefix(&mount.root).ok()?;
-    Some(mount.mount_point.join(rel))
+    let path = mounts::proc_cgroups(&text).1?;
+    mounts::cgroup_dir(&mount.mount_point, &mount.root, path)
 }
 
 /// Why the real-kernel tests cannot run here, if they cannot: they need

@@ -55,9 +55,8 @@ pub fn find_cgroup2_mount() -> Option<Cgroup2Mount> {
 /// This process's cgroup2 directory (the `0::` line of /proc/self/cgroup).
 fn own_cgroup_dir(mount: &Cgroup2Mount) -> Option<PathBuf> {
     let text = fs::read_to_string("/proc/self/cgroup").ok()?;
-    let path = text.lines().find_map(|l| l.strip_prefix("0::"))?;
-    let rel = Path::new(path).strip_prefix(&mount.root).ok()?;
-    Some(mount.mount_point.join(rel))
+    let path = mounts::proc_cgroups(&text).0?;
+    mounts::cgroup_dir(&mount.mount_point, &mount.root, path)
 }
 
 /// Why the cgroup2/BPF checks cannot run here, if they cannot, as one

@@ -21,22 +21,7 @@ fn rules(text: &str) -> Vec<Rule> {
 
 /// What the kernel layer reads for `cg`, as the audit's input.
 fn enforcement_of(cg: &Cgroup) -> Enforcement {
-    let live = read(cg.path().to_str().unwrap()).expect("read the scratch cgroup");
-    let v2 = live.v2.expect("a cgroup2 path");
-    Enforcement {
-        programs: v2
-            .programs
-            .into_iter()
-            .map(|p| {
-                let label = p.label();
-                (
-                    label.clone(),
-                    p.program.unwrap_or_else(|e| panic!("{label}: {e}")),
-                )
-            })
-            .collect(),
-        v1: None,
-    }
+    enforcement_of_path(cg.path())
 }
 
 fn audited(e: &Enforcement, expected: &[Rule]) -> Audit {
