@@ -144,3 +144,50 @@ fn bad_targets_exit_2_with_the_reason() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a cgroup"));
 }
+
+#[test]
+fn without_privileges_the_audit_says_what_is_missing() {
+    if let Some(why) = v2::skip_reason() {
+        println!("{why}");
+        return;
+    }
+    if std::process::Command::new("setpriv")
+        .arg("--help")
+        .output()
+        .is_err()
+    {
+        println!("setpriv (util-linux) is not installed: cannot drop privileges");
+        return;
+    }
+    let scratch = Scratch::new().unwrap().unwrap();
+    let cg = scratch.mkdir("unpriv").unwrap();
+    let program = strategy::by_name("tree")
+        .unwrap()
+        .compile(&RuleFile::parse("r", RULES).unwrap())
+        .unwrap();
+    let loaded = bpf::load(&program, "devcg_unpriv").unwrap();
+    scratch.attach(&cg, &loaded, AttachFlags::NONE).unwrap();
+    // As nobody, with no capabilities: BPF_PROG_QUERY is refused.
+    let o = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_devcg"))
+        .args(["audit", cg.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    if err.contains("failed to execute") {
+        // The checkout is not reachable for nobody (under /root, say).
+        println!("nobody cannot run the devcg binary here: {}", err.trim());
+        scratch.rmdir(cg).unwrap();
+        return;
+    }
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(err.contains("needs CAP_SYS_ADMIN or CAP_BPF"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    scratch.rmdir(cg).unwrap();
+}

@@ -207,7 +207,8 @@ fn read_v2(path: &Path) -> Result<V2State, ReadError> {
             .flatten();
     }
     let links = cgroup_links()?;
-    let symbols = Symbols::read();
+    // Read only when a program calls something: runc's and crun's do not.
+    let symbols = std::cell::OnceCell::new();
     let mut programs = Vec::new();
     for id in effective.ids {
         let fd = bpf::prog_by_id(id).map_err(bpf_err)?;
@@ -252,7 +253,9 @@ fn read_v2(path: &Path) -> Result<V2State, ReadError> {
                 name: format!("a map of type {} (map {})", other.map_type, other.id),
             })
         } else {
-            xlated::untranslate(&info.xlated, &info.map_ids, specs, &|imm| symbols.name(imm))
+            xlated::untranslate(&info.xlated, &info.map_ids, specs, &|imm| {
+                symbols.get_or_init(Symbols::read).name(imm)
+            })
         };
         programs.push(LiveProgram {
             info,
