@@ -12,7 +12,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use devcg_benches::exec::Executor;
 use devcg_benches::kernel::KernelEstimate;
-use devcg_benches::measure::Estimate;
+use devcg_benches::measure::{CommandRun, Estimate};
 use devcg_benches::report::machine::Machine;
 use devcg_benches::report::{
     markdown, CellKey, Config, DifferentialRow, ExhaustiveRow, ExhaustiveRun, Results,
@@ -189,6 +189,11 @@ fn full() -> Results {
             elapsed: Duration::from_millis(1_234 + 400 * si as u64),
         })
         .collect();
+    // A command run: its wall time, and a peak memory that grows with it.
+    let cmd = |ms: u64| CommandRun {
+        wall: Duration::from_millis(ms),
+        max_rss_kib: 60 * 1024 + ms,
+    };
     let exhaustive = vec![
         ExhaustiveRow {
             strategy: 0,
@@ -199,7 +204,7 @@ fn full() -> Results {
                 differences: 0,
                 elapsed: Duration::from_millis(612),
             }),
-            cli: Some(Ok(Duration::from_millis(734))),
+            cli: Some(Ok(cmd(734))),
         },
         ExhaustiveRow {
             strategy: 0,
@@ -221,7 +226,7 @@ fn full() -> Results {
                 differences: 0,
                 elapsed: Duration::from_millis(88),
             }),
-            cli: Some(Ok(Duration::from_millis(97))),
+            cli: Some(Ok(cmd(97))),
         },
         ExhaustiveRow {
             strategy: 1,
@@ -232,7 +237,7 @@ fn full() -> Results {
                 differences: 0,
                 elapsed: Duration::from_millis(91),
             }),
-            cli: Some(Ok(Duration::from_millis(12_345))),
+            cli: Some(Ok(cmd(12_345))),
         },
         ExhaustiveRow {
             strategy: 2,
@@ -251,6 +256,17 @@ fn full() -> Results {
             n: 1_000,
             result: Err("runc: too many rules".to_string()),
             cli: None,
+        },
+        ExhaustiveRow {
+            strategy: 1,
+            list: ListKind::Allow,
+            n: 10_000,
+            result: Ok(ExhaustiveRun {
+                classes: 13_637_240,
+                differences: 0,
+                elapsed: Duration::from_millis(1_512),
+            }),
+            cli: Some(Ok(cmd(1_650))),
         },
     ];
     Results {
