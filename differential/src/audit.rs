@@ -423,6 +423,58 @@ impl Mode {
         }
     }
 
+    /// The value of the one line a device can have of its own, given what
+    /// wider lines already give it (`covered`), or `None` if no single line
+    /// gives exactly the rest. Allow list: the uncovered maximal accesses,
+    /// merged, as the kernel merges same-device exceptions; merging r and
+    /// w would grant rw, so a device that allows both but not rw cannot
+    /// have them both from its own line. Deny list: the denied bits, which
+    /// merge harmlessly.
+    fn own_line(self, allowed: Allowed, covered: u8) -> Option<u8> {
+        match self {
+            Mode::DenyList => Some(self.value(&Block {
+                ty: DeviceType::Char,
+                majors: (0, 0),
+                minors: (0, 0),
+                allowed,
+            })),
+            Mode::AllowList => {
+                let (r, w, rw, m) = (1usize, 2usize, 3usize, 4usize);
+                // Maximal members of the family, each with its family bit.
+                let mut maximal = Vec::new();
+                if allowed.contains(rw) {
+                    maximal.push(rw);
+                } else {
+                    maximal.extend([r, w].into_iter().filter(|&i| allowed.contains(i)));
+                }
+                if allowed.contains(m) {
+                    maximal.push(m);
+                }
+                let missing: Vec<usize> = maximal
+                    .into_iter()
+                    .filter(|&i| covered & (1 << i) == 0)
+                    .collect();
+                if missing.contains(&r) && missing.contains(&w) {
+                    return None;
+                }
+                // One access set: its downward closure, as family bits.
+                let access = missing
+                    .iter()
+                    .fold(Access::NONE, |acc, &i| Access(acc.0 | ACCESSES[i].0));
+                let family = ACCESSES
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| access.contains(**a) && !(a.is_empty() && access.is_empty()))
+                    .fold(0u8, |f, (i, _)| f | (1 << i));
+                // Only `-` left, and nothing to grant: v1 cannot say it.
+                if family == 0 && allowed.0 & !covered != 0 {
+                    return None;
+                }
+                Some(family)
+            }
+        }
+    }
+
     fn lines(self, ty: DeviceType, major: u32, minor: u32, value: u8) -> Vec<Rule> {
         let accesses = match self {
             Mode::AllowList => grants(Allowed(value)),
@@ -502,10 +554,11 @@ fn synthesize(cells: &[Block], mode: Mode) -> Option<Vec<Rule>> {
                 continue;
             }
             let (major, minor) = (single(b.majors)?, single(b.minors)?);
-            // The cell's whole value: a grant narrower than it would not
-            // give the combinations (rw) the cell allows.
-            rules.extend(mode.lines(ty, major, minor, mode.value(b)));
-            covered[i] |= mode.value(b);
+            // Lines with the same device merge into one exception in the
+            // kernel, so a device gets one access set of its own.
+            let value = mode.own_line(b.allowed, covered[i])?;
+            rules.extend(mode.lines(ty, major, minor, value));
+            covered[i] |= value;
         }
     }
     Some(rules)
@@ -688,6 +741,20 @@ mod tests {
             compare(&mut again, &rules(text));
             assert!(again.differences.is_empty(), "{s}: {:?}", again.differences);
         }
+    }
+
+    #[test]
+    fn accesses_split_over_two_exceptions_stay_split() {
+        // r from one exception, w from another: rw is denied. Two lines of
+        // the same device would merge into rw, so the audit must not write
+        // them so (found by the property test).
+        let text = "deny a; allow b 1:0 r; allow b 1:* w";
+        let a = audit(&enforced_by("linear", text), &[]).unwrap();
+        let printed = a.rules.clone().expect("expressible");
+        assert_eq!(printed, ["deny a", "allow b 1:* w", "allow b 1:0 r"]);
+        let mut again = audit(&enforced_by("tree", text), &rules(&printed.join(";"))).unwrap();
+        compare(&mut again, &rules(&printed.join(";")));
+        assert!(again.differences.is_empty(), "{:?}", again.differences);
     }
 
     #[test]
