@@ -27,41 +27,29 @@ pub(crate) fn all_met(results: &[Option<bool>]) -> Option<bool> {
 /// Our strategy with the lowest kernel figure `metric` at 10,000 rules
 /// (allow list, no match: the worst case of a chain), or why there is none.
 pub(crate) fn fastest_in_kernel(r: &Results, metric: Metric) -> Result<usize, String> {
+    let at_10k = |si| {
+        value_of(
+            r,
+            Executor::Kernel,
+            metric,
+            si,
+            ListKind::Allow,
+            10_000,
+            Hit::NoMatch,
+        )
+    };
     let own: Vec<usize> = (0..r.strategies.len())
         .filter(|&si| r.strategies[si].own)
         .collect();
     let best = own
         .iter()
-        .filter_map(|&si| {
-            value_of(
-                r,
-                Executor::Kernel,
-                metric,
-                si,
-                ListKind::Allow,
-                10_000,
-                Hit::NoMatch,
-            )
-            .ok()
-            .map(|v| (si, v))
-        })
+        .filter_map(|&si| at_10k(si).ok().map(|v| (si, v)))
         .min_by(|a, b| a.1.total_cmp(&b.1));
     match best {
         Some((si, _)) => Ok(si),
         None => Err(own
             .iter()
-            .find_map(|&si| {
-                value_of(
-                    r,
-                    Executor::Kernel,
-                    metric,
-                    si,
-                    ListKind::Allow,
-                    10_000,
-                    Hit::NoMatch,
-                )
-                .err()
-            })
+            .find_map(|&si| at_10k(si).err())
             .unwrap_or_else(|| "no own strategy was measured at 10,000 rules".into())),
     }
 }
