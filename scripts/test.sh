@@ -28,17 +28,19 @@ phase format
 cargo fmt --all -- --check
 
 phase install
-# The runtimes whose real programs the tests audit (runc, from Debian),
-# when missing and when we may install; never removing anything. Tests
-# that need them skip with one line otherwise.
-if ! need runc && [ "$(id -u)" = 0 ] && need apt-get; then
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --no-remove runc >/dev/null 2>&1; then
-        apt-get update -q >/dev/null 2>&1 || true
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --no-remove runc >/dev/null 2>&1 \
-            || echo "install: runc could not be installed; the real-runtime tests will skip"
+# The runtimes whose real programs the tests audit (runc and crun, from
+# Debian), when missing and when we may install; never removing anything.
+# Tests that need them skip with one line otherwise.
+for runtime in runc crun; do
+    if ! need "$runtime" && [ "$(id -u)" = 0 ] && need apt-get; then
+        if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --no-remove "$runtime" >/dev/null 2>&1; then
+            apt-get update -q >/dev/null 2>&1 || true
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --no-remove "$runtime" >/dev/null 2>&1 \
+                || echo "install: $runtime could not be installed; its real-runtime test will skip"
+        fi
     fi
-fi
-need runc && echo "runc: $(runc --version | head -n 1)"
+    need "$runtime" && echo "$runtime: $($runtime --version | head -n 1)"
+done
 
 phase build
 cargo build --workspace --all-targets --release

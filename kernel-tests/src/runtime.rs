@@ -1,14 +1,24 @@
-//! A real container runtime's container in a scratch cgroup, so that the
-//! program the runtime itself generates and attaches can be audited.
+//! A real container runtime's container (runc or crun, Debian's) in a
+//! scratch cgroup, so that the program the runtime itself generates and
+//! attaches can be audited.
 //!
-//! runc chooses its cgroup2 device filter only when /sys/fs/cgroup is a
-//! cgroup2 mount. On a hybrid host it is not, so every runc command runs
+//! runc and crun choose their cgroup2 device filter only when
+//! /sys/fs/cgroup is a cgroup2 mount. On a hybrid host it is not, so every
+//! runtime command runs
 //! in a private mount namespace (`unshare --mount --propagation private`)
 //! where the host's cgroup2 hierarchy is mounted at /sys/fs/cgroup: the
 //! container's cgroup is then the same directory the host sees under its
-//! own cgroup2 mount, inside devcg's scratch directory. The bundle (a
-//! busybox root filesystem and the config) and runc's state directory
-//! live in a temp directory named `devcg-runc-<pid>-<nonce>`; the
+//! own cgroup2 mount, inside devcg's scratch directory.
+//!
+//! crun raises RLIMIT_MEMLOCK before it loads its program, which needs
+//! CAP_SYS_RESOURCE; where the process lacks it (this machine's sandbox),
+//! a preloaded shim turns setrlimit into a no-op. Kernels since 5.11 do
+//! not charge BPF to memlock, and the shim changes nothing in what crun
+//! generates. It is compiled (cc) into the container's temp directory.
+//!
+//! The bundle (a busybox root filesystem and the config) and the runtime's
+//! state directory
+//! live in a temp directory named `devcg-runtime-<pid>-<nonce>`; the
 //! container is deleted on drop, and a killed run's leftovers (the
 //! scratch cgroup with the container's processes, the temp directory) are
 //! removed by the next run's stale cleanup.
@@ -23,11 +33,11 @@ use crate::owned;
 use crate::v2::Scratch;
 
 /// Prefix of a runtime's bundle and state directory under the temp dir.
-pub const RUNTIME_PREFIX: &str = "devcg-runc-";
+pub const RUNTIME_PREFIX: &str = "devcg-runtime-";
 
 #[derive(Debug, Error)]
 pub enum RuntimeError {
-    #[error("{0} is not installed (scripts/test.sh installs it as root: apt-get install runc)")]
+    #[error("{0} is not installed (scripts/test.sh installs it as root: apt-get install {0})")]
     Missing(&'static str),
     #[error("busybox (static) is needed for the container's root filesystem")]
     NoBusybox,
@@ -43,7 +53,7 @@ pub enum RuntimeError {
         status: String,
         stderr: String,
     },
-    #[error("the config runc generated is not JSON: {0}")]
+    #[error("the default config the runtime wrote is not JSON: {0}")]
     Spec(String),
 }
 
@@ -60,13 +70,40 @@ fn find(program: &'static str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Why a runc container cannot run here, if it cannot: one line.
-pub fn skip_reason() -> Option<String> {
+/// The runtimes devcg drives for real.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runtime {
+    Runc,
+    Crun,
+}
+
+impl Runtime {
+    pub fn binary(self) -> &'static str {
+        match self {
+            Runtime::Runc => "runc",
+            Runtime::Crun => "crun",
+        }
+    }
+}
+
+/// The shim that makes crun's setrlimit calls harmless (see the module doc).
+const MEMLOCK_SHIM: &str = "#define _GNU_SOURCE\n#include <sys/resource.h>\n\
+int setrlimit(__rlimit_resource_t r, const struct rlimit *l) { (void)r; (void)l; return 0; }\n\
+int setrlimit64(__rlimit_resource_t r, const struct rlimit64 *l) { (void)r; (void)l; return 0; }\n";
+
+/// Why a container of `runtime` cannot run here, if it cannot: one line.
+pub fn skip_reason(runtime: Runtime) -> Option<String> {
     if let Some(why) = crate::v2::skip_reason() {
         return Some(why);
     }
-    if find("runc").is_none() {
-        return Some(RuntimeError::Missing("runc").to_string());
+    if find(runtime.binary()).is_none() {
+        return Some(match runtime {
+            Runtime::Runc => RuntimeError::Missing("runc").to_string(),
+            Runtime::Crun => RuntimeError::Missing("crun").to_string(),
+        });
+    }
+    if runtime == Runtime::Crun && find("cc").is_none() {
+        return Some("cc is not installed: crun's memlock shim cannot be built".into());
     }
     if find("unshare").is_none() {
         return Some(RuntimeError::Missing("unshare (util-linux)").to_string());
@@ -84,12 +121,12 @@ fn busybox() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// runc's version line (`runc version 1.1.5+ds1`).
-pub fn runc_version() -> Result<String, RuntimeError> {
-    let out = Command::new("runc")
+/// The runtime's version line (`runc version 1.1.5+ds1`).
+pub fn version(runtime: Runtime) -> Result<String, RuntimeError> {
+    let out = Command::new(runtime.binary())
         .arg("--version")
         .output()
-        .map_err(io("runc --version"))?;
+        .map_err(io(format!("{} --version", runtime.binary())))?;
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .next()
@@ -97,22 +134,24 @@ pub fn runc_version() -> Result<String, RuntimeError> {
         .to_string())
 }
 
-/// A running runc container whose cgroup is a child of a scratch cgroup.
-pub struct RuncContainer {
+/// A running container whose cgroup is a child of a scratch cgroup.
+pub struct Container {
+    runtime: Runtime,
     id: String,
     dir: PathBuf,
     cgroup: PathBuf,
     deleted: bool,
 }
 
-impl RuncContainer {
+impl Container {
     /// Starts `busybox sleep` in a container whose `linux.resources.devices`
     /// is `devices` (OCI JSON entries), in cgroup `name` under `scratch`.
     pub fn start(
+        runtime: Runtime,
         scratch: &Scratch,
         name: &str,
         devices: &serde_json::Value,
-    ) -> Result<RuncContainer, RuntimeError> {
+    ) -> Result<Container, RuntimeError> {
         let busybox = busybox().ok_or(RuntimeError::NoBusybox)?;
         let dir = owned::temp_dir().join(owned::fresh_name(RUNTIME_PREFIX));
         let bundle = dir.join("bundle");
@@ -125,14 +164,29 @@ impl RuncContainer {
             .strip_prefix(&scratch.mount().mount_point)
             .expect("the scratch directory is under the mount")
             .join(name);
-        let container = RuncContainer {
+        let container = Container {
+            runtime,
             id: owned::fresh_name("devcg-"),
             cgroup: scratch.mount().mount_point.join(&rel),
             dir,
             deleted: false,
         };
+        if runtime == Runtime::Crun {
+            let source = container.dir.join("memlock.c");
+            fs::write(&source, MEMLOCK_SHIM).map_err(io("write the memlock shim"))?;
+            run(
+                Command::new("cc")
+                    .args(["-shared", "-fPIC", "-o"])
+                    .arg(container.dir.join("memlock.so"))
+                    .arg(&source),
+                &container.dir,
+            )?;
+        }
+        // Both write runc's default config.
         run(
-            Command::new("runc").args(["spec", "--bundle"]).arg(&bundle),
+            Command::new(runtime.binary())
+                .args(["spec", "--bundle"])
+                .arg(&bundle),
             &container.dir,
         )?;
         let config_path = bundle.join("config.json");
@@ -143,9 +197,12 @@ impl RuncContainer {
         config["process"]["args"] = serde_json::json!(["/bin/busybox", "sleep", "3600"]);
         config["root"]["readonly"] = true.into();
         config["linux"]["cgroupsPath"] = format!("/{}", rel.display()).into();
+        if !config["linux"]["resources"].is_object() {
+            config["linux"]["resources"] = serde_json::json!({});
+        }
         config["linux"]["resources"]["devices"] = devices.clone();
         fs::write(&config_path, config.to_string()).map_err(io("write config.json"))?;
-        container.runc(&["run", "--detach", "--bundle", bundle.to_str().unwrap_or("")])?;
+        container.runtime(&["run", "--detach", "--bundle", bundle.to_str().unwrap_or("")])?;
         Ok(container)
     }
 
@@ -154,12 +211,18 @@ impl RuncContainer {
         &self.cgroup
     }
 
-    /// `runc --root STATE ARGS... ID` in a mount namespace where
+    /// `RUNTIME --root STATE ARGS... ID` in a mount namespace where
     /// /sys/fs/cgroup is the cgroup2 hierarchy.
-    fn runc(&self, args: &[&str]) -> Result<(), RuntimeError> {
+    fn runtime(&self, args: &[&str]) -> Result<(), RuntimeError> {
         let state = self.dir.join("state");
-        let mut script =
-            String::from("mount -t cgroup2 none /sys/fs/cgroup && exec runc --root \"$0\"");
+        let preload = match self.runtime {
+            Runtime::Crun => format!("LD_PRELOAD={} ", self.dir.join("memlock.so").display()),
+            Runtime::Runc => String::new(),
+        };
+        let mut script = format!(
+            "mount -t cgroup2 none /sys/fs/cgroup && {preload}exec {} --root \"$0\"",
+            self.runtime.binary()
+        );
         for (i, _) in args.iter().enumerate() {
             script.push_str(&format!(" \"${}\"", i + 1));
         }
@@ -175,16 +238,16 @@ impl RuncContainer {
     /// Deletes the container (its processes are killed).
     pub fn delete(mut self) -> Result<(), RuntimeError> {
         self.deleted = true;
-        let result = self.runc(&["delete", "--force"]);
+        let result = self.runtime(&["delete", "--force"]);
         let _ = fs::remove_dir_all(&self.dir);
         result
     }
 }
 
-impl Drop for RuncContainer {
+impl Drop for Container {
     fn drop(&mut self) {
         if !self.deleted {
-            if let Err(e) = self.runc(&["delete", "--force"]) {
+            if let Err(e) = self.runtime(&["delete", "--force"]) {
                 eprintln!("devcg: could not delete container {}: {e}", self.id);
             }
             let _ = fs::remove_dir_all(&self.dir);

@@ -217,11 +217,39 @@ fn a_process_is_audited_through_its_cgroups() {
     drop(scratch);
 }
 
-#[test]
-fn a_real_runc_containers_program_audits_as_devcgs_model_of_it() {
-    use devcg_engine::strategy::models::runc;
-    use devcg_kernel::runtime::{self, RuncContainer};
-    if let Some(why) = runtime::skip_reason() {
+/// Requests (the first device of every class of either audit, every
+/// access) on which the two audited programs answer differently, as
+/// `c 10:200 r: first deny, second allow`.
+fn disagreements(first: (&Audit, &Enforcement), second: (&Audit, &Enforcement)) -> Vec<String> {
+    use devcg_emulator::Emulator;
+    let run = |e: &Enforcement, req: &Request| {
+        let emu = Emulator::new(&e.programs[0].1).unwrap();
+        emu.run(req).unwrap()
+    };
+    let mut out = std::collections::BTreeSet::new();
+    for cell in first.0.cells.iter().chain(&second.0.cells) {
+        for access in audit::ACCESSES {
+            let req = Request::new(cell.ty, cell.majors.0, cell.minors.0, access);
+            let (a, b) = (run(first.1, &req), run(second.1, &req));
+            if a != b {
+                out.insert(format!("{req}: first {a}, second {b}"));
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// A real container of `runtime` with a device list that exercises the
+/// defaults: its live program must decide as devcg's model of that runtime
+/// (with its defaults) does, but for the differences the runtime's version
+/// is known to make.
+fn real_container_audits_as_the_model(
+    runtime: devcg_kernel::runtime::Runtime,
+    model: fn(&[Rule]) -> Result<Program, devcg_engine::CompileError>,
+    known_version_differences: &[&str],
+) {
+    use devcg_kernel::runtime::{self, Container};
+    if let Some(why) = runtime::skip_reason(runtime) {
         println!("{why}");
         return;
     }
@@ -237,34 +265,62 @@ fn a_real_runc_containers_program_audits_as_devcgs_model_of_it() {
     ]);
     let config = serde_json::json!({"linux": {"resources": {"devices": devices}}});
     let rules = RuleFile::parse("config.json", &config.to_string()).unwrap();
-    let container = RuncContainer::start(&scratch, "runc-ctr", &devices).expect("runc run");
+    let name = format!("{}-ctr", runtime.binary());
+    let container = Container::start(runtime, &scratch, &name, &devices).expect("run");
     let live = enforcement_of_path(container.cgroup());
-    assert_eq!(live.programs.len(), 1, "runc attaches one program");
+    assert_eq!(live.programs.len(), 1, "one program attached");
     let real = audited(&live, &rules);
-    let model = audited(
-        &Enforcement {
-            programs: vec![("model".into(), runc::compile_with_defaults(&rules).unwrap())],
-            v1: None,
-        },
-        &rules,
-    );
+    let model = Enforcement {
+        programs: vec![("model".into(), model(&rules).unwrap())],
+        v1: None,
+    };
+    let modelled = audited(&model, &rules);
     println!(
         "{}: {} differences from the config, {} of them security",
-        runtime::runc_version().unwrap_or_default(),
+        runtime::version(runtime).unwrap_or_default(),
         real.differences.len(),
         real.differences.iter().filter(|d| d.security).count()
     );
     for d in &real.differences {
         println!("  {d}");
     }
+    // The real program against the model, on every class of either.
+    let versus = disagreements((&real, &live), (&modelled, &model));
+    println!("real vs model: {versus:?}");
     assert_eq!(
-        real.cells, model.cells,
-        "the real runc program and devcg's model decide alike"
+        versus, known_version_differences,
+        "the real program and devcg's model"
     );
-    // runc's defaults (/dev/null & co., mknod of everything) show up as
-    // differences from the config alone.
+    // The runtime's defaults (/dev/null & co., mknod of everything) show
+    // up as differences from the config alone.
     assert!(real.differences.iter().any(|d| d.security));
-    container.delete().expect("runc delete");
+    container.delete().expect("delete");
+}
+
+#[test]
+fn a_real_runc_containers_program_audits_as_devcgs_model_of_it() {
+    use devcg_engine::strategy::models::runc;
+    real_container_audits_as_the_model(
+        devcg_kernel::runtime::Runtime::Runc,
+        runc::compile_with_defaults,
+        &[],
+    );
+}
+
+#[test]
+fn a_real_crun_containers_program_audits_as_devcgs_model_of_it() {
+    use devcg_engine::strategy::models::crun;
+    // Debian's crun 1.8.1 does not grant /dev/net/tun (c 10:200) by
+    // default; the upstream crun devcg models does.
+    real_container_audits_as_the_model(
+        devcg_kernel::runtime::Runtime::Crun,
+        crun::compile_with_defaults,
+        &[
+            "c 10:200 r: first deny, second allow",
+            "c 10:200 rw: first deny, second allow",
+            "c 10:200 w: first deny, second allow",
+        ],
+    );
 }
 
 fn enforcement_of_path(path: &std::path::Path) -> Enforcement {
