@@ -149,6 +149,28 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Real runtimes under test: random OCI device lists run through the
+    /// installed runc or crun in scratch cgroups; each container's program
+    /// is read back and decided against the config and against devcg's
+    /// model of the runtime (defaults included). Exit 1 when a real program
+    /// and the model differ. Needs root.
+    Runtime {
+        #[arg(value_enum)]
+        runtime: RuntimeName,
+        /// Random configs to run.
+        #[arg(long, default_value_t = 10)]
+        cases: u64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum RuntimeName {
+    Runc,
+    Crun,
 }
 
 const AUDIT_HELP: &str = "\
@@ -323,6 +345,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             expect,
             json,
         } => cmd_audit(&target, expect.as_deref(), json),
+        Command::Runtime {
+            runtime,
+            cases,
+            seed,
+            json,
+        } => cmd_runtime(runtime, cases, seed, json),
     }
 }
 
@@ -921,6 +949,61 @@ fn audit_text(
         }
     }
     out
+}
+
+fn cmd_runtime(name: RuntimeName, cases: u64, seed: u64, json: bool) -> Result<ExitCode> {
+    use devcg_engine::strategy::models::{crun, runc};
+    use devcg_kernel::runtime::{self, Runtime};
+    let (runtime, model): (Runtime, fn(&[devcg_engine::Rule]) -> _) = match name {
+        RuntimeName::Runc => (Runtime::Runc, runc::compile_with_defaults),
+        RuntimeName::Crun => (Runtime::Crun, crun::compile_with_defaults),
+    };
+    let report = runtime::run_cases(runtime, cases, seed, model)
+        .with_context(|| format!("runtime {}", runtime.binary()))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{} ({} cases, seed {seed})",
+            report.version,
+            report.cases.len()
+        );
+        for (i, c) in report.cases.iter().enumerate() {
+            match &c.refused {
+                Some(why) => println!("case {i}: refused by the runtime: {why}"),
+                None => println!(
+                    "case {i}: vs model {}, vs config: {} security, {} usability",
+                    if c.versus_model.is_empty() {
+                        "identical".to_string()
+                    } else {
+                        format!("{} differences", c.versus_model.len())
+                    },
+                    c.security,
+                    c.usability
+                ),
+            }
+        }
+        for (i, c) in report
+            .cases
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.versus_model.is_empty())
+        {
+            println!("\ncase {i}: rules {}", c.rules.join("; "));
+            for d in c.versus_model.iter().take(10) {
+                println!(
+                    "  real vs model: {}",
+                    d.replace("first", "real").replace("second", "model")
+                );
+            }
+        }
+        println!("({:.1} s)", report.seconds);
+    }
+    Ok(if report.pass {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn cmd_oracle(script: &Path) -> Result<ExitCode> {

@@ -679,6 +679,41 @@ pub fn compare(audit: &mut Audit, expected: &[Rule]) {
     audit.differences = found.into_iter().map(|(_, d)| d).collect();
 }
 
+/// Requests (the first device of every class of either audit, every
+/// reachable access) on which two programs answer differently, as
+/// `c 10:200 r: first deny, second allow`, sorted. Each audit must be of its
+/// own program; the union of their classes separates what either compares.
+pub fn program_disagreements(
+    first: (&Audit, &Program),
+    second: (&Audit, &Program),
+) -> Result<Vec<String>, AuditError> {
+    let emulator = |p: &Program| {
+        Emulator::new(p).map_err(|source| AuditError::Refused {
+            label: "program".into(),
+            source,
+        })
+    };
+    let (a, b) = (emulator(first.1)?, emulator(second.1)?);
+    let mut out = std::collections::BTreeSet::new();
+    for cell in first.0.cells.iter().chain(&second.0.cells) {
+        for access in ACCESSES {
+            let req = Request::new(cell.ty, cell.majors.0, cell.minors.0, access);
+            let run = |e: &Emulator| {
+                e.run(&req).map_err(|source| AuditError::Run {
+                    label: "program".into(),
+                    request: req,
+                    source,
+                })
+            };
+            let (x, y) = (run(&a)?, run(&b)?);
+            if x != y {
+                out.insert(format!("{req}: first {x}, second {y}"));
+            }
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
 /// The policy as a human table: per type, the devices and what they allow
 /// (blocks allowing nothing are left out), well-known names from `names`.
 pub fn table(audit: &Audit, names: &dyn Fn(DeviceType, u32, u32) -> Option<String>) -> String {

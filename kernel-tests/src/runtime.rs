@@ -279,3 +279,117 @@ fn run(cmd: &mut Command, dir: &Path) -> Result<(), RuntimeError> {
         })
     }
 }
+
+/// One random config run through the real runtime.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Case {
+    pub rules: Vec<String>,
+    /// Why the runtime did not start the container, if it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+    /// Requests where the real program and devcg's model of the runtime
+    /// (defaults included) answer differently.
+    pub versus_model: Vec<String>,
+    /// Reachable classes where the container may do what the config denies.
+    pub security: usize,
+    /// ... and may not do what the config allows.
+    pub usability: usize,
+}
+
+/// What `devcg runtime` found for one runtime.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RuntimeReport {
+    pub runtime: String,
+    pub version: String,
+    pub cases: Vec<Case>,
+    pub seconds: f64,
+    /// Every started container's program decides as devcg's model.
+    pub pass: bool,
+}
+
+/// Runs `cases` random configs (seeded) through the real `runtime`: for
+/// each, the container's program is read back and decided
+/// (`devcg_differential::audit`), against the config's rules and against
+/// `model` (devcg's model of the runtime, defaults included).
+pub fn run_cases(
+    runtime: Runtime,
+    cases: u64,
+    seed: u64,
+    model: fn(&[devcg_engine::Rule]) -> Result<devcg_engine::Program, devcg_engine::CompileError>,
+) -> Result<RuntimeReport, crate::KernelError> {
+    use devcg_differential::audit::{self, Enforcement};
+    use devcg_differential::gen::{rules_in, Draw};
+    if let Some(why) = skip_reason(runtime) {
+        return Err(crate::KernelError::Unavailable(why));
+    }
+    let started = std::time::Instant::now();
+    let scratch = Scratch::new()?.ok_or(crate::KernelError::NoCgroup2)?;
+    let space = crate::gen::space(scratch.drivers());
+    let lists = rules_in(&space, 6);
+    let mut draw = Draw::new(seed);
+    let mut out = Vec::new();
+    for i in 0..cases {
+        let rules = draw.value(&lists);
+        let shown: Vec<String> = rules.iter().map(|r| r.to_string()).collect();
+        let mut case = Case {
+            rules: shown,
+            refused: None,
+            versus_model: Vec::new(),
+            security: 0,
+            usability: 0,
+        };
+        let devices = devcg_engine::strategy::models::oci_devices_json(&rules);
+        let container = match Container::start(runtime, &scratch, &format!("case{i}"), &devices) {
+            Ok(c) => c,
+            Err(e) => {
+                case.refused = Some(e.to_string());
+                out.push(case);
+                continue;
+            }
+        };
+        let live = crate::audit::read(&container.cgroup().display().to_string())
+            .map_err(|e| crate::KernelError::Unavailable(e.to_string()))?;
+        let program = live
+            .v2
+            .and_then(|v2| v2.programs.into_iter().next())
+            .ok_or_else(|| {
+                crate::KernelError::Unavailable("the runtime attached no program".into())
+            })?
+            .program
+            .map_err(|e| crate::KernelError::Unavailable(format!("the runtime's program: {e}")))?;
+        container
+            .delete()
+            .map_err(|e| crate::KernelError::Unavailable(e.to_string()))?;
+        let decide = |p: &devcg_engine::Program| {
+            let e = Enforcement {
+                programs: vec![("program".into(), p.clone())],
+                v1: None,
+            };
+            let mut a = audit::audit(&e, &rules)?;
+            audit::compare(&mut a, &rules);
+            Ok::<_, audit::AuditError>(a)
+        };
+        let fail = |e: audit::AuditError| crate::KernelError::Unavailable(e.to_string());
+        let real = decide(&program).map_err(fail)?;
+        match model(&rules) {
+            Ok(m) => {
+                let modelled = decide(&m).map_err(fail)?;
+                case.versus_model =
+                    audit::program_disagreements((&real, &program), (&modelled, &m))
+                        .map_err(fail)?;
+            }
+            Err(e) => case.versus_model = vec![format!("devcg's model refuses the config: {e}")],
+        }
+        case.security = real.differences.iter().filter(|d| d.security).count();
+        case.usability = real.differences.len() - case.security;
+        out.push(case);
+    }
+    let pass = out.iter().all(|c| c.versus_model.is_empty());
+    Ok(RuntimeReport {
+        runtime: runtime.binary().to_string(),
+        version: version(runtime).unwrap_or_default(),
+        cases: out,
+        seconds: started.elapsed().as_secs_f64(),
+        pass,
+    })
+}

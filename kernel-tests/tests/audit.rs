@@ -217,28 +217,6 @@ fn a_process_is_audited_through_its_cgroups() {
     drop(scratch);
 }
 
-/// Requests (the first device of every class of either audit, every
-/// access) on which the two audited programs answer differently, as
-/// `c 10:200 r: first deny, second allow`.
-fn disagreements(first: (&Audit, &Enforcement), second: (&Audit, &Enforcement)) -> Vec<String> {
-    use devcg_emulator::Emulator;
-    let run = |e: &Enforcement, req: &Request| {
-        let emu = Emulator::new(&e.programs[0].1).unwrap();
-        emu.run(req).unwrap()
-    };
-    let mut out = std::collections::BTreeSet::new();
-    for cell in first.0.cells.iter().chain(&second.0.cells) {
-        for access in audit::ACCESSES {
-            let req = Request::new(cell.ty, cell.majors.0, cell.minors.0, access);
-            let (a, b) = (run(first.1, &req), run(second.1, &req));
-            if a != b {
-                out.insert(format!("{req}: first {a}, second {b}"));
-            }
-        }
-    }
-    out.into_iter().collect()
-}
-
 /// A real container of `runtime` with a device list that exercises the
 /// defaults: its live program must decide as devcg's model of that runtime
 /// (with its defaults) does, but for the differences the runtime's version
@@ -285,7 +263,11 @@ fn real_container_audits_as_the_model(
         println!("  {d}");
     }
     // The real program against the model, on every class of either.
-    let versus = disagreements((&real, &live), (&modelled, &model));
+    let versus = audit::program_disagreements(
+        (&real, &live.programs[0].1),
+        (&modelled, &model.programs[0].1),
+    )
+    .unwrap();
     println!("real vs model: {versus:?}");
     assert_eq!(
         versus, known_version_differences,

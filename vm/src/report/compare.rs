@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::{CheckStatus, Expected, KernelRun, RunOutcome};
 
+/// A result that differs from the expected one: each one fails the run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Difference {
     pub kernel: String,
@@ -155,8 +156,6 @@ pub fn compare(
     }
     out
 }
-
-/// Everything one run found: printed as a table, serialized as JSON.
 
 #[cfg(test)]
 mod tests {

@@ -9,6 +9,7 @@ use crate::error::VmError;
 
 use super::{CheckStatus, KernelRun};
 
+/// `vm/expected/<kernel>.json`.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expected {
@@ -108,8 +109,6 @@ pub fn record(dir: &Path, run: &KernelRun, old: Option<&Expected>) -> Result<Pat
     std::fs::write(&path, text).map_err(|err| VmError::io(path.display().to_string(), err))?;
     Ok(path)
 }
-
-/// A result that differs from the expected one: each one fails the run.
 
 #[cfg(test)]
 mod tests {

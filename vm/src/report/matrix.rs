@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::{compare, Difference, Expected, KernelRun, RunOutcome};
 
+/// Everything one run found: printed as a table, serialized as JSON.
 #[derive(Clone, Debug, Serialize)]
 pub struct Matrix {
     pub kernels: Vec<KernelRun>,

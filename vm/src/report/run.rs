@@ -128,8 +128,6 @@ pub fn console_excerpt(lines: &[String], n: usize) -> Vec<String> {
     }
 }
 
-/// `vm/expected/<kernel>.json`.
-
 #[cfg(test)]
 mod tests {
     use super::*;

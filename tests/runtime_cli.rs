@@ -1,0 +1,63 @@
+//! `devcg runtime` end to end with the real runc and crun (Debian's,
+//! installed by scripts/test.sh): random configs, each container's program
+//! read back and decided against devcg's model of the runtime. Needs root,
+//! cgroup2 and the runtime; skips with one line otherwise.
+
+use std::process::Command;
+
+use devcg_kernel::runtime::{self, Runtime};
+
+fn run(runtime: &str) -> (Option<i32>, serde_json::Value) {
+    let o = Command::new(env!("CARGO_BIN_EXE_devcg"))
+        .args(["runtime", runtime, "--cases", "4", "--seed", "7", "--json"])
+        .output()
+        .expect("run devcg");
+    let report = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    (o.status.code(), report)
+}
+
+#[test]
+fn runc_programs_decide_as_devcgs_model() {
+    if let Some(why) = runtime::skip_reason(Runtime::Runc) {
+        println!("{why}");
+        return;
+    }
+    let (code, report) = run("runc");
+    let cases = report["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 4);
+    assert!(cases.iter().any(|c| c.get("refused").is_none()), "{report}");
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["pass"], true);
+}
+
+#[test]
+fn crun_1_8_differs_from_the_model_only_on_dev_net_tun() {
+    if let Some(why) = runtime::skip_reason(Runtime::Crun) {
+        println!("{why}");
+        return;
+    }
+    let version = runtime::version(Runtime::Crun).unwrap();
+    if !version.contains(" 1.8.") {
+        println!("crun is not 1.8 ({version}): its defaults are not pinned here");
+        return;
+    }
+    let (code, report) = run("crun");
+    let cases = report["cases"].as_array().unwrap();
+    assert!(cases.iter().any(|c| c.get("refused").is_none()), "{report}");
+    for c in cases {
+        for d in c["versus_model"].as_array().unwrap() {
+            assert!(d.as_str().unwrap().starts_with("c 10:200 "), "{report}");
+        }
+    }
+    // Exit 1 exactly when some config does not grant /dev/net/tun itself.
+    let differs = cases
+        .iter()
+        .any(|c| !c["versus_model"].as_array().unwrap().is_empty());
+    assert_eq!(code, Some(if differs { 1 } else { 0 }), "{report}");
+}
