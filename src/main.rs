@@ -155,13 +155,16 @@ enum Command {
     /// model of the runtime (defaults included). Exit 1 when a real program
     /// and the model differ. Needs root.
     Runtime {
+        /// The installed runtime to drive.
         #[arg(value_enum)]
         runtime: RuntimeName,
         /// Random configs to run.
         #[arg(long, default_value_t = 10)]
         cases: u64,
+        /// Seed of the random configs (the same seed, the same configs).
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
