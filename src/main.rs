@@ -975,7 +975,12 @@ fn cmd_runtime(name: RuntimeName, cases: u64, seed: u64, json: bool) -> Result<E
             match &c.refused {
                 Some(why) => println!("case {i}: refused by the runtime: {why}"),
                 None => println!(
-                    "case {i}: vs model {}, vs config: {} security, {} usability",
+                    "case {i}: {}vs model {}, vs config: {} security, {} usability",
+                    if c.attached {
+                        ""
+                    } else {
+                        "no program attached; "
+                    },
                     if c.versus_model.is_empty() {
                         "identical".to_string()
                     } else {

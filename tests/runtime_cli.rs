@@ -9,7 +9,7 @@ use devcg_kernel::runtime::{self, Runtime};
 
 fn run(runtime: &str) -> (Option<i32>, serde_json::Value) {
     let o = Command::new(env!("CARGO_BIN_EXE_devcg"))
-        .args(["runtime", runtime, "--cases", "4", "--seed", "7", "--json"])
+        .args(["runtime", runtime, "--cases", "50", "--seed", "7", "--json"])
         .output()
         .expect("run devcg");
     let report = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
@@ -30,7 +30,7 @@ fn runc_programs_decide_as_devcgs_model() {
     }
     let (code, report) = run("runc");
     let cases = report["cases"].as_array().unwrap();
-    assert_eq!(cases.len(), 4);
+    assert_eq!(cases.len(), 50);
     assert!(cases.iter().any(|c| c.get("refused").is_none()), "{report}");
     assert_eq!(code, Some(0), "{report}");
     assert_eq!(report["pass"], true);

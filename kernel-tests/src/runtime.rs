@@ -287,6 +287,9 @@ pub struct Case {
     /// Why the runtime did not start the container, if it did not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
+    /// Whether the runtime attached a device program (crun attaches none
+    /// for a config that restricts nothing: every device is allowed).
+    pub attached: bool,
     /// Requests where the real program and devcg's model of the runtime
     /// (defaults included) answer differently.
     pub versus_model: Vec<String>,
@@ -334,6 +337,7 @@ pub fn run_cases(
         let mut case = Case {
             rules: shown,
             refused: None,
+            attached: false,
             versus_model: Vec::new(),
             security: 0,
             usability: 0,
@@ -349,14 +353,15 @@ pub fn run_cases(
         };
         let live = crate::audit::read(&container.cgroup().display().to_string())
             .map_err(|e| crate::KernelError::Unavailable(e.to_string()))?;
-        let program = live
-            .v2
-            .and_then(|v2| v2.programs.into_iter().next())
-            .ok_or_else(|| {
-                crate::KernelError::Unavailable("the runtime attached no program".into())
-            })?
-            .program
-            .map_err(|e| crate::KernelError::Unavailable(format!("the runtime's program: {e}")))?;
+        let attached = live.v2.and_then(|v2| v2.programs.into_iter().next());
+        case.attached = attached.is_some();
+        let program = match attached {
+            Some(p) => p.program.map_err(|e| {
+                crate::KernelError::Unavailable(format!("the runtime's program: {e}"))
+            })?,
+            // No program: cgroup2 allows every device.
+            None => allow_all(),
+        };
         container
             .delete()
             .map_err(|e| crate::KernelError::Unavailable(e.to_string()))?;
@@ -392,4 +397,11 @@ pub fn run_cases(
         seconds: started.elapsed().as_secs_f64(),
         pass,
     })
+}
+
+/// What a cgroup without a device program enforces: every request allowed.
+fn allow_all() -> devcg_engine::Program {
+    let mut a = devcg_engine::asm::Asm::new();
+    a.ret(1);
+    devcg_engine::Program::new(a.finish().expect("no labels"))
 }
