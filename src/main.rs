@@ -957,7 +957,7 @@ fn audit_text(
 fn cmd_runtime(name: RuntimeName, cases: u64, seed: u64, json: bool) -> Result<ExitCode> {
     use devcg_engine::strategy::models::{crun, runc};
     use devcg_kernel::runtime::{self, Runtime};
-    let (runtime, model): (Runtime, fn(&[devcg_engine::Rule]) -> _) = match name {
+    let (runtime, model): (Runtime, runtime::Model) = match name {
         RuntimeName::Runc => (Runtime::Runc, runc::compile_with_defaults),
         RuntimeName::Crun => (Runtime::Crun, crun::compile_with_defaults),
     };

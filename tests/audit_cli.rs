@@ -47,7 +47,6 @@ fn audit_prints_the_policy_round_trips_and_finds_differences() {
 
         let plain = devcg(&["audit", &path]);
         let out = text(&plain);
-        println!("{name}:\n{out}");
         assert_eq!(plain.status.code(), Some(0), "{name}: {out}");
         assert!(
             out.contains("attached at") && out.contains("directly"),
@@ -83,7 +82,6 @@ fn audit_prints_the_policy_round_trips_and_finds_differences() {
         std::fs::write(&narrower, "deny a\nallow c 1:3 rwm\nallow b 8:* r\n").unwrap();
         let diff = devcg(&["audit", &path, "--expect", narrower.to_str().unwrap()]);
         let out = text(&diff);
-        println!("{name} --expect narrower:\n{out}");
         assert_eq!(diff.status.code(), Some(1), "{name}: {out}");
         assert!(out.contains("security"), "{out}");
         assert!(

@@ -277,35 +277,24 @@ fn decide_cell(
 /// comparison sees every class where the two may differ.
 pub fn audit(enforcement: &Enforcement, expected: &[Rule]) -> Result<Audit, AuditError> {
     let (cells, full_product) = cells(enforcement, expected)?;
-    // Refused here, before any thread starts, with the emulator's reason.
-    emulators(enforcement)?;
     let v1 = enforcement
         .v1
         .as_ref()
         .map(|(b, e)| Policy::new(*b, e.clone()));
-    // One chunk per core, each with emulators of its own (runs of one
-    // emulator with maps take turns on its maps).
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = cells.len().div_ceil(workers).max(1);
-    let decided: Vec<Allowed> = std::thread::scope(|scope| {
-        let handles: Vec<_> = cells
-            .chunks(chunk)
-            .map(|slice| {
-                let v1 = v1.as_ref();
-                scope.spawn(move || {
-                    let programs = emulators(enforcement)?;
-                    slice
-                        .iter()
-                        .map(|c| decide_cell(c, &programs, v1))
-                        .collect::<Result<Vec<_>, _>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("an audit worker panicked"))
-            .collect::<Result<Vec<_>, _>>()
-    })?
+    // Each worker with emulators of its own; a refused program is the
+    // result, with the emulator's reason.
+    let decided: Vec<Allowed> = crate::parallel::batches(
+        &cells,
+        || emulators(enforcement),
+        |programs, batch| {
+            batch
+                .iter()
+                .map(|c| decide_cell(c, programs, v1.as_ref()))
+                .collect::<Result<Vec<_>, _>>()
+        },
+    )?
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?
     .into_iter()
     .flatten()
     .collect();
@@ -409,16 +398,16 @@ enum Mode {
 }
 
 impl Mode {
-    fn value(self, b: &Block) -> u8 {
+    fn value(self, allowed: Allowed) -> u8 {
         match self {
-            Mode::AllowList => b.allowed.0,
+            Mode::AllowList => allowed.0,
             Mode::DenyList => [
                 (1usize, Access::READ),
                 (2, Access::WRITE),
                 (4, Access::MKNOD),
             ]
             .iter()
-            .filter(|(i, _)| !b.allowed.contains(*i))
+            .filter(|(i, _)| !allowed.contains(*i))
             .fold(0, |acc, (_, a)| acc | a.0),
         }
     }
@@ -432,12 +421,7 @@ impl Mode {
     /// merge harmlessly.
     fn own_line(self, allowed: Allowed, covered: u8) -> Option<u8> {
         match self {
-            Mode::DenyList => Some(self.value(&Block {
-                ty: DeviceType::Char,
-                majors: (0, 0),
-                minors: (0, 0),
-                allowed,
-            })),
+            Mode::DenyList => Some(self.value(allowed)),
             Mode::AllowList => {
                 let (r, w, rw, m) = (1usize, 2usize, 3usize, 4usize);
                 // Maximal members of the family, each with its family bit.
@@ -514,7 +498,7 @@ fn synthesize(cells: &[Block], mode: Mode) -> Option<Vec<Rule>> {
         let mut add = |major: u32, minor: u32, scope: &[usize], covered: &mut Vec<u8>| {
             let common = scope
                 .iter()
-                .fold(0xff, |acc, &i| acc & mode.value(of_type[i]));
+                .fold(0xff, |acc, &i| acc & mode.value(of_type[i].allowed));
             let new = scope.iter().any(|&i| common & !covered[i] != 0);
             if common != 0 && new {
                 rules.extend(mode.lines(ty, major, minor, common));
@@ -549,7 +533,7 @@ fn synthesize(cells: &[Block], mode: Mode) -> Option<Vec<Rule>> {
         }
         for &i in &every {
             let b = of_type[i];
-            let rest = mode.value(b) & !covered[i];
+            let rest = mode.value(b.allowed) & !covered[i];
             if rest == 0 {
                 continue;
             }

@@ -23,7 +23,6 @@
 //! are reported apart from, and after, the reachable ones.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use devcg_emulator::Emulator;
@@ -242,56 +241,27 @@ pub fn run(
 /// whatever the request from one that differs on some classes.
 const FIRST_DEVICES: usize = 32;
 
-/// Devices a worker takes at a time: small enough that the cores finish
-/// together, large enough that taking is rare.
-const BATCH: usize = 4096;
-
-/// Decides `devices` on every core. Workers take batches in turn; the parts
-/// come back in device order. A program with maps gets an emulator per
-/// worker, because runs of one emulator take turns on its maps; without
-/// maps the workers share `emulator` (verifying a large program is not free).
+/// Decides `devices` on every core ([`crate::parallel`]). A program with
+/// maps gets an emulator per worker; without maps the workers share
+/// `emulator` (verifying a large program is not free).
 fn decide_in_parallel(
     devices: &[(DeviceType, u32, u32)],
     oracle: &Policy,
     emulator: &Emulator,
     program: &Program,
 ) -> Result<Vec<Part>, devcg_emulator::EmuError> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let batches: Vec<&[(DeviceType, u32, u32)]> = devices.chunks(BATCH).collect();
-    let next = AtomicUsize::new(0);
     let shared = program.maps.is_empty();
-    let work = |own: &Emulator| {
-        let mut done = Vec::new();
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(batch) = batches.get(i) else { break };
-            done.push((i, decide_all(batch, oracle, own)));
-        }
-        done
-    };
-    let per_worker = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers.min(batches.len()))
-            .map(|_| {
-                scope.spawn(|| {
-                    if shared {
-                        Ok(work(emulator))
-                    } else {
-                        Emulator::new(program).map(|own| work(&own))
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a class worker panicked"))
-            .collect::<Vec<_>>()
-    });
-    let mut parts = Vec::with_capacity(batches.len());
-    for done in per_worker {
-        parts.extend(done?);
-    }
-    parts.sort_by_key(|(i, _)| *i);
-    Ok(parts.into_iter().map(|(_, part)| part).collect())
+    crate::parallel::batches(
+        devices,
+        || {
+            if shared {
+                Ok(None)
+            } else {
+                Emulator::new(program).map(Some)
+            }
+        },
+        |own: &Option<Emulator>, batch| decide_all(batch, oracle, own.as_ref().unwrap_or(emulator)),
+    )
 }
 
 /// What one worker found.

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod counterexample;
 pub mod exhaustive;
 pub mod gen;
+mod parallel;
 pub mod programs;
 pub mod rng;
 pub mod sampled;

@@ -174,12 +174,6 @@ impl Emulator {
         }
     }
 
-    /// Whether the program uses maps (runs of one emulator then take turns
-    /// on them).
-    pub fn has_maps(&self) -> bool {
-        self.maps.is_some()
-    }
-
     /// How many back-edges one run may take before [`EmuError::Budget`]
     /// (0 for loop-free programs).
     pub fn loop_budget(&self) -> usize {

@@ -50,6 +50,8 @@ pub enum XlatedError {
     UnknownCall { slot: usize, name: String },
     #[error("instruction {slot}: the kernel inlined an array map lookup (map {map}); devcg cannot undo that")]
     InlinedArrayLookup { slot: usize, map: usize },
+    #[error("map {id} is of BPF map type {map_type}; devcg models hash and array maps only")]
+    MapType { id: u32, map_type: u32 },
     #[error("instruction {slot}: {name} is not followed by the kernel's inlined-lookup epilogue")]
     BadInlinedLookup { slot: usize, name: String },
 }

@@ -248,9 +248,9 @@ fn read_v2(path: &Path) -> Result<V2State, ReadError> {
         } else if specs.len() != maps.len() {
             // A map type the emulator does not model: say which.
             let other = maps.iter().find(|m| m.kind().is_none()).expect("one");
-            Err(XlatedError::UnknownCall {
-                slot: 0,
-                name: format!("a map of type {} (map {})", other.map_type, other.id),
+            Err(XlatedError::MapType {
+                id: other.id,
+                map_type: other.map_type,
             })
         } else {
             xlated::untranslate(&info.xlated, &info.map_ids, specs, &|imm| {

@@ -25,4 +25,6 @@ pub enum KernelError {
     OwnCgroup(PathBuf),
     #[error("{0}")]
     Unavailable(String),
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::RuntimeError),
 }

@@ -27,6 +27,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use devcg_engine::{Program, Rule};
 use thiserror::Error;
 
 use crate::owned;
@@ -55,6 +56,14 @@ pub enum RuntimeError {
     },
     #[error("the default config the runtime wrote is not JSON: {0}")]
     Spec(String),
+    #[error("reading the container's cgroup: {0}")]
+    Read(#[from] crate::audit::ReadError),
+    #[error("the runtime's program: {0}")]
+    Program(#[from] devcg_engine::xlated::XlatedError),
+    #[error("the runtime attached {0} device programs; one was expected")]
+    Programs(usize),
+    #[error(transparent)]
+    Audit(#[from] devcg_differential::audit::AuditError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RuntimeError {
@@ -310,17 +319,17 @@ pub struct RuntimeReport {
     pub pass: bool,
 }
 
-/// Runs `cases` random configs (seeded) through the real `runtime`: for
-/// each, the container's program is read back and decided
-/// (`devcg_differential::audit`), against the config's rules and against
-/// `model` (devcg's model of the runtime, defaults included).
+/// How devcg models a runtime: its program for a config, defaults included.
+pub type Model = fn(&[Rule]) -> Result<Program, devcg_engine::CompileError>;
+
+/// Runs `cases` random configs (seeded) through the real `runtime`
+/// ([`run_config`] each).
 pub fn run_cases(
     runtime: Runtime,
     cases: u64,
     seed: u64,
-    model: fn(&[devcg_engine::Rule]) -> Result<devcg_engine::Program, devcg_engine::CompileError>,
+    model: Model,
 ) -> Result<RuntimeReport, crate::KernelError> {
-    use devcg_differential::audit::{self, Enforcement};
     use devcg_differential::gen::{rules_in, Draw};
     if let Some(why) = skip_reason(runtime) {
         return Err(crate::KernelError::Unavailable(why));
@@ -333,61 +342,13 @@ pub fn run_cases(
     let mut out = Vec::new();
     for i in 0..cases {
         let rules = draw.value(&lists);
-        let shown: Vec<String> = rules.iter().map(|r| r.to_string()).collect();
-        let mut case = Case {
-            rules: shown,
-            refused: None,
-            attached: false,
-            versus_model: Vec::new(),
-            security: 0,
-            usability: 0,
-        };
-        let devices = devcg_engine::strategy::models::oci_devices_json(&rules);
-        let container = match Container::start(runtime, &scratch, &format!("case{i}"), &devices) {
-            Ok(c) => c,
-            Err(e) => {
-                case.refused = Some(e.to_string());
-                out.push(case);
-                continue;
-            }
-        };
-        let live = crate::audit::read(&container.cgroup().display().to_string())
-            .map_err(|e| crate::KernelError::Unavailable(e.to_string()))?;
-        let attached = live.v2.and_then(|v2| v2.programs.into_iter().next());
-        case.attached = attached.is_some();
-        let program = match attached {
-            Some(p) => p.program.map_err(|e| {
-                crate::KernelError::Unavailable(format!("the runtime's program: {e}"))
-            })?,
-            // No program: cgroup2 allows every device.
-            None => allow_all(),
-        };
-        container
-            .delete()
-            .map_err(|e| crate::KernelError::Unavailable(e.to_string()))?;
-        let decide = |p: &devcg_engine::Program| {
-            let e = Enforcement {
-                programs: vec![("program".into(), p.clone())],
-                v1: None,
-            };
-            let mut a = audit::audit(&e, &rules)?;
-            audit::compare(&mut a, &rules);
-            Ok::<_, audit::AuditError>(a)
-        };
-        let fail = |e: audit::AuditError| crate::KernelError::Unavailable(e.to_string());
-        let real = decide(&program).map_err(fail)?;
-        match model(&rules) {
-            Ok(m) => {
-                let modelled = decide(&m).map_err(fail)?;
-                case.versus_model =
-                    audit::program_disagreements((&real, &program), (&modelled, &m))
-                        .map_err(fail)?;
-            }
-            Err(e) => case.versus_model = vec![format!("devcg's model refuses the config: {e}")],
-        }
-        case.security = real.differences.iter().filter(|d| d.security).count();
-        case.usability = real.differences.len() - case.security;
-        out.push(case);
+        out.push(run_config(
+            runtime,
+            &scratch,
+            &format!("case{i}"),
+            &rules,
+            model,
+        )?);
     }
     let pass = out.iter().all(|c| c.versus_model.is_empty());
     Ok(RuntimeReport {
@@ -399,9 +360,72 @@ pub fn run_cases(
     })
 }
 
+/// One config through the real `runtime`, in cgroup `name` under
+/// `scratch`: the container's program is read back, the container deleted,
+/// and the program decided (`devcg_differential::audit`) against the
+/// config's rules and against `model`. A config the runtime refuses is a
+/// case too, with the runtime's reason.
+pub fn run_config(
+    runtime: Runtime,
+    scratch: &Scratch,
+    name: &str,
+    rules: &[Rule],
+    model: Model,
+) -> Result<Case, RuntimeError> {
+    use devcg_differential::audit::{self, Enforcement};
+    let mut case = Case {
+        rules: rules.iter().map(Rule::to_string).collect(),
+        refused: None,
+        attached: false,
+        versus_model: Vec::new(),
+        security: 0,
+        usability: 0,
+    };
+    let devices = devcg_engine::strategy::models::oci_devices_json(rules);
+    let container = match Container::start(runtime, scratch, name, &devices) {
+        Ok(c) => c,
+        Err(e) => {
+            case.refused = Some(e.to_string());
+            return Ok(case);
+        }
+    };
+    let live = crate::audit::read(&container.cgroup().display().to_string())?;
+    container.delete()?;
+    let mut programs = live.v2.map(|v2| v2.programs).unwrap_or_default();
+    if programs.len() > 1 {
+        return Err(RuntimeError::Programs(programs.len()));
+    }
+    case.attached = !programs.is_empty();
+    let program = match programs.pop() {
+        Some(p) => p.program?,
+        // No program: cgroup2 allows every device.
+        None => allow_all(),
+    };
+    let decide = |p: &Program| {
+        let e = Enforcement {
+            programs: vec![("program".into(), p.clone())],
+            v1: None,
+        };
+        let mut a = audit::audit(&e, rules)?;
+        audit::compare(&mut a, rules);
+        Ok::<_, audit::AuditError>(a)
+    };
+    let real = decide(&program)?;
+    match model(rules) {
+        Ok(m) => {
+            let modelled = decide(&m)?;
+            case.versus_model = audit::program_disagreements((&real, &program), (&modelled, &m))?;
+        }
+        Err(e) => case.versus_model = vec![format!("devcg's model refuses the config: {e}")],
+    }
+    case.security = real.differences.iter().filter(|d| d.security).count();
+    case.usability = real.differences.len() - case.security;
+    Ok(case)
+}
+
 /// What a cgroup without a device program enforces: every request allowed.
-fn allow_all() -> devcg_engine::Program {
+fn allow_all() -> Program {
     let mut a = devcg_engine::asm::Asm::new();
     a.ret(1);
-    devcg_engine::Program::new(a.finish().expect("no labels"))
+    Program::new(a.finish().expect("no labels"))
 }

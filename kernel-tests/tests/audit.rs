@@ -223,10 +223,10 @@ fn a_process_is_audited_through_its_cgroups() {
 /// is known to make.
 fn real_container_audits_as_the_model(
     runtime: devcg_kernel::runtime::Runtime,
-    model: fn(&[Rule]) -> Result<Program, devcg_engine::CompileError>,
+    model: devcg_kernel::runtime::Model,
     known_version_differences: &[&str],
 ) {
-    use devcg_kernel::runtime::{self, Container};
+    use devcg_kernel::runtime;
     if let Some(why) = runtime::skip_reason(runtime) {
         println!("{why}");
         return;
@@ -234,49 +234,33 @@ fn real_container_audits_as_the_model(
     let Some(scratch) = common::scratch_or_skip() else {
         return;
     };
-    let devices = serde_json::json!([
+    let config = serde_json::json!({"linux": {"resources": {"devices": [
         {"allow": false, "access": "rwm"},
         {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
         {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rw"},
         {"allow": false, "type": "c", "major": 1, "minor": 9, "access": "w"},
         {"allow": true, "type": "b", "major": 7, "access": "r"}
-    ]);
-    let config = serde_json::json!({"linux": {"resources": {"devices": devices}}});
+    ]}}});
     let rules = RuleFile::parse("config.json", &config.to_string()).unwrap();
     let name = format!("{}-ctr", runtime.binary());
-    let container = Container::start(runtime, &scratch, &name, &devices).expect("run");
-    let live = enforcement_of_path(container.cgroup());
-    assert_eq!(live.programs.len(), 1, "one program attached");
-    let real = audited(&live, &rules);
-    let model = Enforcement {
-        programs: vec![("model".into(), model(&rules).unwrap())],
-        v1: None,
-    };
-    let modelled = audited(&model, &rules);
+    // One program attached (more is an error of run_config).
+    let case = runtime::run_config(runtime, &scratch, &name, &rules, model).expect("run");
     println!(
-        "{}: {} differences from the config, {} of them security",
-        runtime::version(runtime).unwrap_or_default(),
-        real.differences.len(),
-        real.differences.iter().filter(|d| d.security).count()
+        "{}: {case:?}",
+        runtime::version(runtime).unwrap_or_default()
     );
-    for d in &real.differences {
-        println!("  {d}");
-    }
+    assert!(
+        case.refused.is_none() && case.attached,
+        "one program attached"
+    );
     // The real program against the model, on every class of either.
-    let versus = audit::program_disagreements(
-        (&real, &live.programs[0].1),
-        (&modelled, &model.programs[0].1),
-    )
-    .unwrap();
-    println!("real vs model: {versus:?}");
     assert_eq!(
-        versus, known_version_differences,
+        case.versus_model, known_version_differences,
         "the real program and devcg's model"
     );
     // The runtime's defaults (/dev/null & co., mknod of everything) show
     // up as differences from the config alone.
-    assert!(real.differences.iter().any(|d| d.security));
-    container.delete().expect("delete");
+    assert!(case.security > 0);
 }
 
 #[test]
