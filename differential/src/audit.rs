@@ -5,23 +5,26 @@
 //! reachable class, states the result as a table and as v1 rules, and
 //! compares it with what a rule list means.
 //!
-//! When the product of major and minor classes is too large to decide
-//! one by one (programs of thousands of rules), majors are paired with the
-//! minors that matter for them, as exhaustive mode does: from the expected
-//! rules, the v1 list and map keys; a program that only compares (a large
-//! tree without `--expect`) is refused with that advice rather than
-//! guessed.
+//! The classes come from the programs themselves: each is run with the
+//! major and minor symbolic (`emulator::symbolic`), which splits the plane
+//! into boxes on which it takes one path, with a verdict per access. The
+//! grid those boxes (and the devices the v1 list and the expected rules
+//! name) cut the plane into is decided exactly, and a sample of it is
+//! cross-checked by running the emulator. A program the split does not
+//! follow (arithmetic on the numbers) falls back to exhaustive mode's
+//! classes: majors paired with the minors that matter for them, from the
+//! expected rules, the v1 list and map keys; a large program that only
+//! compares, without `--expect`, is then refused with that advice rather
+//! than guessed.
 //!
 //! Only requests a syscall can produce are decided: types b and c,
 //! accesses `-` (access(2) F_OK), `r`, `w`, `rw` (open) and `m` (mknod),
-//! majors below 2^12, minors below 2^20. The classes are those of
-//! exhaustive mode (docs/exhaustive.md): the numbers the programs compare
-//! with, the v1 list names and the expected rules name, each with the run
-//! after it.
+//! majors below 2^12, minors below 2^20.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use devcg_emulator::symbolic::{self, Leaf, Region, Span};
 use devcg_emulator::{EmuError, Emulator};
 use devcg_engine::{
     Access, Behavior, DeviceType, Exception, Program, Request, Rule, RuleKind, RuleSet, Verdict,
@@ -108,6 +111,15 @@ pub enum AuditError {
          give the rules the cgroup is meant to hold (--expect), whose structure pairs them"
     )]
     TooMany { majors: usize, minors: usize },
+    #[error(
+        "internal error: following the program's paths gives {device} {traced}, \
+         running it gives {run}; please report this program"
+    )]
+    Inconsistent {
+        device: String,
+        traced: String,
+        run: String,
+    },
 }
 
 /// One class of devices and what it allows: a range of majors, a range of
@@ -145,8 +157,8 @@ impl Block {
 pub struct Audit {
     /// Classes decided (devices; each with five accesses).
     pub classes: usize,
-    /// Whether every major class was paired with every minor class.
-    pub full_product: bool,
+    /// How the classes were chosen.
+    pub partition: Partition,
     /// The policy, merged into as few blocks as adjacent classes allow:
     /// per type, per run of majors, runs of minors.
     pub blocks: Vec<Block>,
@@ -167,7 +179,222 @@ struct Cell {
     minors: (u32, u32),
 }
 
-fn cells(enforcement: &Enforcement, expected: &[Rule]) -> Result<(Vec<Cell>, bool), AuditError> {
+/// How the classes were chosen, from the most exact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Partition {
+    /// The programs' own paths (`emulator::symbolic`), refined by the
+    /// numbers the v1 list and the expected rules name: exact.
+    ProgramPaths,
+    /// Every major class with every minor class of the numbers involved.
+    FullProduct,
+    /// Per major, the minors named with it (expected rules, v1 list, map keys).
+    PerMajor,
+}
+
+impl Partition {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Partition::ProgramPaths => "classes from the programs' paths",
+            Partition::FullProduct => "full major x minor product",
+            Partition::PerMajor => "per-major minor classes",
+        }
+    }
+}
+
+/// Instructions one symbolic split (one program, type and access) may run
+/// over all its paths before the audit falls back to pairing numbers: a
+/// few tenths of a second.
+const SYMBOLIC_BUDGET: usize = 20_000_000;
+
+/// Every number a syscall can name.
+const PLANE: Region = Region {
+    majors: (0, MAJOR_LIMIT - 1),
+    minors: (0, MINOR_LIMIT - 1),
+};
+
+/// What every program's paths decide (`emulator::symbolic`), on the
+/// classes they tell apart refined by the devices the v1 list and the
+/// expected rules name. `None` when a program does what the split does not
+/// follow (the caller pairs numbers instead).
+fn traced(enforcement: &Enforcement, expected: &[Rule], v1: Option<&Policy>) -> Option<Vec<Block>> {
+    let jobs: Vec<(usize, DeviceType)> = (0..enforcement.programs.len())
+        .flat_map(|p| DeviceType::ALL.map(|ty| (p, ty)))
+        .collect();
+    let split: Vec<Vec<Leaf>> = crate::parallel::batches_of(
+        1,
+        &jobs,
+        || Ok::<_, ()>(()),
+        |_, job| {
+            let &[(p, ty)] = job else {
+                unreachable!("batches of one")
+            };
+            let program = &enforcement.programs[p].1;
+            symbolic::partition(program, ty, &ACCESSES, PLANE, SYMBOLIC_BUDGET).ok()
+        },
+    )
+    .ok()?
+    .into_iter()
+    .collect::<Option<_>>()?;
+    let mut named = named(expected);
+    if let Some((_, exceptions)) = &enforcement.v1 {
+        named.extend(exceptions.iter().map(|e| (e.ty, e.major, e.minor)));
+    }
+    let number = |n: u32, limit: u32| match n {
+        devcg_engine::WILDCARD => Some((0, limit - 1)),
+        n if n < limit => Some((n, n)),
+        _ => None,
+    };
+    let every_lane = Allowed::EVERYTHING.0;
+    let mut out = Vec::new();
+    for ty in DeviceType::ALL {
+        let of_type: Vec<&Vec<Leaf>> = jobs
+            .iter()
+            .zip(&split)
+            .filter(|((_, t), _)| *t == ty)
+            .map(|(_, leaves)| leaves)
+            .collect();
+        let mut boxes: Vec<Region> = vec![PLANE];
+        boxes.extend(
+            of_type
+                .iter()
+                .flat_map(|l| l.iter().map(|leaf| leaf.region)),
+        );
+        boxes.extend(named.iter().filter(|d| d.0 == ty).filter_map(|d| {
+            Some(Region {
+                majors: number(d.1, MAJOR_LIMIT)?,
+                minors: number(d.2, MINOR_LIMIT)?,
+            })
+        }));
+        let grid = Grid::new(&boxes);
+        // Every program must allow: start from everything, and AND each
+        // program's painting in.
+        let mut allowed = vec![every_lane; grid.cells()];
+        for leaves in of_type {
+            let mut own = vec![0u8; grid.cells()];
+            let mut painted = vec![0u8; grid.cells()];
+            for leaf in leaves {
+                for cell in grid.covering(leaf.region) {
+                    own[cell] |= leaf.allowed & leaf.lanes;
+                    painted[cell] |= leaf.lanes;
+                }
+            }
+            // The paths of one program cover every request once.
+            if painted.iter().any(|&p| p != every_lane) {
+                return None;
+            }
+            for (a, o) in allowed.iter_mut().zip(own) {
+                *a &= o;
+            }
+        }
+        for (cell, allowed) in grid.iter().zip(allowed) {
+            let mut allowed = Allowed(allowed);
+            if let Some(policy) = v1 {
+                let wants = policy.decide_each_access(ty, cell.0 .0, cell.1 .0);
+                for (i, a) in ACCESSES.iter().enumerate() {
+                    if wants[usize::from(a.0)] != Verdict::Allow {
+                        allowed.0 &= !(1 << i);
+                    }
+                }
+            }
+            out.push(Block {
+                ty,
+                majors: cell.0,
+                minors: cell.1,
+                allowed,
+            });
+        }
+    }
+    Some(out)
+}
+
+/// Rows (runs of majors), each cut into runs of minors: the coarsest grid
+/// in which every box given is a union of cells. Cells are numbered row by
+/// row.
+struct Grid {
+    /// The first major of each row.
+    rows: Vec<u32>,
+    /// The first minor of each cell of each row.
+    minors: Vec<Vec<u32>>,
+    /// The number of the first cell of each row.
+    offsets: Vec<usize>,
+}
+
+impl Grid {
+    fn new(boxes: &[Region]) -> Grid {
+        let cut = |set: &mut Vec<u32>, (lo, hi): Span, limit: u32| {
+            set.push(lo);
+            if hi + 1 < limit {
+                set.push(hi + 1);
+            }
+        };
+        let mut rows = vec![0];
+        for b in boxes {
+            cut(&mut rows, b.majors, MAJOR_LIMIT);
+        }
+        rows.sort_unstable();
+        rows.dedup();
+        let mut minors: Vec<Vec<u32>> = vec![vec![0]; rows.len()];
+        for b in boxes {
+            let first = rows.partition_point(|&s| s < b.majors.0);
+            let last = rows.partition_point(|&s| s <= b.majors.1);
+            for cuts in &mut minors[first..last] {
+                cut(cuts, b.minors, MINOR_LIMIT);
+            }
+        }
+        let mut offsets = Vec::with_capacity(rows.len());
+        let mut next = 0;
+        for cuts in &mut minors {
+            cuts.sort_unstable();
+            cuts.dedup();
+            offsets.push(next);
+            next += cuts.len();
+        }
+        Grid {
+            rows,
+            minors,
+            offsets,
+        }
+    }
+
+    fn cells(&self) -> usize {
+        self.offsets
+            .last()
+            .map_or(0, |&o| o + self.minors.last().map_or(0, Vec::len))
+    }
+
+    /// The numbers of the cells that make up `region` (a union of cells).
+    fn covering(&self, region: Region) -> impl Iterator<Item = usize> + '_ {
+        let first = self.rows.partition_point(|&s| s < region.majors.0);
+        let last = self.rows.partition_point(|&s| s <= region.majors.1);
+        (first..last).flat_map(move |row| {
+            let cuts = &self.minors[row];
+            let lo = cuts.partition_point(|&s| s < region.minors.0);
+            let hi = cuts.partition_point(|&s| s <= region.minors.1);
+            (lo..hi).map(move |j| self.offsets[row] + j)
+        })
+    }
+
+    /// Every cell's majors and minors, in number order.
+    fn iter(&self) -> impl Iterator<Item = (Span, Span)> + '_ {
+        let end = |v: &[u32], i: usize, limit: u32| v.get(i + 1).map_or(limit - 1, |n| n - 1);
+        self.rows.iter().enumerate().flat_map(move |(i, &ma)| {
+            let majors = (ma, end(&self.rows, i, MAJOR_LIMIT));
+            let cuts = &self.minors[i];
+            cuts.iter()
+                .enumerate()
+                .map(move |(j, &mi)| (majors, (mi, end(cuts, j, MINOR_LIMIT))))
+        })
+    }
+}
+
+/// The classes from the numbers involved: those the expected rules and the
+/// v1 list name, the programs' constants and map keys, paired per major
+/// when their full product is too large.
+fn paired_cells(
+    enforcement: &Enforcement,
+    expected: &[Rule],
+) -> Result<(Vec<Cell>, Partition), AuditError> {
     let mut named = named(expected);
     if let Some((_, exceptions)) = &enforcement.v1 {
         named.extend(exceptions.iter().map(|e| (e.ty, e.major, e.minor)));
@@ -227,7 +454,12 @@ fn cells(enforcement: &Enforcement, expected: &[Rule]) -> Result<(Vec<Cell>, boo
             }
         }
     }
-    Ok((out, full))
+    let partition = if full {
+        Partition::FullProduct
+    } else {
+        Partition::PerMajor
+    };
+    Ok((out, partition))
 }
 
 /// Every program of `enforcement` ready to run, or the first refusal.
@@ -276,20 +508,47 @@ fn decide_cell(
 /// `expected` (maybe empty) only adds the numbers it names, so that a
 /// comparison sees every class where the two may differ.
 pub fn audit(enforcement: &Enforcement, expected: &[Rule]) -> Result<Audit, AuditError> {
-    let (cells, full_product) = cells(enforcement, expected)?;
     let v1 = enforcement
         .v1
         .as_ref()
         .map(|(b, e)| Policy::new(*b, e.clone()));
-    // Each worker with emulators of its own; a refused program is the
-    // result, with the emulator's reason.
+    // Every program checked first: a refused one is the result, with the
+    // emulator's reason.
+    let checked = emulators(enforcement)?;
+    let (cells, partition) = match traced(enforcement, expected, v1.as_ref()) {
+        Some(cells) => {
+            cross_check(&cells, &checked, v1.as_ref())?;
+            (cells, Partition::ProgramPaths)
+        }
+        None => {
+            let (cells, partition) = paired_cells(enforcement, expected)?;
+            (decide(cells, enforcement, v1.as_ref())?, partition)
+        }
+    };
+    Ok(Audit {
+        classes: cells.len(),
+        partition,
+        blocks: merge(cells.clone()),
+        rules: as_rules(&cells),
+        cells,
+        differences: Vec::new(),
+    })
+}
+
+/// Runs the emulator on the first request of every cell.
+fn decide(
+    cells: Vec<Cell>,
+    enforcement: &Enforcement,
+    v1: Option<&Policy>,
+) -> Result<Vec<Block>, AuditError> {
+    // Each worker with emulators of its own.
     let decided: Vec<Allowed> = crate::parallel::batches(
         &cells,
         || emulators(enforcement),
         |programs, batch| {
             batch
                 .iter()
-                .map(|c| decide_cell(c, programs, v1.as_ref()))
+                .map(|c| decide_cell(c, programs, v1))
                 .collect::<Result<Vec<_>, _>>()
         },
     )?
@@ -298,7 +557,7 @@ pub fn audit(enforcement: &Enforcement, expected: &[Rule]) -> Result<Audit, Audi
     .into_iter()
     .flatten()
     .collect();
-    let cells: Vec<Block> = cells
+    Ok(cells
         .into_iter()
         .zip(decided)
         .map(|(c, allowed)| Block {
@@ -307,15 +566,43 @@ pub fn audit(enforcement: &Enforcement, expected: &[Rule]) -> Result<Audit, Audi
             minors: c.minors,
             allowed,
         })
-        .collect();
-    Ok(Audit {
-        classes: cells.len(),
-        full_product,
-        blocks: merge(cells.clone()),
-        rules: as_rules(&cells),
-        cells,
-        differences: Vec::new(),
-    })
+        .collect())
+}
+
+/// Cells whose traced answer is checked against runs of the emulator,
+/// spread evenly over all of them.
+const CROSS_CHECKS: usize = 4096;
+
+/// The traced answers of a sample of cells, each at its first and its last
+/// request, against the emulator's runs: the symbolic split is a second
+/// executor, and a disagreement is a bug to report, not a policy.
+fn cross_check(
+    cells: &[Block],
+    programs: &[(&str, Emulator)],
+    v1: Option<&Policy>,
+) -> Result<(), AuditError> {
+    let step = cells.len().div_ceil(CROSS_CHECKS).max(1);
+    for block in cells.iter().step_by(step).chain(cells.last()) {
+        for (major, minor) in [
+            (block.majors.0, block.minors.0),
+            (block.majors.1, block.minors.1),
+        ] {
+            let cell = Cell {
+                ty: block.ty,
+                majors: (major, major),
+                minors: (minor, minor),
+            };
+            let run = decide_cell(&cell, programs, v1)?;
+            if run != block.allowed {
+                return Err(AuditError::Inconsistent {
+                    device: format!("{} {major}:{minor}", block.ty),
+                    traced: block.allowed.describe(),
+                    run: run.describe(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A run of majors of one type and its runs of minors with their answers.
@@ -747,6 +1034,45 @@ mod tests {
             programs: vec![(strategy.into(), program)],
             v1: None,
         }
+    }
+
+    #[test]
+    fn generated_programs_are_decided_by_their_paths() {
+        let a = audit(&enforced_by("tree", "deny a; allow c 1:3 rwm"), &[]).unwrap();
+        assert_eq!(a.partition, Partition::ProgramPaths);
+    }
+
+    /// `major * 1 == 9` is arithmetic the split does not follow: the audit
+    /// falls back to the classes of the program's constants (which, for
+    /// `major + 1 == 9`, would miss major 8: docs/audit.md, Limits).
+    #[test]
+    fn a_program_with_arithmetic_falls_back_to_paired_classes() {
+        use devcg_engine::asm::{Asm, Cond, Size, Width};
+        use devcg_engine::insn::{op, Reg, R0};
+        let (ctx, major) = (Reg(1), Reg(2));
+        let mut asm = Asm::new();
+        let allow = asm.new_label();
+        asm.ldx(Size::W, major, ctx, 4)
+            .alu_imm(Width::W64, op::MUL, major, 1)
+            .jmp_imm(Width::W64, Cond::Eq, major, 9, allow)
+            .ret(0);
+        asm.bind(allow);
+        asm.mov_imm(Width::W64, R0, 1).exit();
+        let program = Program::new(asm.finish().unwrap());
+        let enforcement = Enforcement {
+            programs: vec![("plus-one".into(), program)],
+            v1: None,
+        };
+        let a = audit(&enforcement, &[]).unwrap();
+        assert_eq!(a.partition, Partition::FullProduct);
+        assert_eq!(
+            a.rules,
+            Some(vec![
+                "deny a".into(),
+                "allow b 9:* rwm".into(),
+                "allow c 9:* rwm".into()
+            ])
+        );
     }
 
     #[test]

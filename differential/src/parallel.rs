@@ -22,8 +22,23 @@ where
     R: Send,
     E: Send,
 {
+    batches_of(BATCH, items, state, work)
+}
+
+/// [`batches`] with batches of `size` items: 1 for a few long jobs.
+pub(crate) fn batches_of<T, S, R, E>(
+    size: usize,
+    items: &[T],
+    state: impl Fn() -> Result<S, E> + Sync,
+    work: impl Fn(&S, &[T]) -> R + Sync,
+) -> Result<Vec<R>, E>
+where
+    T: Sync,
+    R: Send,
+    E: Send,
+{
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let batches: Vec<&[T]> = items.chunks(BATCH).collect();
+    let batches: Vec<&[T]> = items.chunks(size).collect();
     let next = AtomicUsize::new(0);
     let per_worker = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers.min(batches.len()))

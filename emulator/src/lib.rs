@@ -41,6 +41,7 @@ mod error;
 mod maps;
 mod rewrite;
 mod scalar;
+pub mod symbolic;
 mod verify;
 
 use devcg_engine::insn::{decode_all, DecodeError, Program};
