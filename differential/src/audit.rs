@@ -202,10 +202,13 @@ impl Partition {
     }
 }
 
-/// Instructions one symbolic split (one program, type and access) may run
-/// over all its paths before the audit falls back to pairing numbers: a
-/// few tenths of a second.
+/// Instructions one symbolic split (one program, type and band of majors)
+/// may run over all its paths before the audit falls back to pairing
+/// numbers: a few tenths of a second.
 const SYMBOLIC_BUDGET: usize = 20_000_000;
+
+/// Bands of majors split apart (a power of two dividing [`MAJOR_LIMIT`]).
+const MAJOR_BANDS: u32 = 16;
 
 /// Every number a syscall can name.
 const PLANE: Region = Region {
@@ -218,19 +221,29 @@ const PLANE: Region = Region {
 /// expected rules name. `None` when a program does what the split does not
 /// follow (the caller pairs numbers instead).
 fn traced(enforcement: &Enforcement, expected: &[Rule], v1: Option<&Policy>) -> Option<Vec<Block>> {
-    let jobs: Vec<(usize, DeviceType)> = (0..enforcement.programs.len())
+    // Each program and type in bands of majors, so that the cores share
+    // the work of one large program (a band's paths are its own).
+    let bands = (0..MAJOR_BANDS).map(|i| Region {
+        majors: (
+            i * MAJOR_LIMIT / MAJOR_BANDS,
+            (i + 1) * MAJOR_LIMIT / MAJOR_BANDS - 1,
+        ),
+        ..PLANE
+    });
+    let jobs: Vec<(usize, DeviceType, Region)> = (0..enforcement.programs.len())
         .flat_map(|p| DeviceType::ALL.map(|ty| (p, ty)))
+        .flat_map(|(p, ty)| bands.clone().map(move |band| (p, ty, band)))
         .collect();
     let split: Vec<Vec<Leaf>> = crate::parallel::batches_of(
         1,
         &jobs,
         || Ok::<_, ()>(()),
         |_, job| {
-            let &[(p, ty)] = job else {
+            let &[(p, ty, band)] = job else {
                 unreachable!("batches of one")
             };
             let program = &enforcement.programs[p].1;
-            symbolic::partition(program, ty, &ACCESSES, PLANE, SYMBOLIC_BUDGET).ok()
+            symbolic::partition(program, ty, &ACCESSES, band, SYMBOLIC_BUDGET).ok()
         },
     )
     .ok()?
@@ -248,11 +261,15 @@ fn traced(enforcement: &Enforcement, expected: &[Rule], v1: Option<&Policy>) -> 
     let every_lane = Allowed::EVERYTHING.0;
     let mut out = Vec::new();
     for ty in DeviceType::ALL {
-        let of_type: Vec<&Vec<Leaf>> = jobs
-            .iter()
-            .zip(&split)
-            .filter(|((_, t), _)| *t == ty)
-            .map(|(_, leaves)| leaves)
+        // Per program, the leaves of all its bands.
+        let of_type: Vec<Vec<&Leaf>> = (0..enforcement.programs.len())
+            .map(|p| {
+                jobs.iter()
+                    .zip(&split)
+                    .filter(|((q, t, _), _)| *q == p && *t == ty)
+                    .flat_map(|(_, leaves)| leaves)
+                    .collect()
+            })
             .collect();
         let mut boxes: Vec<Region> = vec![PLANE];
         boxes.extend(
@@ -525,11 +542,13 @@ pub fn audit(enforcement: &Enforcement, expected: &[Rule]) -> Result<Audit, Audi
             (decide(cells, enforcement, v1.as_ref())?, partition)
         }
     };
+    let blocks = merge(cells.clone());
+    let rules = as_rules(&cells);
     Ok(Audit {
         classes: cells.len(),
         partition,
-        blocks: merge(cells.clone()),
-        rules: as_rules(&cells),
+        blocks,
+        rules,
         cells,
         differences: Vec::new(),
     })

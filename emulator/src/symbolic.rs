@@ -589,11 +589,7 @@ pub fn partition(
                 } => {
                     let a = truncate_val(st.regs[dst as usize], w64);
                     let b = operand(&st, src, w64);
-                    if let Some(other) =
-                        branch(&mut st, cond, w64, a, b, target).map_err(unsupported)?
-                    {
-                        work.extend(other);
-                    }
+                    branch(&mut st, &mut work, cond, w64, a, b, target).map_err(unsupported)?;
                 }
                 Op::Call { helper } => {
                     if helper != helper::MAP_LOOKUP_ELEM {
@@ -748,24 +744,25 @@ fn alu(operation: u8, w64: bool, dst: Val, src: Val, lanes: Lanes) -> Option<Val
 }
 
 /// A conditional jump (operands at its width): continues `st` on one edge
-/// and returns the states of the other edges, if the jump splits the
-/// region or the lanes.
+/// and pushes the states of the other edges onto `work`, if the jump
+/// splits the region or the lanes.
 fn branch(
     st: &mut State,
+    work: &mut Vec<State>,
     cond: u8,
     w64: bool,
     a: Val,
     b: Val,
     target: usize,
-) -> Result<Option<Vec<State>>, &'static str> {
+) -> Result<(), &'static str> {
     let width = if w64 { 8 } else { 4 };
     let (x, y) = match (a.lanes(width), b.lanes(width)) {
         (Some(x), Some(y)) => (x, y),
         _ => {
             return match (a, b) {
                 (Val::Bytes(x), Val::Bytes(y)) => match (known(&x, width), known(&y, width)) {
-                    (None, Some(k)) => split(st, cond, w64, x, k, true, target),
-                    (Some(k), None) => split(st, cond, w64, y, k, false, target),
+                    (None, Some(k)) => split(st, work, cond, w64, x, k, true, target),
+                    (Some(k), None) => split(st, work, cond, w64, y, k, false, target),
                     _ => Err("compares two values made of the major or minor"),
                 },
                 // A pointer the verifier let through to a compare with 0:
@@ -775,7 +772,7 @@ fn branch(
                     if known(&y, width) == Some(0) && matches!(cond, op::JEQ | op::JNE) =>
                 {
                     st.pc = if cond == op::JNE { target } else { st.pc + 1 };
-                    Ok(None)
+                    Ok(())
                 }
                 _ => Err("compares a pointer with something other than 0"),
             };
@@ -794,39 +791,33 @@ fn branch(
         other.pc += 1;
         st.lanes = taken;
         st.pc = target;
-        return Ok(Some(vec![other]));
+        work.push(other);
+        return Ok(());
     }
     st.pc = if taken != 0 { target } else { st.pc + 1 };
-    Ok(None)
+    Ok(())
 }
 
 /// Splits the region where `sym <cond> k` (or `k <cond> sym` when
-/// `!sym_first`) changes truth; `st` takes the first piece.
+/// `!sym_first`) changes truth; `st` takes the first piece, the others go
+/// onto `work`.
+#[allow(clippy::too_many_arguments)]
 fn split(
     st: &mut State,
+    work: &mut Vec<State>,
     cond: u8,
     w64: bool,
     sym: [Byte; 8],
     k: u64,
     sym_first: bool,
     target: usize,
-) -> Result<Option<Vec<State>>, &'static str> {
+) -> Result<(), &'static str> {
     let width = if w64 { 8 } else { 4 };
     let field = exactly(&sym, width).ok_or("compares part of the major or minor")?;
     if cond == op::JSET {
         return Err("tests bits of the major or minor");
     }
     let (lo, hi) = *st.span(field);
-    // The truth of a comparison with k changes only at k, k + 1 and, for
-    // signed 32-bit order, at 2^31 (the field is below 2^32, so its 64-bit
-    // signed value is its unsigned one).
-    let mut cuts: Vec<u32> = [k, k.wrapping_add(1), 1 << 31]
-        .into_iter()
-        .filter(|&c| c > u64::from(lo) && c <= u64::from(hi))
-        .map(|c| c as u32)
-        .collect();
-    cuts.sort_unstable();
-    cuts.dedup();
     let eval = |v: u32| {
         if sym_first {
             holds(cond, w64, u64::from(v), k)
@@ -834,28 +825,42 @@ fn split(
             holds(cond, w64, k, u64::from(v))
         }
     };
-    let mut pieces: Vec<(Span, bool)> = Vec::new();
+    // The truth of a comparison with k changes only at k, k + 1 and, for
+    // signed 32-bit order, at 2^31 (the field is below 2^32, so its 64-bit
+    // signed value is its unsigned one): at most four pieces.
+    let mut cuts = [k, k.wrapping_add(1), 1 << 31];
+    cuts.sort_unstable();
+    let mut pieces = [((0u32, 0u32), false); 4];
+    let mut count = 0;
     let mut start = lo;
-    for end in cuts.iter().map(|&c| c - 1).chain([hi]) {
+    let inner = cuts
+        .into_iter()
+        .filter(|&c| c > u64::from(lo) && c <= u64::from(hi))
+        .map(|c| c as u32 - 1);
+    for end in inner.chain([hi]) {
+        if end < start {
+            continue; // a repeated cut
+        }
         let t = eval(start);
-        match pieces.last_mut() {
-            Some((span, truth)) if *truth == t => span.1 = end,
-            _ => pieces.push(((start, end), t)),
+        if count > 0 && pieces[count - 1].1 == t {
+            pieces[count - 1].0 .1 = end;
+        } else {
+            pieces[count] = ((start, end), t);
+            count += 1;
         }
         start = end.wrapping_add(1);
     }
-    let next = |truth: bool| if truth { target } else { st.pc + 1 };
-    let mut others = Vec::new();
-    for &(span, truth) in &pieces[1..] {
+    let next = |pc: usize, truth: bool| if truth { target } else { pc + 1 };
+    for &(span, truth) in &pieces[1..count] {
         let mut other = st.clone();
         *other.span(field) = span;
-        other.pc = next(truth);
-        others.push(other);
+        other.pc = next(st.pc, truth);
+        work.push(other);
     }
     let (span, truth) = pieces[0];
-    st.pc = next(truth);
+    st.pc = next(st.pc, truth);
     *st.span(field) = span;
-    Ok((!others.is_empty()).then_some(others))
+    Ok(())
 }
 
 /// `bpf_map_lookup_elem(r1, r2)`: the regions the lookup splits the state's
