@@ -987,9 +987,26 @@ pub fn program_disagreements(
     };
     let (a, b) = (emulator(first.1)?, emulator(second.1)?);
     let mut out = std::collections::BTreeSet::new();
-    for cell in first.0.cells.iter().chain(&second.0.cells) {
+    // The grid both audits' classes cut the plane into: each of its cells
+    // lies in one class of each, so its first request speaks for it.
+    let mut common = Vec::new();
+    for ty in DeviceType::ALL {
+        let boxes: Vec<Region> = first
+            .0
+            .cells
+            .iter()
+            .chain(&second.0.cells)
+            .filter(|c| c.ty == ty)
+            .map(|c| Region {
+                majors: c.majors,
+                minors: c.minors,
+            })
+            .collect();
+        common.extend(Grid::new(&boxes).iter().map(|cell| (ty, cell)));
+    }
+    for (ty, (majors, minors)) in common {
         for access in ACCESSES {
-            let req = Request::new(cell.ty, cell.majors.0, cell.minors.0, access);
+            let req = Request::new(ty, majors.0, minors.0, access);
             let run = |e: &Emulator| {
                 e.run(&req).map_err(|source| AuditError::Run {
                     label: "program".into(),
