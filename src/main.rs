@@ -1005,6 +1005,40 @@ fn cmd_runtime(name: RuntimeName, cases: u64, seed: u64, json: bool) -> Result<E
                 );
             }
         }
+        let asked: Vec<&runtime::Reality> = report
+            .cases
+            .iter()
+            .flat_map(|c| &c.reality)
+            .filter(|r| r.request.is_some())
+            .collect();
+        let confirmed = asked.iter().filter(|r| r.confirmed).count();
+        println!(
+            "\nreality: {confirmed} of {} security classes asked in the live containers were let through by the kernel ({} not safe to ask)",
+            asked.len(),
+            report.cases.iter().flat_map(|c| &c.reality).count() - asked.len()
+        );
+        for r in asked.iter().filter(|r| !r.confirmed) {
+            println!(
+                "  NOT confirmed: {} (asked {}): kernel {}",
+                r.class,
+                r.request.as_deref().unwrap_or(""),
+                r.kernel
+            );
+        }
+        println!(
+            "\nreproducers (docs/findings.md) through {}:",
+            report.version
+        );
+        for r in &report.reproducers {
+            let real = match (&r.real, &r.refused) {
+                (Some(v), _) => format!("real {v}"),
+                (None, _) => "refused".to_string(),
+            };
+            println!(
+                "  {} {:<48} [{}] {}: v1 {}, {real}; kernel {}: {}",
+                r.class, r.name, r.rules, r.request, r.oracle, r.kernel, r.status
+            );
+        }
         println!("({:.1} s)", report.seconds);
     }
     Ok(if report.pass {

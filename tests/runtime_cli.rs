@@ -1,6 +1,8 @@
 //! `devcg runtime` end to end with the real runc and crun (Debian's,
 //! installed by scripts/test.sh): random configs, each container's program
-//! read back and decided against devcg's model of the runtime. Needs root,
+//! read back and decided against devcg's model of the runtime, its
+//! security classes asked of the kernel inside the live container; then
+//! every reproducer of docs/findings.md through the binary. Needs root,
 //! cgroup2 and the runtime; skips with one line otherwise.
 
 use std::process::Command;
@@ -22,6 +24,36 @@ fn run(runtime: &str) -> (Option<i32>, serde_json::Value) {
     (o.status.code(), report)
 }
 
+/// The kernel let every security class through that it was asked about,
+/// and every reproducer shows its finding (or the runtime's defaults mask
+/// it), the kernel answering as the real program.
+fn assert_confirmed_live(report: &serde_json::Value) {
+    let asked: Vec<&serde_json::Value> = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["reality"].as_array().unwrap())
+        .filter(|r| !r["request"].is_null())
+        .collect();
+    assert!(!asked.is_empty(), "{report}");
+    for r in asked {
+        assert_eq!(r["confirmed"], true, "{r}");
+    }
+    let reproducers = report["reproducers"].as_array().unwrap();
+    assert!(reproducers.len() >= 10, "{report}");
+    for r in reproducers {
+        assert_eq!(r["kernel_agrees"], true, "{r}");
+        let status = r["status"].as_str().unwrap();
+        assert!(
+            status.starts_with("confirmed") || status.starts_with("masked"),
+            "{r}"
+        );
+    }
+    assert!(reproducers
+        .iter()
+        .any(|r| r["kernel"] == "allow" && r["status"] == "confirmed"));
+}
+
 #[test]
 fn runc_programs_decide_as_devcgs_model() {
     if let Some(why) = runtime::skip_reason(Runtime::Runc) {
@@ -34,6 +66,7 @@ fn runc_programs_decide_as_devcgs_model() {
     assert!(cases.iter().any(|c| c.get("refused").is_none()), "{report}");
     assert_eq!(code, Some(0), "{report}");
     assert_eq!(report["pass"], true);
+    assert_confirmed_live(&report);
 }
 
 #[test]
@@ -60,4 +93,5 @@ fn crun_1_8_differs_from_the_model_only_on_dev_net_tun() {
         .iter()
         .any(|c| !c["versus_model"].as_array().unwrap().is_empty());
     assert_eq!(code, Some(if differs { 1 } else { 0 }), "{report}");
+    assert_confirmed_live(&report);
 }

@@ -911,6 +911,11 @@ fn all(kind: RuleKind) -> Rule {
 pub struct Difference {
     pub devices: String,
     pub access: String,
+    /// The same devices and access as data: the first block of the class.
+    #[serde(skip)]
+    pub class: Block,
+    #[serde(skip)]
+    pub request_access: Access,
     pub expected: Verdict,
     pub enforced: Verdict,
     /// The cgroup allows what the rules deny.
@@ -955,6 +960,8 @@ pub fn compare(audit: &mut Audit, expected: &[Rule]) {
                 Difference {
                     devices: b.devices(),
                     access: names[i].to_string(),
+                    class: b.clone(),
+                    request_access: access,
                     expected: if enforced.is_allow() {
                         Verdict::Deny
                     } else {

@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod counterexample;
 pub mod exhaustive;
+pub mod findings;
 pub mod gen;
 mod parallel;
 pub mod programs;

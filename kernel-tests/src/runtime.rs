@@ -27,10 +27,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use devcg_engine::{Program, Rule};
+use devcg_differential::audit::{self, Audit, Block, Enforcement};
+use devcg_differential::findings::{self, Reproducer};
+use devcg_engine::{Access, Program, Request, Rule, Verdict};
 use thiserror::Error;
 
+use crate::device::{Device, Drivers};
 use crate::owned;
+use crate::probe::{self, KernelAnswer, NodeDir, Step};
 use crate::v2::Scratch;
 
 /// Prefix of a runtime's bundle and state directory under the temp dir.
@@ -64,6 +68,8 @@ pub enum RuntimeError {
     Programs(usize),
     #[error(transparent)]
     Audit(#[from] devcg_differential::audit::AuditError),
+    #[error("probing the live container: {0}")]
+    Probe(#[from] crate::sys::SysError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RuntimeError {
@@ -306,6 +312,22 @@ pub struct Case {
     pub security: usize,
     /// ... and may not do what the config allows.
     pub usability: usize,
+    /// Each security class asked of the kernel in the live container.
+    pub reality: Vec<Reality>,
+}
+
+/// A security class tried for real: a child joined to the live
+/// container's cgroup asks the kernel for one device of it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Reality {
+    /// The class, as the audit prints it (`c 1:9 w`).
+    pub class: String,
+    /// The request made, if one could be made safely.
+    pub request: Option<String>,
+    /// `allowed`, `denied`, an unexpected errno, or why nothing was asked.
+    pub kernel: String,
+    /// The kernel let through what the config denies.
+    pub confirmed: bool,
 }
 
 /// What `devcg runtime` found for one runtime.
@@ -314,8 +336,11 @@ pub struct RuntimeReport {
     pub runtime: String,
     pub version: String,
     pub cases: Vec<Case>,
+    /// docs/findings.md's reproducers for this runtime, through the binary.
+    pub reproducers: Vec<ReproducerResult>,
     pub seconds: f64,
-    /// Every started container's program decides as devcg's model.
+    /// Every started container's program decides as devcg's model, and
+    /// the kernel answered every probe as the audit said it would.
     pub pass: bool,
 }
 
@@ -323,7 +348,8 @@ pub struct RuntimeReport {
 pub type Model = fn(&[Rule]) -> Result<Program, devcg_engine::CompileError>;
 
 /// Runs `cases` random configs (seeded) through the real `runtime`
-/// ([`run_config`] each).
+/// ([`run_config`] each), then every reproducer of docs/findings.md for it
+/// ([`run_reproducer`]).
 pub fn run_cases(
     runtime: Runtime,
     cases: u64,
@@ -336,6 +362,7 @@ pub fn run_cases(
     }
     let started = std::time::Instant::now();
     let scratch = Scratch::new()?.ok_or(crate::KernelError::NoCgroup2)?;
+    let mut nodes = NodeDir::mount()?;
     let space = crate::gen::space(scratch.drivers());
     let lists = rules_in(&space, 6);
     let mut draw = Draw::new(seed);
@@ -345,34 +372,104 @@ pub fn run_cases(
         out.push(run_config(
             runtime,
             &scratch,
+            &mut nodes,
             &format!("case{i}"),
             &rules,
             model,
         )?);
     }
-    let pass = out.iter().all(|c| c.versus_model.is_empty());
+    let mut reproducers = Vec::new();
+    for (i, r) in reproducers_of(runtime).iter().enumerate() {
+        reproducers.push(run_reproducer(
+            runtime,
+            &scratch,
+            &mut nodes,
+            &format!("finding{i}"),
+            r,
+        )?);
+    }
+    let pass = out.iter().all(|c| {
+        c.versus_model.is_empty() && c.reality.iter().all(|r| r.confirmed || r.request.is_none())
+    }) && reproducers.iter().all(|r| r.kernel_agrees);
     Ok(RuntimeReport {
         runtime: runtime.binary().to_string(),
         version: version(runtime).unwrap_or_default(),
         cases: out,
+        reproducers,
         seconds: started.elapsed().as_secs_f64(),
         pass,
     })
 }
 
-/// One config through the real `runtime`, in cgroup `name` under
-/// `scratch`: the container's program is read back, the container deleted,
-/// and the program decided (`devcg_differential::audit`) against the
-/// config's rules and against `model`. A config the runtime refuses is a
-/// case too, with the runtime's reason.
-pub fn run_config(
+fn reproducers_of(runtime: Runtime) -> &'static [Reproducer] {
+    match runtime {
+        Runtime::Runc => findings::RUNC,
+        Runtime::Crun => findings::CRUN,
+    }
+}
+
+/// A started container and the program it enforces, read back.
+struct Captured {
+    container: Container,
+    program: Program,
+    attached: bool,
+}
+
+/// Starts `rules` in the real `runtime` and reads its program back; the
+/// runtime's refusal as `Err(Ok(reason))`.
+fn capture(
     runtime: Runtime,
     scratch: &Scratch,
     name: &str,
     rules: &[Rule],
+) -> Result<Result<Captured, String>, RuntimeError> {
+    let devices = devcg_engine::strategy::models::oci_devices_json(rules);
+    let container = match Container::start(runtime, scratch, name, &devices) {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let live = crate::audit::read(&container.cgroup().display().to_string())?;
+    let mut programs = live.v2.map(|v2| v2.programs).unwrap_or_default();
+    if programs.len() > 1 {
+        return Err(RuntimeError::Programs(programs.len()));
+    }
+    let attached = !programs.is_empty();
+    let program = match programs.pop() {
+        Some(p) => p.program?,
+        // No program: cgroup2 allows every device.
+        None => allow_all(),
+    };
+    Ok(Ok(Captured {
+        container,
+        program,
+        attached,
+    }))
+}
+
+fn decide(program: &Program, rules: &[Rule]) -> Result<Audit, audit::AuditError> {
+    let e = Enforcement {
+        programs: vec![("program".into(), program.clone())],
+        v1: None,
+    };
+    let mut a = audit::audit(&e, rules)?;
+    audit::compare(&mut a, rules);
+    Ok(a)
+}
+
+/// One config through the real `runtime`, in cgroup `name` under
+/// `scratch`: the container's program is read back and decided
+/// (`devcg_differential::audit`) against the config's rules, each security
+/// class is asked of the kernel from inside the live container, the
+/// container is deleted, and the program is compared with `model`. A
+/// config the runtime refuses is a case too, with the runtime's reason.
+pub fn run_config(
+    runtime: Runtime,
+    scratch: &Scratch,
+    nodes: &mut NodeDir,
+    name: &str,
+    rules: &[Rule],
     model: Model,
 ) -> Result<Case, RuntimeError> {
-    use devcg_differential::audit::{self, Enforcement};
     let mut case = Case {
         rules: rules.iter().map(Rule::to_string).collect(),
         refused: None,
@@ -380,47 +477,231 @@ pub fn run_config(
         versus_model: Vec::new(),
         security: 0,
         usability: 0,
+        reality: Vec::new(),
     };
-    let devices = devcg_engine::strategy::models::oci_devices_json(rules);
-    let container = match Container::start(runtime, scratch, name, &devices) {
+    let captured = match capture(runtime, scratch, name, rules)? {
         Ok(c) => c,
-        Err(e) => {
-            case.refused = Some(e.to_string());
+        Err(why) => {
+            case.refused = Some(why);
             return Ok(case);
         }
     };
-    let live = crate::audit::read(&container.cgroup().display().to_string())?;
-    container.delete()?;
-    let mut programs = live.v2.map(|v2| v2.programs).unwrap_or_default();
-    if programs.len() > 1 {
-        return Err(RuntimeError::Programs(programs.len()));
+    case.attached = captured.attached;
+    let real = decide(&captured.program, rules)?;
+    let security: Vec<&audit::Difference> =
+        real.differences.iter().filter(|d| d.security).collect();
+    case.security = security.len();
+    case.usability = real.differences.len() - case.security;
+    let asked: Vec<(String, Option<Request>)> = security
+        .iter()
+        .map(|d| {
+            let class = format!("{} {}", d.devices, d.access);
+            (
+                class,
+                probe_device(scratch.drivers(), &d.class, d.request_access),
+            )
+        })
+        .collect();
+    let requests: Vec<Request> = asked.iter().filter_map(|(_, r)| *r).collect();
+    let mut answers = ask(nodes, &captured.container, &requests)?.into_iter();
+    for (class, request) in asked {
+        case.reality.push(match request {
+            Some(req) => {
+                let answer = answers.next().expect("one answer per request");
+                Reality {
+                    class,
+                    request: Some(req.to_string()),
+                    kernel: answer.to_string(),
+                    confirmed: answer == KernelAnswer::Allowed,
+                }
+            }
+            None => Reality {
+                class,
+                request: None,
+                kernel:
+                    "not asked: every device of the class has a driver that is not safe to open"
+                        .into(),
+                confirmed: false,
+            },
+        });
     }
-    case.attached = !programs.is_empty();
-    let program = match programs.pop() {
-        Some(p) => p.program?,
-        // No program: cgroup2 allows every device.
-        None => allow_all(),
-    };
-    let decide = |p: &Program| {
-        let e = Enforcement {
-            programs: vec![("program".into(), p.clone())],
-            v1: None,
-        };
-        let mut a = audit::audit(&e, rules)?;
-        audit::compare(&mut a, rules);
-        Ok::<_, audit::AuditError>(a)
-    };
-    let real = decide(&program)?;
+    captured.container.delete()?;
+    let program = captured.program;
     match model(rules) {
         Ok(m) => {
-            let modelled = decide(&m)?;
+            let modelled = decide(&m, rules)?;
             case.versus_model = audit::program_disagreements((&real, &program), (&modelled, &m))?;
         }
         Err(e) => case.versus_model = vec![format!("devcg's model refuses the config: {e}")],
     }
-    case.security = real.differences.iter().filter(|d| d.security).count();
-    case.usability = real.differences.len() - case.security;
     Ok(case)
+}
+
+/// A finding's reproducer run through the real binary.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ReproducerResult {
+    pub class: &'static str,
+    pub name: &'static str,
+    /// The rules and request as run: a finding that is not about the
+    /// defaults is moved off majors 1 and 7 to a driverless major, where
+    /// no default device is and the kernel can be asked safely.
+    pub rules: String,
+    pub request: String,
+    pub oracle: Verdict,
+    /// What the finding says the runtime answers (`None`: it refuses).
+    pub finding: Option<Verdict>,
+    /// What the real program answers (emulated after reading it back), or
+    /// `None` when the runtime refused the list.
+    pub real: Option<Verdict>,
+    /// The runtime's refusal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+    /// What the kernel answered in the live container, or why it was not
+    /// asked.
+    pub kernel: String,
+    /// The kernel's answer, where asked, is the real program's.
+    pub kernel_agrees: bool,
+    /// `confirmed`, `masked by the runtime's defaults`, or `not seen`.
+    pub status: String,
+}
+
+/// One reproducer through the real `runtime`, in cgroup `name`.
+pub fn run_reproducer(
+    runtime: Runtime,
+    scratch: &Scratch,
+    nodes: &mut NodeDir,
+    name: &str,
+    r: &Reproducer,
+) -> Result<ReproducerResult, RuntimeError> {
+    let moved_to = (!r.defaults)
+        .then(|| free_major(scratch.drivers()))
+        .flatten();
+    let (rules_text, request_text) = r.texts(moved_to);
+    let (rules, req) = findings::parse(r.name, &rules_text, &request_text);
+    let mut out = ReproducerResult {
+        class: r.class,
+        name: r.name,
+        rules: rules_text,
+        request: request_text,
+        oracle: r.oracle,
+        finding: r.runtime,
+        real: None,
+        refused: None,
+        kernel: "not asked: the container did not start".into(),
+        kernel_agrees: true,
+        status: String::new(),
+    };
+    match capture(runtime, scratch, name, &rules)? {
+        Err(why) => {
+            out.status = if r.runtime.is_none() {
+                "confirmed: the runtime refuses the list".into()
+            } else {
+                "not seen: the runtime refuses the list".into()
+            };
+            out.refused = Some(why);
+        }
+        Ok(captured) => {
+            let real = devcg_emulator::Emulator::new(&captured.program)
+                .and_then(|e| e.run(&req))
+                .map_err(|source| audit::AuditError::Run {
+                    label: "the runtime's program".into(),
+                    request: req,
+                    source,
+                })?;
+            out.real = Some(real);
+            let access = req.access;
+            let device = Device::new(req.ty, req.major, req.minor);
+            if safe_to_ask(scratch.drivers(), device, access) {
+                let answer = ask(nodes, &captured.container, &[req])?[0];
+                out.kernel = answer.to_string();
+                out.kernel_agrees = answer.verdict() == Some(real);
+            } else {
+                out.kernel = format!("not asked: {device} has a driver that is not safe to open");
+            }
+            captured.container.delete()?;
+            let with_defaults = findings::model(runtime.binary(), true, &rules)
+                .ok()
+                .and_then(|p| devcg_emulator::Emulator::new(&p).ok()?.run(&req).ok());
+            out.status = if Some(real) == r.runtime && real != r.oracle {
+                "confirmed".into()
+            } else if real == r.oracle && with_defaults == Some(real) {
+                "masked by the runtime's defaults".into()
+            } else {
+                "not seen".into()
+            };
+        }
+    }
+    Ok(out)
+}
+
+/// A char major with no driver and no runtime default device (1, 5, 10,
+/// 136 are defaults' majors), for findings that do not depend on numbers.
+fn free_major(drivers: &Drivers) -> Option<u32> {
+    (200..4096).find(|&m| {
+        drivers
+            .probeable(Device::new(devcg_engine::DeviceType::Char, m, 3))
+            .is_ok()
+    })
+}
+
+/// Devices with a driver that a probe may open: memory devices whose open
+/// reads or writes nothing of consequence (null, zero, full, random,
+/// urandom).
+const HARMLESS: [(u32, u32); 5] = [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9)];
+
+/// Whether the kernel may be asked `access` on `device`: an open only of a
+/// driverless or harmless device; `access(F_OK)` and mknod of any (neither
+/// reaches a driver).
+fn safe_to_ask(drivers: &Drivers, device: Device, access: Access) -> bool {
+    let any = access.is_empty() || access == Access::MKNOD;
+    let realizable =
+        device.request(access).is_realizable() && (device.major, device.minor) != (0, 0);
+    realizable
+        && (any
+            || drivers.probeable(device).is_ok()
+            || (device.ty == devcg_engine::DeviceType::Char
+                && HARMLESS.contains(&(device.major, device.minor))))
+}
+
+/// A device of `class` the kernel may safely be asked `access` about.
+fn probe_device(drivers: &Drivers, class: &Block, access: Access) -> Option<Request> {
+    let majors = class.majors.0..=class.majors.1.min(class.majors.0 + 4096);
+    let minors = [
+        class.minors.0,
+        class.minors.0.saturating_add(1).min(class.minors.1),
+    ];
+    majors
+        .flat_map(|major| minors.map(|minor| Device::new(class.ty, major, minor)))
+        .find(|&d| safe_to_ask(drivers, d, access))
+        .map(|d| d.request(access))
+}
+
+/// Asks the kernel each request from a child joined to the container's
+/// cgroup (the nodes made here, in this process's own cgroup).
+fn ask(
+    nodes: &mut NodeDir,
+    container: &Container,
+    requests: &[Request],
+) -> Result<Vec<KernelAnswer>, RuntimeError> {
+    if requests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let procs = crate::sys::cstring(&container.cgroup().join("cgroup.procs"))?;
+    let mut steps = vec![Step::Join(procs)];
+    for req in requests {
+        let dev = Device::new(req.ty, req.major, req.minor);
+        steps.push(match req.access {
+            Access::NONE => Step::Access(nodes.node(dev)?),
+            Access::MKNOD => Step::Mknod(nodes.fresh_name()?, dev.sflag(), dev.dev_t()),
+            a => Step::Open(nodes.node(dev)?, probe::open_flags(a)),
+        });
+    }
+    let codes = probe::run_child(&steps)?;
+    Ok(steps[1..]
+        .iter()
+        .zip(&codes[1..])
+        .map(|(step, &code)| step.outcome(code))
+        .collect())
 }
 
 /// What a cgroup without a device program enforces: every request allowed.

@@ -253,7 +253,9 @@ fn real_container_audits_as_the_model(
     let rules = RuleFile::parse("config.json", &config.to_string()).unwrap();
     let name = format!("{}-ctr", runtime.binary());
     // One program attached (more is an error of run_config).
-    let case = runtime::run_config(runtime, &scratch, &name, &rules, model).expect("run");
+    let mut nodes = devcg_kernel::probe::NodeDir::mount().expect("node dir");
+    let case =
+        runtime::run_config(runtime, &scratch, &mut nodes, &name, &rules, model).expect("run");
     println!(
         "{}: {case:?}",
         runtime::version(runtime).unwrap_or_default()
@@ -268,8 +270,14 @@ fn real_container_audits_as_the_model(
         "the real program and devcg's model"
     );
     // The runtime's defaults (/dev/null & co., mknod of everything) show
-    // up as differences from the config alone.
+    // up as differences from the config alone, and the kernel lets each
+    // one through from inside the live container where it can be asked.
     assert!(case.security > 0);
+    assert_eq!(case.reality.len(), case.security);
+    for r in &case.reality {
+        assert!(r.confirmed || r.request.is_none(), "{r:?}");
+    }
+    assert!(case.reality.iter().any(|r| r.confirmed));
 }
 
 #[test]

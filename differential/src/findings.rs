@@ -1,0 +1,331 @@
+//! The reproducers of docs/findings.md that a real runtime binary can be
+//! given, as data: `devcg runtime` runs each through the installed binary,
+//! and the tests below pin each against the oracle and devcg's model (the
+//! same cases are the named tests of `tests/findings.rs`).
+
+use devcg_engine::strategy::models::{crun, runc};
+use devcg_engine::{CompileError, Program, Request, Rule, RuleFile, Verdict};
+
+use Verdict::{Allow, Deny};
+
+/// One reproducer: a rule list and a request on which the runtime's
+/// program and v1 differ.
+#[derive(Clone, Copy, Debug)]
+pub struct Reproducer {
+    /// The class in docs/findings.md (`R2`).
+    pub class: &'static str,
+    /// The test in `differential/tests/findings.rs`.
+    pub name: &'static str,
+    /// v1 rules, `;`-separated.
+    pub rules: &'static str,
+    pub request: &'static str,
+    /// What v1 answers.
+    pub oracle: Verdict,
+    /// What the finding says the runtime answers; `None`: it refuses the
+    /// rule list (the container does not start).
+    pub runtime: Option<Verdict>,
+    /// Whether the finding comes from the runtime's own default devices.
+    pub defaults: bool,
+}
+
+impl Reproducer {
+    pub fn rules(&self) -> Vec<Rule> {
+        parse(self.name, self.rules, self.request).0
+    }
+
+    pub fn request(&self) -> Request {
+        parse(self.name, self.rules, self.request).1
+    }
+
+    /// The rules and the request as text, moved to char major `major`
+    /// from 1 and 7 (the reproducers' majors, which hold real devices and
+    /// default ones) when given: for findings that do not depend on the
+    /// numbers.
+    pub fn texts(&self, major: Option<u32>) -> (String, String) {
+        let text = |s: &str| match major {
+            Some(m) => s
+                .replace("c 1:", &format!("c {m}:"))
+                .replace("c 7:", &format!("c {m}:")),
+            None => s.to_string(),
+        };
+        (text(self.rules), text(self.request))
+    }
+}
+
+/// `;`-separated v1 rules and a request, as a reproducer holds them.
+pub fn parse(name: &str, rules: &str, request: &str) -> (Vec<Rule>, Request) {
+    (
+        RuleFile::parse(name, &rules.replace(';', "\n")).expect("reproducers are valid v1 rules"),
+        Request::parse(request).expect("reproducers are valid requests"),
+    )
+}
+
+const fn rep(
+    class: &'static str,
+    name: &'static str,
+    rules: &'static str,
+    request: &'static str,
+    oracle: Verdict,
+    runtime: Option<Verdict>,
+    defaults: bool,
+) -> Reproducer {
+    Reproducer {
+        class,
+        name,
+        rules,
+        request,
+        oracle,
+        runtime,
+        defaults,
+    }
+}
+
+/// runc's classes R1-R7 (R5 only shows above 2^31, where no device is).
+pub const RUNC: &[Reproducer] = &[
+    rep(
+        "R1",
+        "runc_starts_deny_all",
+        "allow c 1:3 r",
+        "c 1:4 r",
+        Allow,
+        Some(Deny),
+        false,
+    ),
+    rep(
+        "R2",
+        "runc_partial_access_deny_is_not_enforced",
+        "allow a; deny c 1:3 w",
+        "c 1:3 rw",
+        Deny,
+        Some(Allow),
+        false,
+    ),
+    rep(
+        "R3",
+        "runc_deny_entry_denies_access_f_ok",
+        "allow a; deny c 1:3 w",
+        "c 1:3 -",
+        Allow,
+        Some(Deny),
+        false,
+    ),
+    rep(
+        "R4",
+        "runc_literal_u32_max_deny_is_not_a_wildcard",
+        "allow a; deny c 4294967295:1 r",
+        "c 7:1 r",
+        Deny,
+        Some(Allow),
+        false,
+    ),
+    rep(
+        "R4",
+        "runc_literal_u32_max_allow_is_not_a_wildcard",
+        "deny a; allow c 4294967295:1 r",
+        "c 7:1 r",
+        Allow,
+        Some(Deny),
+        false,
+    ),
+    rep(
+        "R6",
+        "runc_refuses_hole_in_wildcard_allow",
+        "deny a; allow c 1:* rw; deny c 1:3 w",
+        "c 1:3 w",
+        Allow,
+        None,
+        false,
+    ),
+    rep(
+        "R6",
+        "runc_refuses_allow_inside_wildcard_deny",
+        "allow a; deny c 1:* w; allow c 1:3 w",
+        "c 1:3 w",
+        Deny,
+        None,
+        false,
+    ),
+    rep(
+        "R7",
+        "runc_defaults_reallow_null_after_deny_all",
+        "deny a",
+        "c 1:3 rw",
+        Deny,
+        Some(Allow),
+        true,
+    ),
+    rep(
+        "R7",
+        "runc_defaults_allow_mknod_of_any_device",
+        "deny a",
+        "b 8:0 m",
+        Deny,
+        Some(Allow),
+        true,
+    ),
+    rep(
+        "R7",
+        "runc_defaults_remove_user_deny",
+        "allow a; deny c 1:3 w",
+        "c 1:3 w",
+        Deny,
+        Some(Allow),
+        true,
+    ),
+];
+
+/// crun's classes C1-C7.
+pub const CRUN: &[Reproducer] = &[
+    rep(
+        "C1",
+        "crun_starts_deny_all",
+        "allow c 1:3 r",
+        "c 1:4 r",
+        Allow,
+        Some(Deny),
+        false,
+    ),
+    rep(
+        "C2",
+        "crun_later_allow_punches_hole_in_wildcard_deny",
+        "allow a; deny c 1:* rwm; allow c 1:4 rwm",
+        "c 1:4 r",
+        Deny,
+        Some(Allow),
+        false,
+    ),
+    rep(
+        "C2",
+        "crun_later_wildcard_deny_revokes_earlier_allow",
+        "deny a; allow c 1:3 w; deny c 1:* w",
+        "c 1:3 w",
+        Allow,
+        Some(Deny),
+        false,
+    ),
+    rep(
+        "C3",
+        "crun_partial_access_deny_is_not_enforced",
+        "allow a; deny c 1:3 w",
+        "c 1:3 rw",
+        Deny,
+        Some(Allow),
+        false,
+    ),
+    rep(
+        "C3",
+        "crun_narrowing_deny_misses_multi_bit_requests",
+        "deny a; allow c 1:3 rw; deny c 1:3 w",
+        "c 1:3 rw",
+        Deny,
+        Some(Allow),
+        false,
+    ),
+    rep(
+        "C4",
+        "crun_deny_entry_denies_access_f_ok",
+        "allow a; deny c 1:3 w",
+        "c 1:3 -",
+        Allow,
+        Some(Deny),
+        false,
+    ),
+    rep(
+        "C5",
+        "crun_typed_all_deny_is_a_filter",
+        "allow a; deny a *:* r",
+        "c 1:3 w",
+        Deny,
+        Some(Allow),
+        false,
+    ),
+    rep(
+        "C5",
+        "crun_typed_all_allow_is_a_filter",
+        "allow a *:* r",
+        "c 1:3 w",
+        Allow,
+        Some(Deny),
+        false,
+    ),
+    rep(
+        "C6",
+        "crun_high_major_allow_becomes_wildcard",
+        "deny a; allow c 2147483648:1 r",
+        "c 7:1 r",
+        Deny,
+        Some(Allow),
+        false,
+    ),
+    rep(
+        "C6",
+        "crun_high_minor_deny_becomes_wildcard",
+        "allow a; deny c 1:2147483648 m",
+        "c 1:7 m",
+        Allow,
+        Some(Deny),
+        false,
+    ),
+    rep(
+        "C7",
+        "crun_defaults_beat_user_deny",
+        "allow a; deny c 1:3 rwm",
+        "c 1:3 r",
+        Deny,
+        Some(Allow),
+        true,
+    ),
+    rep(
+        "C7",
+        "crun_defaults_allow_console_after_deny_all",
+        "deny a",
+        "c 5:1 rw",
+        Deny,
+        Some(Allow),
+        true,
+    ),
+    rep(
+        "C7",
+        "crun_defaults_allow_mknod_of_any_device",
+        "deny a",
+        "b 8:0 m",
+        Deny,
+        Some(Allow),
+        true,
+    ),
+];
+
+/// devcg's model of `runtime` ("runc" or "crun") for `rules`: the
+/// library alone (as the findings other than the defaults' are stated), or
+/// with the runtime's default devices, as the binary runs it.
+pub fn model(runtime: &str, defaults: bool, rules: &[Rule]) -> Result<Program, CompileError> {
+    match (runtime, defaults) {
+        ("runc", true) => runc::compile_with_defaults(rules),
+        ("crun", true) => crun::compile_with_defaults(rules),
+        (name, _) => devcg_engine::strategy::by_name(name)
+            .expect("a registered runtime model")
+            .compile(rules),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use devcg_emulator::Emulator;
+    use devcg_oracle::Policy;
+
+    /// Each entry says what the oracle and devcg's model say.
+    #[test]
+    fn every_reproducer_holds_for_the_oracle_and_the_model() {
+        for (runtime, reps) in [("runc", RUNC), ("crun", CRUN)] {
+            for r in reps {
+                let (rules, req) = (r.rules(), r.request());
+                assert_eq!(Policy::of(&rules).decide(&req), r.oracle, "{}", r.name);
+                let answer = model(runtime, r.defaults, &rules)
+                    .ok()
+                    .map(|p| Emulator::new(&p).unwrap().run(&req).unwrap());
+                assert_eq!(answer, r.runtime, "{}", r.name);
+            }
+        }
+    }
+}
