@@ -50,6 +50,11 @@ pub struct Options {
     /// Print the matrix as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also write the matrix as JUnit XML to FILE: one testcase per check
+    /// per kernel (plus `(run)` per kernel), failed exactly where a result
+    /// differs from the expected one.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// Rule sets for the three-way differential (overrides kernels.toml).
     #[arg(long)]
     pub cases: Option<u32>,
@@ -317,7 +322,7 @@ fn run_host(
         package: None,
         package_version: None,
         release: collected.uname.clone(),
-        console_tail: if outcome.ran() { Vec::new() } else { tail },
+        console_tail: tail,
         outcome,
         boot_secs: None,
         total_secs: total,
@@ -438,18 +443,13 @@ fn run_vm(
             "the VM stopped before the guest script finished ({st})"
         )),
     };
-    let keep_tail = !outcome.ran() || !problems.is_empty();
     Ok(KernelRun {
         name: column.spec.name.clone(),
         host: false,
         package: Some(kernel.package.clone()),
         package_version: Some(kernel.version.clone()),
         release: collected.uname.clone(),
-        console_tail: if keep_tail {
-            report::console_excerpt(&all_lines, 30)
-        } else {
-            Vec::new()
-        },
+        console_tail: report::console_excerpt(&all_lines, 30),
         kernel_problems: problems,
         outcome,
         boot_secs: boot.boot_secs,
@@ -563,6 +563,12 @@ pub fn main_with(opts: &Options) -> i32 {
         return 0;
     }
     let result = run(opts);
+    if let (Ok(m), Some(path)) = (&result, &opts.junit) {
+        if let Err(e) = std::fs::write(path, report::junit(m)) {
+            eprintln!("devcg vm: {}: {e}", path.display());
+            return 2;
+        }
+    }
     match &result {
         Ok(m) if opts.json => {
             println!(
