@@ -2,8 +2,10 @@
 //! its run went (`run`), the expected outcomes per kernel
 //! (`vm/expected/<kernel>.json`, `expected`), the comparison of the two
 //! (`compare`), the table and JSON that show it (`matrix`) and the JUnit
-//! XML for CI (`junit`).
+//! XML for CI (`junit`); two kernels compared and one check as a bisect
+//! verdict (`bisect`).
 
+pub mod bisect;
 mod compare;
 mod expected;
 mod junit;
