@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The VM regression runner: devcg's kernel checks on every kernel of
-# vm/kernels.toml (the host kernel directly; Debian's 6.1 and 6.12 under
+# vm/kernels.toml (the host kernel directly; Debian's 6.1, 6.12 and unstable under
 # virtme-ng), compared with vm/expected/<kernel>.json. Installs what it
 # needs (apt-get: qemu-system-x86 busybox-static kmod file, never removing
 # a package; pip: virtme-ng in a venv under target/vm-cache). Needs root:

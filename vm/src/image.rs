@@ -289,9 +289,15 @@ fn modules_dir(dir: &Path, release: Option<&str>) -> Option<PathBuf> {
     looks.then_some(dir)
 }
 
-/// `<root>/lib/modules/<release>` for an image at `<root>/boot/...`.
+/// `<root>/lib/modules/<release>` for an image at `<root>/boot/...`; the
+/// image's own directory for `.../lib/modules/<release>/vmlinuz` (Debian's
+/// packages from 7.x).
 fn beside(file: &Path, release: Option<&str>) -> Option<PathBuf> {
-    let root = file.parent()?.parent()?;
+    let dir = file.parent()?;
+    if dir.parent()?.ends_with("lib/modules") && dir.join("modules.order").is_file() {
+        return Some(dir.to_owned());
+    }
+    let root = dir.parent()?;
     let m = root.join("lib/modules").join(release?);
     m.is_dir().then_some(m)
 }
@@ -308,6 +314,10 @@ fn find_config(
     }
     if let (Some(dir), Some(r)) = (file.parent(), release) {
         candidates.push(dir.join(format!("config-{r}")));
+    }
+    // `lib/modules/<release>/{vmlinuz,config}`, Debian's layout from 7.x.
+    if let Some(dir) = file.parent().filter(|d| d.join("modules.order").is_file()) {
+        candidates.push(dir.join("config"));
     }
     for c in candidates {
         if let Ok(text) = std::fs::read_to_string(&c) {
