@@ -7,6 +7,7 @@
 # without it, prints one line and exits 0.
 #
 #   scripts/vm.sh                     # negative control, then the matrix
+#                                     # (JUnit XML: target/vm-results/junit.xml)
 #   scripts/vm.sh --kernel debian-6.1 # options go to devcg-vm (see --help)
 #   scripts/vm.sh --negative-control  # only the negative control
 #   DEVCG_VM_ACCEL=tcg scripts/vm.sh  # force an accelerator (auto, kvm, tcg)
@@ -60,5 +61,7 @@ if [ "$#" -eq 1 ] && [ "$1" = --negative-control ]; then
 fi
 if [ "$#" -eq 0 ]; then
     negative_control || exit 1
+    # The whole matrix also as JUnit XML, for CI's test report.
+    set -- --junit target/vm-results/junit.xml
 fi
 "$runner" "$@"
