@@ -242,6 +242,7 @@ fn image_columns(images: Vec<Image>) -> Vec<(String, Image)> {
 pub fn run(opts: &Options) -> Result<Matrix, VmError> {
     let (p, accel, config, images) = checked(opts)?;
     let mut expected = BTreeMap::new();
+    let mut unchecked = Vec::new();
     // The columns: kernels given by path, else those of kernels.toml.
     let selected: Vec<(KernelSpec, Option<Image>)> = if images.is_empty() {
         let specs = config.select(&opts.kernels)?;
@@ -263,6 +264,11 @@ pub fn run(opts: &Options) -> Result<Matrix, VmError> {
                 if let Some(e) = &given {
                     expected.insert(name.clone(), e.clone());
                 }
+                if img.config.is_none() {
+                    unchecked.push(format!(
+                        "{name}: no config found (no .config, config-<release> beside the image, or embedded config): booted unchecked"
+                    ));
+                }
                 let about = format!("the kernel at {}", img.path.display());
                 (KernelSpec::named(&name, about), Some(img))
             })
@@ -278,7 +284,7 @@ pub fn run(opts: &Options) -> Result<Matrix, VmError> {
 
     let _signals = proc::SignalGuard::install();
     let mut apt = apt::Apt::new(&p.cache, !opts.no_install);
-    let mut notes = Vec::new();
+    let mut notes = unchecked;
     let mut tools: Result<Option<install::VmTools>, String> = Ok(None);
     if selected.iter().any(|(k, _)| !k.host) {
         tools = install::ensure_vm_tools(&p.cache, &mut apt).map(Some);

@@ -100,7 +100,7 @@ fn cached_debian_612() -> Option<PathBuf> {
 /// The Debian 6.12 image and its modules by path, against 6.12's expected
 /// file: the same column as `--kernel debian-6.12`.
 #[test]
-#[ignore = "boots a real guest (minutes under TCG); run with --ignored"]
+#[ignore = "boots a real guest (about 30 s under TCG); run with --ignored"]
 fn the_cached_debian_kernel_by_path_runs_the_full_column() {
     let Some(vmlinuz) = cached_debian_612() else {
         eprintln!(
@@ -128,4 +128,32 @@ fn the_cached_debian_kernel_by_path_runs_the_full_column() {
     assert!(k.outcome.ran(), "{:?}", k.outcome);
     assert!(m.ok, "{m}");
     assert!(k.check("kernel-check").is_some() && k.check("verify-kernel").is_some());
+}
+
+/// A kernel whose config cannot be found is not refused: it is booted
+/// unchecked, and the matrix says so. (Here nothing boots: with installing
+/// off and an empty cache there is no virtme-ng, and the column is
+/// unavailable.)
+#[test]
+fn a_kernel_without_a_config_is_noted_not_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let tree = t.path().join("tree");
+    fake_tree(&tree, "");
+    std::fs::remove_file(tree.join(".config")).unwrap();
+    let opts = devcg_vm::Options {
+        images: vec![tree],
+        results_dir: Some(t.path().join("results")),
+        cache_dir: Some(t.path().join("cache")),
+        devcg: Some(PathBuf::from("/bin/true")),
+        no_install: true,
+        ..Default::default()
+    };
+    let m = devcg_vm::run(&opts).unwrap();
+    assert_eq!(m.kernels[0].name, "6.19.0-rc1");
+    assert!(
+        m.notes
+            .iter()
+            .any(|n| n.contains("no config found") && n.contains("booted unchecked")),
+        "{m}"
+    );
 }
