@@ -157,3 +157,43 @@ fn a_kernel_without_a_config_is_noted_not_refused() {
         "{m}"
     );
 }
+
+/// Every cached Debian kernel, old layout (`boot/vmlinuz-R`, `config-R`
+/// beside it) and new (`usr/lib/modules/R/{vmlinuz,config}`), is read
+/// before booting: release, config and modules found, nothing missing.
+#[test]
+fn cached_debian_kernels_are_inspected_before_boot() {
+    let kernels = devcg_vm::workspace_root().join("target/vm-cache/kernels");
+    let Ok(entries) = std::fs::read_dir(&kernels) else {
+        eprintln!("SKIPPED: no cached kernels in {}", kernels.display());
+        return;
+    };
+    let mut seen = 0;
+    for root in entries.flatten().map(|e| e.path()) {
+        let images: Vec<PathBuf> = ["boot", "usr/lib/modules"]
+            .iter()
+            .filter_map(|d| std::fs::read_dir(root.join(d)).ok())
+            .flat_map(|r| r.flatten().map(|e| e.path()))
+            .map(|p| if p.is_dir() { p.join("vmlinuz") } else { p })
+            .filter(|p| {
+                p.is_file()
+                    && p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz"))
+            })
+            .collect();
+        for image in images {
+            let img = devcg_vm::Image::inspect(&image, None).unwrap();
+            let release = img.release.clone().expect("a release in the setup header");
+            assert!(img.config.is_some(), "{}: no config", image.display());
+            assert!(
+                img.modules.as_ref().is_some_and(|m| m.ends_with(&release)),
+                "{}: modules {:?}",
+                image.display(),
+                img.modules
+            );
+            assert_eq!(img.missing(), Vec::<String>::new(), "{}", image.display());
+            seen += 1;
+        }
+    }
+    eprintln!("{seen} cached kernel(s) inspected");
+}
