@@ -64,7 +64,7 @@ phase "main job"
 cargo run --release --quiet -- verify --cases 500
 
 phase vm
-# The kernel matrix (vm/kernels.toml: the host kernel, Debian's 6.1 and 6.12
+# The kernel matrix (vm/kernels.toml: the host kernel, Debian's 6.1, 6.12 and unstable
 # under virtme-ng) against vm/expected/. scripts/vm.sh installs what it needs;
 # when it cannot (exit 3: apt-get, pip or a kernel download failed) this
 # prints one line and skips. Any result that differs from the expected one

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The VM regression runner: devcg's kernel checks on every kernel of
-# vm/kernels.toml (the host kernel directly; Debian's 6.1 and 6.12 under
+# vm/kernels.toml (the host kernel directly; Debian's 6.1, 6.12 and unstable under
 # virtme-ng), compared with vm/expected/<kernel>.json. Installs what it
 # needs (apt-get: qemu-system-x86 busybox-static kmod file, never removing
 # a package; pip: virtme-ng in a venv under target/vm-cache). Needs root:
 # without it, prints one line and exits 0.
 #
 #   scripts/vm.sh                     # negative control, then the matrix
+#                                     # (JUnit XML: target/vm-results/junit.xml)
 #   scripts/vm.sh --kernel debian-6.1 # options go to devcg-vm (see --help)
 #   scripts/vm.sh --negative-control  # only the negative control
 #   DEVCG_VM_ACCEL=tcg scripts/vm.sh  # force an accelerator (auto, kvm, tcg)
@@ -60,5 +61,7 @@ if [ "$#" -eq 1 ] && [ "$1" = --negative-control ]; then
 fi
 if [ "$#" -eq 0 ]; then
     negative_control || exit 1
+    # The whole matrix also as JUnit XML, for CI's test report.
+    set -- --junit target/vm-results/junit.xml
 fi
 "$runner" "$@"

@@ -379,6 +379,11 @@ fn vm_help_names_the_runner_options() {
         "--no-install",
         "--record",
         "--accel",
+        "--junit",
+        "--image",
+        "--modules",
+        "--expected",
+        "--check",
     ] {
         assert!(text.contains(option), "no {option} in: {text}");
     }

@@ -90,6 +90,27 @@ pub struct KernelSpec {
     pub append: Vec<String>,
 }
 
+impl KernelSpec {
+    /// A VM column that is not in the file (a kernel given by path).
+    pub fn named(name: &str, about: String) -> KernelSpec {
+        KernelSpec {
+            name: name.to_string(),
+            host: false,
+            package: None,
+            suite: None,
+            suite_package: None,
+            about,
+            boot_timeout_secs: None,
+            kvm_boot_timeout_secs: None,
+            run_timeout_secs: None,
+            step_timeout_secs: None,
+            cases: None,
+            v1_checks: None,
+            append: Vec::new(),
+        }
+    }
+}
+
 /// One kernel's limits, defaults applied.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {

@@ -21,6 +21,17 @@ pub enum VmError {
     /// A setting the runner cannot use (an option or environment variable).
     #[error("{0}")]
     Usage(String),
+    /// `--image PATH` that is neither a kernel image nor a built tree.
+    #[error("{path}: {reason}")]
+    Image { path: PathBuf, reason: String },
+    /// A kernel given by path whose config lacks what devcg needs:
+    /// refused before it boots.
+    #[error("{path}: refused before booting: its config ({config}) lacks {}", missing.join(", "))]
+    KernelConfig {
+        path: PathBuf,
+        config: String,
+        missing: Vec<String>,
+    },
     #[error("interrupted")]
     Interrupted,
     #[error("{what}: {source}")]

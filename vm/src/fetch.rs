@@ -105,21 +105,38 @@ fn unpacked(package: &str, root: &Path) -> Result<FetchedKernel, String> {
         .map_err(|e| format!("{}: {e}", root.display()))?
         .trim()
         .to_string();
-    let boot = root.join("boot");
-    let vmlinuz = std::fs::read_dir(&boot)
-        .map_err(|e| format!("{}: {e}", boot.display()))?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
-        })
-        .ok_or_else(|| format!("{} holds no vmlinuz-*", boot.display()))?;
+    let vmlinuz = find_vmlinuz(root).ok_or_else(|| {
+        format!(
+            "{} holds no boot/vmlinuz-* nor usr/lib/modules/*/vmlinuz",
+            root.display()
+        )
+    })?;
     Ok(FetchedKernel {
         package: package.to_string(),
         version,
         root: root.to_owned(),
         vmlinuz,
+    })
+}
+
+/// `boot/vmlinuz-<release>` (Debian up to 6.x), or
+/// `usr/lib/modules/<release>/vmlinuz` (sid's split packages, where
+/// virtme-ng finds the modules beside it).
+fn find_vmlinuz(root: &Path) -> Option<PathBuf> {
+    let entries = |d: PathBuf| -> Vec<PathBuf> {
+        std::fs::read_dir(d)
+            .map(|r| r.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    let in_boot = entries(root.join("boot")).into_iter().find(|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+    });
+    in_boot.or_else(|| {
+        entries(root.join("usr/lib/modules"))
+            .into_iter()
+            .map(|d| d.join("vmlinuz"))
+            .find(|p| p.is_file())
     })
 }
 
@@ -150,6 +167,49 @@ fn download_and_unpack(
     kernels: &Path,
     apt: &Apt,
 ) -> Result<FetchedKernel, String> {
+    let root = kernels.join(package);
+    let tmp = kernels.join(format!("{package}.partial"));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let (version, depends) = download_into(package, debs, &tmp, apt)?;
+    // From 7.x sid splits the kernel: linux-image-R only depends on
+    // linux-binary-R (the image), linux-modules-R and linux-base-R (the
+    // config). Those, the dependencies built for the same release, go
+    // into the same tree.
+    if find_vmlinuz(&tmp).is_none() {
+        for part in same_release(package, &depends) {
+            download_into(&part, debs, &tmp, apt)?;
+        }
+    }
+    std::fs::write(tmp.join(MARKER), format!("{version}\n"))
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, &root).map_err(|e| format!("{}: {e}", root.display()))?;
+    unpacked(package, &root)
+}
+
+/// The packages of a `Depends` field built for the same kernel release as
+/// `package` (`linux-image-R` -> `linux-binary-R`, `linux-modules-R`...).
+fn same_release(package: &str, depends: &str) -> Vec<String> {
+    let Some(release) = package.strip_prefix("linux-image-") else {
+        return Vec::new();
+    };
+    depends
+        .split([',', '|'])
+        .filter_map(|d| d.split_whitespace().next())
+        .filter(|name| *name != package && name.ends_with(&format!("-{release}")))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Downloads one package and unpacks it into `into`: its version and
+/// `Depends` field.
+fn download_into(
+    package: &str,
+    debs: &Path,
+    into: &Path,
+    apt: &Apt,
+) -> Result<(String, String), String> {
     // Leftovers of an earlier, interrupted download.
     clear_debs(debs, package);
     let log = apt.log(&format!("download-{package}.log"));
@@ -173,32 +233,27 @@ fn download_and_unpack(
             debs.display()
         )
     })?;
-    let version = Command::new("dpkg-deb")
-        .args(["-f"])
-        .arg(&deb)
-        .arg("Version")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    let root = kernels.join(package);
-    let tmp = kernels.join(format!("{package}.partial"));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let field = |name: &str| {
+        Command::new("dpkg-deb")
+            .args(["-f"])
+            .arg(&deb)
+            .arg(name)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    let (version, depends) = (field("Version"), field("Depends"));
     let st = run_logged(
-        Command::new("dpkg").arg("-x").arg(&deb).arg(&tmp),
+        Command::new("dpkg").arg("-x").arg(&deb).arg(into),
         &apt.log(&format!("unpack-{package}.log")),
         Duration::from_secs(600),
     )?;
     if !st.success() {
         return Err(format!("dpkg -x {} failed ({st})", deb.display()));
     }
-    std::fs::write(tmp.join(MARKER), format!("{version}\n"))
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, &root).map_err(|e| format!("{}: {e}", root.display()))?;
-    // The unpacked tree is what counts; the .deb is 70-110 MB.
+    // The unpacked tree is what counts; a .deb is up to 110 MB.
     let _ = std::fs::remove_file(&deb);
-    unpacked(package, &root)
+    Ok((version, depends))
 }
 
 fn find_deb(debs: &Path, package: &str) -> Option<PathBuf> {
@@ -248,6 +303,28 @@ mod tests {
         assert_eq!(k.version, "1.0");
         assert!(k.vmlinuz.ends_with("boot/vmlinuz-x"));
         assert!(newest_cached(dir.path(), "linux-image-6.12.*+*-amd64").is_none());
+    }
+
+    #[test]
+    fn a_split_kernel_brings_its_parts_and_boots_from_usr_lib_modules() {
+        let deps = "dracut | initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool, linux-base-7.2.13+deb14-amd64 (= 7.2.13-1), linux-binary-7.2.13+deb14-amd64 (= 7.2.13-1), linux-modules-7.2.13+deb14-amd64 (= 7.2.13-1)";
+        assert_eq!(
+            same_release("linux-image-7.2.13+deb14-amd64", deps),
+            [
+                "linux-base-7.2.13+deb14-amd64",
+                "linux-binary-7.2.13+deb14-amd64",
+                "linux-modules-7.2.13+deb14-amd64"
+            ]
+        );
+        assert!(
+            same_release("linux-image-6.1.0-56-amd64", "linux-base (>= 4.3~), kmod").is_empty()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("usr/lib/modules/7.2.13+deb14-amd64");
+        std::fs::create_dir_all(&m).unwrap();
+        assert_eq!(find_vmlinuz(dir.path()), None);
+        std::fs::write(m.join("vmlinuz"), "").unwrap();
+        assert_eq!(find_vmlinuz(dir.path()), Some(m.join("vmlinuz")));
     }
 
     #[test]

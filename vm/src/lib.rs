@@ -23,6 +23,7 @@ pub mod config;
 pub mod error;
 pub mod fetch;
 pub mod guest;
+pub mod image;
 pub mod install;
 pub mod proc;
 pub mod report;
@@ -34,6 +35,7 @@ use std::time::{Duration, Instant};
 
 pub use config::{Config, KernelSpec, Limits};
 pub use error::VmError;
+pub use image::Image;
 pub use install::{Accel, AccelChoice, ColumnAccel};
 pub use report::{CheckStatus, Difference, Expected, KernelRun, Matrix, Observation, RunOutcome};
 
@@ -47,9 +49,34 @@ pub struct Options {
     /// Only these kernels (names from vm/kernels.toml); all when absent.
     #[arg(long = "kernel", value_name = "NAME")]
     pub kernels: Vec<String>,
+    /// A kernel by path instead of vm/kernels.toml: a bzImage or vmlinuz,
+    /// or a built kernel tree (as virtme-ng's --run takes it). Its config
+    /// is checked before it boots. Twice: two columns, and the checks whose
+    /// result differs between them (a bisect helper).
+    #[arg(long = "image", value_name = "PATH", conflicts_with_all = ["kernels", "record"])]
+    pub images: Vec<PathBuf>,
+    /// The modules of the --image at the same position: lib/modules/<release>
+    /// or a root holding it [default: <root>/lib/modules/<release> for an
+    /// image at <root>/boot/...].
+    #[arg(long = "modules", value_name = "DIR", requires = "images")]
+    pub modules: Vec<PathBuf>,
+    /// The expected results of the --image columns [default: every check
+    /// must pass].
+    #[arg(long, value_name = "FILE", requires = "images")]
+    pub expected: Option<PathBuf>,
+    /// Exit 0 when this check's result is as expected in every column, 1
+    /// when it is not, 125 when a column could not run it (untestable),
+    /// 128 on a runner error: the exit codes of `git bisect run`.
+    #[arg(long, value_name = "NAME")]
+    pub check: Option<String>,
     /// Print the matrix as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also write the matrix as JUnit XML to FILE: one testcase per check
+    /// per kernel (plus `(run)` per kernel), failed exactly where a result
+    /// differs from the expected one.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// Rule sets for the three-way differential (overrides kernels.toml).
     #[arg(long)]
     pub cases: Option<u32>,
@@ -145,14 +172,67 @@ fn paths(opts: &Options) -> Paths {
     }
 }
 
+/// What `checked` found: paths, accelerator, the kernel list and the
+/// kernels given by path, with their column names.
+type Checked = (Paths, AccelChoice, Config, Vec<(String, Image)>);
+
 /// The options' paths, accelerator and kernel list, refused when wrong;
-/// the selected kernels are checked too.
-fn checked(opts: &Options) -> Result<(Paths, AccelChoice, Config), VmError> {
+/// the selected kernels are checked too, and a kernel given by path is
+/// refused here, before anything boots, when its config lacks an option
+/// devcg needs.
+fn checked(opts: &Options) -> Result<Checked, VmError> {
     let p = paths(opts);
     let accel = AccelChoice::resolve(opts.accel).map_err(VmError::Usage)?;
     let config = Config::load(&p.config)?;
     config.select(&opts.kernels)?;
-    Ok((p, accel, config))
+    if opts.modules.len() > opts.images.len() {
+        return Err(VmError::Usage(
+            "more --modules than --image: each --modules goes with the --image at its position"
+                .into(),
+        ));
+    }
+    let mut images = Vec::new();
+    for (i, path) in opts.images.iter().enumerate() {
+        let img = Image::inspect(path, opts.modules.get(i).map(PathBuf::as_path))?;
+        img.check()?;
+        images.push(img);
+    }
+    Ok((p, accel, config, image_columns(images)))
+}
+
+/// Column names for kernels given by path: the release when the images'
+/// releases are known and distinct, else `image-1`, `image-2`...
+fn image_columns(images: Vec<Image>) -> Vec<(String, Image)> {
+    let safe = |r: &str| -> String {
+        r.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let names: Vec<Option<String>> = images
+        .iter()
+        .map(|i| i.release.as_deref().map(safe))
+        .collect();
+    let distinct = names.iter().all(Option::is_some)
+        && names
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            == names.len();
+    images
+        .into_iter()
+        .zip(names)
+        .enumerate()
+        .map(|(i, (img, name))| match (distinct, name) {
+            (true, Some(n)) => (n, img),
+            _ => (format!("image-{}", i + 1), img),
+        })
+        .collect()
 }
 
 /// Runs every selected column and compares it with its expectations.
@@ -160,14 +240,40 @@ fn checked(opts: &Options) -> Result<(Paths, AccelChoice, Config), VmError> {
 /// file, unknown kernel, no devcg binary, interrupted); a kernel that cannot
 /// be fetched or booted is a column of the matrix.
 pub fn run(opts: &Options) -> Result<Matrix, VmError> {
-    let (p, accel, config) = checked(opts)?;
-    let selected = config.select(&opts.kernels)?;
+    let (p, accel, config, images) = checked(opts)?;
     let mut expected = BTreeMap::new();
-    for k in &selected {
-        if let Some((_, e)) = Expected::load(&p.expected, &k.name)? {
-            expected.insert(k.name.clone(), e);
+    let mut unchecked = Vec::new();
+    // The columns: kernels given by path, else those of kernels.toml.
+    let selected: Vec<(KernelSpec, Option<Image>)> = if images.is_empty() {
+        let specs = config.select(&opts.kernels)?;
+        for k in &specs {
+            if let Some((_, e)) = Expected::load(&p.expected, &k.name)? {
+                expected.insert(k.name.clone(), e);
+            }
         }
-    }
+        specs.into_iter().map(|k| (k.clone(), None)).collect()
+    } else {
+        let given = opts
+            .expected
+            .as_deref()
+            .map(Expected::load_file)
+            .transpose()?;
+        images
+            .into_iter()
+            .map(|(name, img)| {
+                if let Some(e) = &given {
+                    expected.insert(name.clone(), e.clone());
+                }
+                if img.config.is_none() {
+                    unchecked.push(format!(
+                        "{name}: no config found (no .config, config-<release> beside the image, or embedded config): booted unchecked"
+                    ));
+                }
+                let about = format!("the kernel at {}", img.path.display());
+                (KernelSpec::named(&name, about), Some(img))
+            })
+            .collect()
+    };
     if !p.devcg.is_file() {
         return Err(VmError::MissingBinary(p.devcg));
     }
@@ -178,9 +284,9 @@ pub fn run(opts: &Options) -> Result<Matrix, VmError> {
 
     let _signals = proc::SignalGuard::install();
     let mut apt = apt::Apt::new(&p.cache, !opts.no_install);
-    let mut notes = Vec::new();
+    let mut notes = unchecked;
     let mut tools: Result<Option<install::VmTools>, String> = Ok(None);
-    if selected.iter().any(|k| !k.host) {
+    if selected.iter().any(|(k, _)| !k.host) {
         tools = install::ensure_vm_tools(&p.cache, &mut apt).map(Some);
         if let Err(e) = &tools {
             notes.push(format!("VM tools unavailable: {e}"));
@@ -188,7 +294,7 @@ pub fn run(opts: &Options) -> Result<Matrix, VmError> {
     }
 
     let mut runs = Vec::new();
-    for spec in &selected {
+    for (spec, image) in &selected {
         if proc::interrupted() {
             return Err(VmError::Interrupted);
         }
@@ -202,8 +308,13 @@ pub fn run(opts: &Options) -> Result<Matrix, VmError> {
         let run = if spec.host {
             run_host(spec, &dir, &p, &limits)?
         } else {
+            let kernel = |apt: &mut apt::Apt| match image {
+                // Outside the results directory, which a KVM failure empties.
+                Some(img) => img.bootable(&p.cache.join("images").join(&spec.name)),
+                None => fetch::fetch(spec, &p.cache, apt, opts.refresh),
+            };
             match &tools {
-                Ok(Some(t)) => match fetch::fetch(spec, &p.cache, &mut apt, opts.refresh) {
+                Ok(Some(t)) => match kernel(&mut apt) {
                     Ok(k) => {
                         let column = Column {
                             spec,
@@ -317,7 +428,7 @@ fn run_host(
         package: None,
         package_version: None,
         release: collected.uname.clone(),
-        console_tail: if outcome.ran() { Vec::new() } else { tail },
+        console_tail: tail,
         outcome,
         boot_secs: None,
         total_secs: total,
@@ -438,18 +549,13 @@ fn run_vm(
             "the VM stopped before the guest script finished ({st})"
         )),
     };
-    let keep_tail = !outcome.ran() || !problems.is_empty();
     Ok(KernelRun {
         name: column.spec.name.clone(),
         host: false,
         package: Some(kernel.package.clone()),
         package_version: Some(kernel.version.clone()),
         release: collected.uname.clone(),
-        console_tail: if keep_tail {
-            report::console_excerpt(&all_lines, 30)
-        } else {
-            Vec::new()
-        },
+        console_tail: report::console_excerpt(&all_lines, 30),
         kernel_problems: problems,
         outcome,
         boot_secs: boot.boot_secs,
@@ -549,31 +655,65 @@ pub fn exit_code(result: &Result<Matrix, VmError>) -> i32 {
 }
 
 /// What `devcg vm` does: run, print (table or JSON), and return the exit
-/// code.
+/// code. With two `--image`s the checks whose result differs between them
+/// follow the table (exit 1 when some do); with `--check NAME` the exit
+/// code is that check's `git bisect run` verdict.
 pub fn main_with(opts: &Options) -> i32 {
+    let runner_error = if opts.check.is_some() {
+        report::bisect::ABORT
+    } else {
+        2
+    };
     // SAFETY: geteuid has no preconditions.
     let uid = unsafe { libc::geteuid() };
     if uid != 0 {
         // Bad options are still errors; only running needs root.
         if let Err(e) = checked(opts) {
             eprintln!("devcg vm: {e}");
-            return 2;
+            return runner_error;
         }
         println!("devcg vm: skipped: the kernel matrix needs root (running as uid {uid})");
         return 0;
     }
     let result = run(opts);
-    match &result {
-        Ok(m) if opts.json => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&m.to_json()).unwrap_or_default()
-            );
+    if let (Ok(m), Some(path)) = (&result, &opts.junit) {
+        if let Err(e) = std::fs::write(path, report::junit(m)) {
+            eprintln!("devcg vm: {}: {e}", path.display());
+            return runner_error;
         }
-        Ok(m) => print!("{m}"),
-        Err(e) => eprintln!("devcg vm: {e}"),
     }
-    exit_code(&result)
+    let m = match &result {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("devcg vm: {e}");
+            return runner_error;
+        }
+    };
+    if opts.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&m.to_json()).unwrap_or_default()
+        );
+    } else {
+        print!("{m}");
+    }
+    let pair = (opts.images.len() == 2 && m.kernels.len() == 2)
+        .then(|| (m.kernels[0].name.as_str(), m.kernels[1].name.as_str()));
+    if let (Some((a, b)), false) = (pair, opts.json) {
+        print!("\n{}", report::bisect::between_text(m, a, b));
+    }
+    if let Some(name) = &opts.check {
+        let (code, why) = report::bisect::check_verdict(m, name);
+        println!("{why}");
+        return code;
+    }
+    match pair {
+        // Two kernels: the exit code says whether they differ.
+        Some((a, b)) if !report::bisect::between(m, a, b).is_empty() => 1,
+        Some(_) if m.complete => 0,
+        Some(_) => 3,
+        _ => m.exit_code(),
+    }
 }
 
 #[cfg(test)]

@@ -118,7 +118,8 @@ fn the_binary_exits_non_zero_on_a_regression() {
         .arg(o.cache_dir.unwrap())
         .arg("--devcg")
         .arg(o.devcg.unwrap())
-        .args(["--no-install", "--json"])
+        .args(["--no-install", "--json", "--junit"])
+        .arg(f.path("junit.xml"))
         .output()
         .unwrap();
     assert_eq!(
@@ -130,6 +131,24 @@ fn the_binary_exits_non_zero_on_a_regression() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], false);
     assert_eq!(v["differences"][0]["check"], "verify-kernel");
+    // The JUnit report beside it fails that one case, with both values.
+    let xml = std::fs::read_to_string(f.path("junit.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let failed: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("failure"))
+        .map(|n| {
+            let case = n.parent().unwrap();
+            (case.attribute("name").unwrap(), n.text().unwrap_or(""))
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "{xml}");
+    assert_eq!(failed[0].0, "verify-kernel");
+    assert!(
+        failed[0].1.starts_with("expected: fail\nobserved: pass\n"),
+        "{xml}"
+    );
+    assert_eq!(doc.root_element().attribute("failures"), Some("1"));
 }
 
 #[test]

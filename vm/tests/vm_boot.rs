@@ -22,12 +22,18 @@ fn scenario(
     extra: &str,
     expected: Option<&str>,
 ) -> (devcg_vm::Matrix, tempfile::TempDir) {
-    // Under /tmp, which the guest sees through virtme-ng's overlay.
+    // Under target/, as the runner's own results.
+    let base = devcg_vm::workspace_root().join("target/vm-test-tmp");
+    std::fs::create_dir_all(&base).unwrap();
     let dir = tempfile::Builder::new()
         .prefix("devcg-vm-test")
-        .tempdir_in("/tmp")
+        .tempdir_in(&base)
         .unwrap();
-    let bin = dir.path().join("devcg");
+    // In a directory of its own: the runner shares the binary's directory
+    // read-only (--rodir), which over the results would make them
+    // read-only in the guest.
+    let bin = dir.path().join("bin/devcg");
+    std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
     std::fs::write(&bin, format!("#!/bin/sh\n{devcg}\n")).unwrap();
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::write(

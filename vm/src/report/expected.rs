@@ -58,6 +58,18 @@ impl Expected {
         Ok(e)
     }
 
+    /// One expected file given by path (`--expected FILE`).
+    pub fn load_file(path: &Path) -> Result<Expected, VmError> {
+        let text = std::fs::read_to_string(path).map_err(|e| VmError::Expected {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Expected::parse(&text).map_err(|reason| VmError::Expected {
+            path: path.to_owned(),
+            reason,
+        })
+    }
+
     /// `dir/<kernel>.json`, or None when there is none.
     pub fn load(dir: &Path, kernel: &str) -> Result<Option<(PathBuf, Expected)>, VmError> {
         let path = dir.join(format!("{kernel}.json"));

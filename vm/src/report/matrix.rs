@@ -25,6 +25,10 @@ pub struct Matrix {
     /// Checks in each kernel's expected file.
     #[serde(skip)]
     pub expected_counts: BTreeMap<String, usize>,
+    /// The expected files the columns were compared with (for the JUnit
+    /// report, which shows the expected value of every case).
+    #[serde(skip)]
+    pub expected: BTreeMap<String, Expected>,
 }
 
 impl Matrix {
@@ -60,6 +64,10 @@ impl Matrix {
             expected_counts: expected
                 .iter()
                 .map(|(k, e)| (k.clone(), e.checks.len()))
+                .collect(),
+            expected: kernels
+                .iter()
+                .filter_map(|k| expected.get(&k.name).map(|e| (k.name.clone(), e.clone())))
                 .collect(),
             rows,
             ok: differences.is_empty(),

@@ -1,16 +1,21 @@
 //! The matrix kernel x check: what each column observed (`observe`), how
 //! its run went (`run`), the expected outcomes per kernel
 //! (`vm/expected/<kernel>.json`, `expected`), the comparison of the two
-//! (`compare`) and the table and JSON that show it (`matrix`).
+//! (`compare`), the table and JSON that show it (`matrix`) and the JUnit
+//! XML for CI (`junit`); two kernels compared and one check as a bisect
+//! verdict (`bisect`).
 
+pub mod bisect;
 mod compare;
 mod expected;
+mod junit;
 mod matrix;
 mod observe;
 mod run;
 
 pub use compare::{compare, Difference};
 pub use expected::{record, Expected, ExpectedCheck};
+pub use junit::{junit, RUN_CASE};
 pub use matrix::Matrix;
 pub use observe::{observe, CheckStatus, Observation, ROW_KERNEL_CHECK, ROW_VERIFY, V1_SUFFIX};
 pub use run::{console_excerpt, kernel_problems, KernelRun, RunOutcome};

@@ -71,8 +71,9 @@ pub struct KernelRun {
     pub boot_secs: Option<f64>,
     pub total_secs: f64,
     pub results_dir: PathBuf,
-    /// The last console lines, kept whenever the outcome is not `ran` or
-    /// the console showed a kernel problem.
+    /// The last console lines (with the first kernel problem, if older):
+    /// the table shows them when the outcome is not `ran` or the console
+    /// showed a problem, the JUnit report beside every failed case.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub console_tail: Vec<String>,
     /// Console lines that show a kernel problem (Oops, BUG, panic).
