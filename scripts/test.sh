@@ -41,14 +41,34 @@ for runtime in runc crun; do
     fi
     need "$runtime" && echo "$runtime: $($runtime --version | head -n 1)"
 done
+# youki's generator crate (libcgroups) builds libbpf from source: it needs
+# the libelf and zlib headers and pkg-config.
+missing=
+for pkg in libelf-dev zlib1g-dev pkg-config; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" = 0 ] && need apt-get; then
+        # shellcheck disable=SC2086
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --no-remove $missing >/dev/null 2>&1 || {
+            apt-get update -q >/dev/null 2>&1 || true
+            # shellcheck disable=SC2086
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --no-remove $missing >/dev/null 2>&1
+        } || { echo "install:$missing could not be installed: youki's generator cannot be built" >&2; exit 1; }
+    else
+        echo "missing:$missing (needed to build youki's generator crate); install them as root" >&2
+        exit 1
+    fi
+fi
 
 phase build
-cargo build --workspace --all-targets --release
+# `--features devcg/youki`: `devcg runtime youki` runs youki's own generator.
+cargo build --workspace --all-targets --release --features devcg/youki
 
 phase tests
 # Kernel tests fork probes into scratch cgroups: keep them from racing on
 # the two cores with the rest.
-cargo test --workspace --release -- --test-threads=2
+cargo test --workspace --release --features devcg/youki -- --test-threads=2
 
 phase fuzz
 # Every input kind (v1 rules, OCI JSON, oracle scripts, programs raw and

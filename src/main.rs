@@ -150,12 +150,15 @@ enum Command {
         json: bool,
     },
     /// Real runtimes under test: random OCI device lists run through the
-    /// installed runc or crun in scratch cgroups; each container's program
-    /// is read back and decided against the config and against devcg's
-    /// model of the runtime (defaults included). Exit 1 when a real program
-    /// and the model differ. Needs root.
+    /// installed runc or crun in scratch cgroups (youki: through youki's own
+    /// generator crate, its program attached to a scratch cgroup); each
+    /// program is read back and decided against the config and against
+    /// devcg's model of the runtime (defaults included), its security
+    /// classes asked of the kernel from inside; then the findings'
+    /// reproducers. Exit 1 when a real program and the model differ, or the
+    /// kernel answers otherwise than the audit. Needs root.
     Runtime {
-        /// The installed runtime to drive.
+        /// The runtime to drive (youki needs a build with `--features youki`).
         #[arg(value_enum)]
         runtime: RuntimeName,
         /// Random configs to run.
@@ -174,6 +177,7 @@ enum Command {
 enum RuntimeName {
     Runc,
     Crun,
+    Youki,
 }
 
 const AUDIT_HELP: &str = "\
@@ -955,14 +959,21 @@ fn audit_text(
 }
 
 fn cmd_runtime(name: RuntimeName, cases: u64, seed: u64, json: bool) -> Result<ExitCode> {
-    use devcg_engine::strategy::models::{crun, runc};
+    use devcg_engine::strategy::models::{crun, runc, youki};
     use devcg_kernel::runtime::{self, Runtime};
-    let (runtime, model): (Runtime, runtime::Model) = match name {
-        RuntimeName::Runc => (Runtime::Runc, runc::compile_with_defaults),
-        RuntimeName::Crun => (Runtime::Crun, crun::compile_with_defaults),
+    let (runtime, model): (runtime::Source, runtime::Model) = match name {
+        RuntimeName::Runc => (
+            runtime::Source::Binary(Runtime::Runc),
+            runc::compile_with_defaults,
+        ),
+        RuntimeName::Crun => (
+            runtime::Source::Binary(Runtime::Crun),
+            crun::compile_with_defaults,
+        ),
+        RuntimeName::Youki => (youki_source()?, youki::compile_with_defaults),
     };
     let report = runtime::run_cases(runtime, cases, seed, model)
-        .with_context(|| format!("runtime {}", runtime.binary()))?;
+        .with_context(|| format!("runtime {}", runtime.name()))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -1013,7 +1024,7 @@ fn cmd_runtime(name: RuntimeName, cases: u64, seed: u64, json: bool) -> Result<E
             .collect();
         let confirmed = asked.iter().filter(|r| r.confirmed).count();
         println!(
-            "\nreality: {confirmed} of {} security classes asked in the live containers were let through by the kernel ({} not safe to ask)",
+            "\nreality: {confirmed} of {} security classes asked from inside the live cgroups were let through by the kernel ({} not safe to ask)",
             asked.len(),
             report.cases.iter().flat_map(|c| &c.reality).count() - asked.len()
         );
@@ -1046,6 +1057,24 @@ fn cmd_runtime(name: RuntimeName, cases: u64, seed: u64, json: bool) -> Result<E
     } else {
         ExitCode::from(1)
     })
+}
+
+/// youki's own generator, when this build has it.
+#[cfg(feature = "youki")]
+fn youki_source() -> Result<devcg_kernel::runtime::Source> {
+    Ok(devcg_kernel::runtime::Source::Generator {
+        name: "youki",
+        version: devcg_youki::VERSION,
+        generate: devcg_youki::compile_with_defaults,
+    })
+}
+
+#[cfg(not(feature = "youki"))]
+fn youki_source() -> Result<devcg_kernel::runtime::Source> {
+    bail!(
+        "this devcg was built without youki's generator: build with `--features youki` \
+         (it needs libelf-dev, zlib1g-dev and pkg-config; scripts/test.sh installs them)"
+    )
 }
 
 fn cmd_oracle(script: &Path) -> Result<ExitCode> {

@@ -14,6 +14,10 @@ fn run(runtime: &str) -> (Option<i32>, serde_json::Value) {
         .args(["runtime", runtime, "--cases", "50", "--seed", "7", "--json"])
         .output()
         .expect("run devcg");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    if stderr.contains("built without youki") {
+        return (o.status.code(), serde_json::Value::Null);
+    }
     let report = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
         panic!(
             "{e}: {}{}",
@@ -93,5 +97,26 @@ fn crun_1_8_differs_from_the_model_only_on_dev_net_tun() {
         .iter()
         .any(|c| !c["versus_model"].as_array().unwrap().is_empty());
     assert_eq!(code, Some(if differs { 1 } else { 0 }), "{report}");
+    assert_confirmed_live(&report);
+}
+
+#[test]
+fn youkis_own_generator_decides_as_devcgs_model() {
+    if let Some(why) = devcg_kernel::v2::skip_reason() {
+        println!("{why}");
+        return;
+    }
+    let (code, report) = run("youki");
+    if report.is_null() {
+        println!("devcg was built without `--features youki`: youki's generator is not in it");
+        return;
+    }
+    let cases = report["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 50);
+    for c in cases {
+        assert_eq!(c["versus_model"], serde_json::json!([]), "{c}");
+    }
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["pass"], true);
     assert_confirmed_live(&report);
 }

@@ -3,7 +3,7 @@
 //! and the tests below pin each against the oracle and devcg's model (the
 //! same cases are the named tests of `tests/findings.rs`).
 
-use devcg_engine::strategy::models::{crun, runc};
+use devcg_engine::strategy::models::{crun, runc, youki};
 use devcg_engine::{CompileError, Program, Request, Rule, RuleFile, Verdict};
 
 use Verdict::{Allow, Deny};
@@ -81,6 +81,7 @@ const fn rep(
 }
 
 /// runc's classes R1-R7 (R5 only shows above 2^31, where no device is).
+#[rustfmt::skip]
 pub const RUNC: &[Reproducer] = &[
     rep(
         "R1",
@@ -175,6 +176,7 @@ pub const RUNC: &[Reproducer] = &[
 ];
 
 /// crun's classes C1-C7.
+#[rustfmt::skip]
 pub const CRUN: &[Reproducer] = &[
     rep(
         "C1",
@@ -295,13 +297,29 @@ pub const CRUN: &[Reproducer] = &[
     ),
 ];
 
-/// devcg's model of `runtime` ("runc" or "crun") for `rules`: the
+/// youki's classes Y1-Y7 (Y6 only shows above 2^31, where no device is).
+#[rustfmt::skip]
+pub const YOUKI: &[Reproducer] = &[
+    rep("Y1", "youki_starts_deny_all", "allow c 1:3 r", "c 1:4 r", Allow, Some(Deny), false),
+    rep("Y2", "youki_later_allow_punches_hole_in_wildcard_deny", "allow a; deny c 1:* rwm; allow c 1:4 rwm", "c 1:4 r", Deny, Some(Allow), false),
+    rep("Y2", "youki_later_wildcard_deny_revokes_earlier_allow", "deny a; allow c 1:3 w; deny c 1:* w", "c 1:3 w", Allow, Some(Deny), false),
+    rep("Y3", "youki_partial_access_deny_is_not_enforced", "allow a; deny c 1:3 w", "c 1:3 rw", Deny, Some(Allow), false),
+    rep("Y3", "youki_narrowing_deny_misses_multi_bit_requests", "deny a; allow c 1:3 rw; deny c 1:3 w", "c 1:3 rw", Deny, Some(Allow), false),
+    rep("Y4", "youki_deny_entry_denies_access_f_ok", "allow a; deny c 1:3 w", "c 1:3 -", Allow, Some(Deny), false),
+    rep("Y5", "youki_literal_u32_max_deny_is_not_a_wildcard", "allow a; deny c 4294967295:1 r", "c 7:1 r", Deny, Some(Allow), false),
+    rep("Y5", "youki_literal_u32_max_allow_is_not_a_wildcard", "deny a; allow c 4294967295:1 r", "c 7:1 r", Allow, Some(Deny), false),
+    rep("Y7", "youki_defaults_survive_deny_all", "deny a", "c 1:3 rw", Deny, Some(Allow), true),
+    rep("Y7", "youki_defaults_beat_user_deny", "allow a; deny c 1:3 w", "c 1:3 w", Deny, Some(Allow), true),
+];
+
+/// devcg's model of `runtime` ("runc", "crun" or "youki") for `rules`: the
 /// library alone (as the findings other than the defaults' are stated), or
 /// with the runtime's default devices, as the binary runs it.
 pub fn model(runtime: &str, defaults: bool, rules: &[Rule]) -> Result<Program, CompileError> {
     match (runtime, defaults) {
         ("runc", true) => runc::compile_with_defaults(rules),
         ("crun", true) => crun::compile_with_defaults(rules),
+        ("youki", true) => youki::compile_with_defaults(rules),
         (name, _) => devcg_engine::strategy::by_name(name)
             .expect("a registered runtime model")
             .compile(rules),
@@ -317,7 +335,7 @@ mod tests {
     /// Each entry says what the oracle and devcg's model say.
     #[test]
     fn every_reproducer_holds_for_the_oracle_and_the_model() {
-        for (runtime, reps) in [("runc", RUNC), ("crun", CRUN)] {
+        for (runtime, reps) in [("runc", RUNC), ("crun", CRUN), ("youki", YOUKI)] {
             for r in reps {
                 let (rules, req) = (r.rules(), r.request());
                 assert_eq!(Policy::of(&rules).decide(&req), r.oracle, "{}", r.name);

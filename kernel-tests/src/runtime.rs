@@ -70,6 +70,8 @@ pub enum RuntimeError {
     Audit(#[from] devcg_differential::audit::AuditError),
     #[error("probing the live container: {0}")]
     Probe(#[from] crate::sys::SysError),
+    #[error("the scratch cgroup for a generated program: {0}")]
+    Scratch(Box<crate::KernelError>),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RuntimeError {
@@ -107,6 +109,37 @@ int setrlimit(__rlimit_resource_t r, const struct rlimit *l) { (void)r; (void)l;
 int setrlimit64(__rlimit_resource_t r, const struct rlimit64 *l) { (void)r; (void)l; return 0; }\n";
 
 /// Why a container of `runtime` cannot run here, if it cannot: one line.
+/// Where a device program comes from: a runtime binary, which attaches it
+/// to its container's cgroup, or a generator devcg calls in-process (youki's
+/// own crate), whose program devcg loads and attaches to a scratch cgroup.
+#[derive(Clone, Copy)]
+pub enum Source {
+    Binary(Runtime),
+    Generator {
+        /// The runtime it is the generator of (`youki`).
+        name: &'static str,
+        /// What generates it (`libcgroups 0.7.0`).
+        version: &'static str,
+        generate: Model,
+    },
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Binary(r) => r.binary(),
+            Source::Generator { name, .. } => name,
+        }
+    }
+
+    fn version(self) -> String {
+        match self {
+            Source::Binary(r) => version(r).unwrap_or_default(),
+            Source::Generator { version, .. } => version.to_string(),
+        }
+    }
+}
+
 pub fn skip_reason(runtime: Runtime) -> Option<String> {
     if let Some(why) = crate::v2::skip_reason() {
         return Some(why);
@@ -351,13 +384,17 @@ pub type Model = fn(&[Rule]) -> Result<Program, devcg_engine::CompileError>;
 /// ([`run_config`] each), then every reproducer of docs/findings.md for it
 /// ([`run_reproducer`]).
 pub fn run_cases(
-    runtime: Runtime,
+    runtime: Source,
     cases: u64,
     seed: u64,
     model: Model,
 ) -> Result<RuntimeReport, crate::KernelError> {
     use devcg_differential::gen::{rules_in, Draw};
-    if let Some(why) = skip_reason(runtime) {
+    let why = match runtime {
+        Source::Binary(r) => skip_reason(r),
+        Source::Generator { .. } => crate::v2::skip_reason(),
+    };
+    if let Some(why) = why {
         return Err(crate::KernelError::Unavailable(why));
     }
     let started = std::time::Instant::now();
@@ -392,8 +429,8 @@ pub fn run_cases(
         c.versus_model.is_empty() && c.reality.iter().all(|r| r.confirmed || r.request.is_none())
     }) && reproducers.iter().all(|r| r.kernel_agrees);
     Ok(RuntimeReport {
-        runtime: runtime.binary().to_string(),
-        version: version(runtime).unwrap_or_default(),
+        runtime: runtime.name().to_string(),
+        version: runtime.version(),
         cases: out,
         reproducers,
         seconds: started.elapsed().as_secs_f64(),
@@ -401,34 +438,82 @@ pub fn run_cases(
     })
 }
 
-fn reproducers_of(runtime: Runtime) -> &'static [Reproducer] {
-    match runtime {
-        Runtime::Runc => findings::RUNC,
-        Runtime::Crun => findings::CRUN,
+fn reproducers_of(runtime: Source) -> &'static [Reproducer] {
+    match runtime.name() {
+        "runc" => findings::RUNC,
+        "crun" => findings::CRUN,
+        "youki" => findings::YOUKI,
+        _ => &[],
     }
 }
 
-/// A started container and the program it enforces, read back.
+/// What holds the program while it is audited and probed.
+enum Holder {
+    Container(Container),
+    /// A scratch cgroup devcg attached a generated program to.
+    Cgroup(crate::v2::Cgroup),
+}
+
+/// A started container (or an attached generated program) and the
+/// program it enforces, read back.
 struct Captured {
-    container: Container,
+    holder: Holder,
+    cgroup: PathBuf,
     program: Program,
     attached: bool,
 }
 
-/// Starts `rules` in the real `runtime` and reads its program back; the
-/// runtime's refusal as `Err(Ok(reason))`.
+impl Captured {
+    /// Deletes the container, or removes the scratch cgroup.
+    fn release(self, scratch: &Scratch) -> Result<(), RuntimeError> {
+        match self.holder {
+            Holder::Container(c) => c.delete(),
+            Holder::Cgroup(cg) => scratch
+                .rmdir(cg)
+                .map_err(|e| RuntimeError::Scratch(Box::new(e))),
+        }
+    }
+}
+
+/// Starts `rules` in the real `runtime` (or attaches the generated
+/// program to a scratch cgroup) and reads its program back; the runtime's
+/// (or the generator's, or the kernel's) refusal as `Ok(Err(reason))`.
 fn capture(
-    runtime: Runtime,
+    runtime: Source,
     scratch: &Scratch,
     name: &str,
     rules: &[Rule],
 ) -> Result<Result<Captured, String>, RuntimeError> {
-    let devices = devcg_engine::strategy::models::oci_devices_json(rules);
-    let container = match Container::start(runtime, scratch, name, &devices) {
-        Ok(c) => c,
-        Err(e) => return Ok(Err(e.to_string())),
+    let scratch_err = |e: crate::KernelError| RuntimeError::Scratch(Box::new(e));
+    let holder = match runtime {
+        Source::Binary(r) => {
+            let devices = devcg_engine::strategy::models::oci_devices_json(rules);
+            match Container::start(r, scratch, name, &devices) {
+                Ok(c) => Holder::Container(c),
+                Err(e) => return Ok(Err(e.to_string())),
+            }
+        }
+        Source::Generator { generate, .. } => {
+            let program = match generate(rules) {
+                Ok(p) => p,
+                Err(e) => return Ok(Err(e.to_string())),
+            };
+            let loaded = match crate::bpf::load(&program, "devcg_generated") {
+                Ok(l) => l,
+                Err(e) => return Ok(Err(format!("the kernel refuses the program: {e}"))),
+            };
+            let cg = scratch.mkdir(name).map_err(scratch_err)?;
+            scratch
+                .attach(&cg, &loaded, crate::bpf::AttachFlags::NONE)
+                .map_err(scratch_err)?;
+            Holder::Cgroup(cg)
+        }
     };
-    let live = crate::audit::read(&container.cgroup().display().to_string())?;
+    let cgroup = match &holder {
+        Holder::Container(c) => c.cgroup().to_path_buf(),
+        Holder::Cgroup(cg) => cg.path().to_path_buf(),
+    };
+    let live = crate::audit::read(&cgroup.display().to_string())?;
     let mut programs = live.v2.map(|v2| v2.programs).unwrap_or_default();
     if programs.len() > 1 {
         return Err(RuntimeError::Programs(programs.len()));
@@ -440,7 +525,8 @@ fn capture(
         None => allow_all(),
     };
     Ok(Ok(Captured {
-        container,
+        holder,
+        cgroup,
         program,
         attached,
     }))
@@ -463,7 +549,7 @@ fn decide(program: &Program, rules: &[Rule]) -> Result<Audit, audit::AuditError>
 /// container is deleted, and the program is compared with `model`. A
 /// config the runtime refuses is a case too, with the runtime's reason.
 pub fn run_config(
-    runtime: Runtime,
+    runtime: Source,
     scratch: &Scratch,
     nodes: &mut NodeDir,
     name: &str,
@@ -503,7 +589,7 @@ pub fn run_config(
         })
         .collect();
     let requests: Vec<Request> = asked.iter().filter_map(|(_, r)| *r).collect();
-    let mut answers = ask(nodes, &captured.container, &requests)?.into_iter();
+    let mut answers = ask(nodes, &captured.cgroup, &requests)?.into_iter();
     for (class, request) in asked {
         case.reality.push(match request {
             Some(req) => {
@@ -525,8 +611,8 @@ pub fn run_config(
             },
         });
     }
-    captured.container.delete()?;
-    let program = captured.program;
+    let program = captured.program.clone();
+    captured.release(scratch)?;
     match model(rules) {
         Ok(m) => {
             let modelled = decide(&m, rules)?;
@@ -567,7 +653,7 @@ pub struct ReproducerResult {
 
 /// One reproducer through the real `runtime`, in cgroup `name`.
 pub fn run_reproducer(
-    runtime: Runtime,
+    runtime: Source,
     scratch: &Scratch,
     nodes: &mut NodeDir,
     name: &str,
@@ -612,14 +698,14 @@ pub fn run_reproducer(
             let access = req.access;
             let device = Device::new(req.ty, req.major, req.minor);
             if safe_to_ask(scratch.drivers(), device, access) {
-                let answer = ask(nodes, &captured.container, &[req])?[0];
+                let answer = ask(nodes, &captured.cgroup, &[req])?[0];
                 out.kernel = answer.to_string();
                 out.kernel_agrees = answer.verdict() == Some(real);
             } else {
                 out.kernel = format!("not asked: {device} has a driver that is not safe to open");
             }
-            captured.container.delete()?;
-            let with_defaults = findings::model(runtime.binary(), true, &rules)
+            captured.release(scratch)?;
+            let with_defaults = findings::model(runtime.name(), true, &rules)
                 .ok()
                 .and_then(|p| devcg_emulator::Emulator::new(&p).ok()?.run(&req).ok());
             out.status = if Some(real) == r.runtime && real != r.oracle {
@@ -676,17 +762,18 @@ fn probe_device(drivers: &Drivers, class: &Block, access: Access) -> Option<Requ
         .map(|d| d.request(access))
 }
 
-/// Asks the kernel each request from a child joined to the container's
-/// cgroup (the nodes made here, in this process's own cgroup).
+/// Asks the kernel each request from a child joined to `cgroup` (the
+/// container's, inside the scratch directory; the nodes made here, in this
+/// process's own cgroup).
 fn ask(
     nodes: &mut NodeDir,
-    container: &Container,
+    cgroup: &Path,
     requests: &[Request],
 ) -> Result<Vec<KernelAnswer>, RuntimeError> {
     if requests.is_empty() {
         return Ok(Vec::new());
     }
-    let procs = crate::sys::cstring(&container.cgroup().join("cgroup.procs"))?;
+    let procs = crate::sys::cstring(&cgroup.join("cgroup.procs"))?;
     let mut steps = vec![Step::Join(procs)];
     for req in requests {
         let dev = Device::new(req.ty, req.major, req.minor);

@@ -254,8 +254,15 @@ fn real_container_audits_as_the_model(
     let name = format!("{}-ctr", runtime.binary());
     // One program attached (more is an error of run_config).
     let mut nodes = devcg_kernel::probe::NodeDir::mount().expect("node dir");
-    let case =
-        runtime::run_config(runtime, &scratch, &mut nodes, &name, &rules, model).expect("run");
+    let case = runtime::run_config(
+        runtime::Source::Binary(runtime),
+        &scratch,
+        &mut nodes,
+        &name,
+        &rules,
+        model,
+    )
+    .expect("run");
     println!(
         "{}: {case:?}",
         runtime::version(runtime).unwrap_or_default()
