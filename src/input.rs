@@ -116,7 +116,7 @@ impl ProgramSource {
                         .filter_map(|(n, f)| Some((n.clone(), f.spec.clone()?)))
                         .collect();
                     devcg_engine::asmtext::parse(text, specs)
-                        .map_err(|e| (Some(e.line), e.kind.to_string()))
+                        .map_err(|e| ((e.line > 0).then_some(e.line), e.kind.to_string()))
                 }
                 Err(_) => Err((None, "not UTF-8 text".to_string())),
             },
