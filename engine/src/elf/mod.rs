@@ -16,6 +16,7 @@
 //! array, CO-RE relocations, relocation types BPF does not define.
 
 mod btf;
+mod guard;
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -399,8 +400,11 @@ pub fn read(bytes: &[u8], section: Option<&str>) -> Result<ElfProgram, ElfError>
         return Err(ElfError::WrongClass);
     }
     check_relocations(&file)?;
+    check_symbols(&file)?;
 
-    let mut obj = aya_obj::Object::parse(bytes).map_err(|e| ElfError::Bpf(chain(&e)))?;
+    let mut obj = guard::contain(|| aya_obj::Object::parse(bytes))
+        .map_err(|why| ElfError::Bpf(format!("aya-obj failed on it ({why})")))?
+        .map_err(|e| ElfError::Bpf(chain(&e)))?;
     let section_name = |index: usize| {
         file.section_by_index(object::SectionIndex(index))
             .ok()
@@ -460,16 +464,18 @@ pub fn read(bytes: &[u8], section: Option<&str>) -> Result<ElfProgram, ElfError>
         .collect();
     all_maps.sort_by_key(|(n, m)| (m.section_index(), m.symbol_index(), n.clone()));
     let text_sections: HashSet<usize> = obj.functions.keys().map(|(s, _)| *s).collect();
-    obj.relocate_maps(
-        all_maps
-            .iter()
-            .enumerate()
-            .map(|(i, (n, m))| (n.as_str(), i as i32, m)),
-        &text_sections,
-    )
+    guard::contain(|| {
+        obj.relocate_maps(
+            all_maps
+                .iter()
+                .enumerate()
+                .map(|(i, (n, m))| (n.as_str(), i as i32, m)),
+            &text_sections,
+        )?;
+        obj.relocate_calls(&text_sections)
+    })
+    .map_err(|why| ElfError::Bpf(format!("aya-obj failed relocating it ({why})")))?
     .map_err(|e| ElfError::Bpf(chain(&e)))?;
-    obj.relocate_calls(&text_sections)
-        .map_err(|e| ElfError::Bpf(chain(&e)))?;
     let program = &obj.programs[&name];
     let function = obj
         .functions
@@ -554,6 +560,35 @@ pub fn read(bytes: &[u8], section: Option<&str>) -> Result<ElfProgram, ElfError>
         license: obj.license.to_string_lossy().into_owned(),
         program: Program { insns, maps },
     })
+}
+
+/// Every symbol defined in a section lies inside it: aya-obj slices the
+/// section by the symbol's address and size without checking.
+fn check_symbols(file: &object::File<'_>) -> Result<(), ElfError> {
+    use object::{ObjectSymbol as _, SectionIndex};
+    for symbol in file.symbols() {
+        let Some(index) = symbol.section_index() else {
+            continue;
+        };
+        let name = symbol.name().unwrap_or("?");
+        let section = file
+            .section_by_index(SectionIndex(index.0))
+            .map_err(|e| ElfError::Parse(format!("symbol {name}: {e}")))?;
+        let len = section.data().map_or(0, |d| d.len() as u64);
+        let inside = symbol
+            .address()
+            .checked_sub(section.address())
+            .and_then(|start| start.checked_add(symbol.size()))
+            .is_some_and(|end| end <= len);
+        if !inside {
+            return Err(ElfError::Parse(format!(
+                "symbol {name} (offset {}, size {}) lies outside its section of {len} bytes",
+                symbol.address(),
+                symbol.size()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Every relocation is one BPF defines, and a program section's are those

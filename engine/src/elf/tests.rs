@@ -93,3 +93,43 @@ fn a_section_is_chosen_by_name() {
     assert!(matches!(e, ElfError::NoSuchSection { .. }), "{e}");
     assert!(e.to_string().contains("cgroup/dev (devcg_filter)"), "{e}");
 }
+
+/// Every prefix of an object is refused or read, never a panic.
+#[test]
+fn every_truncation_is_an_error_not_a_panic() {
+    let p = program("map", ALLOW_LIST).unwrap();
+    let bytes = write(&p, "f").unwrap();
+    for len in 0..bytes.len() {
+        // The section headers come last: any prefix loses some.
+        assert!(
+            read(&bytes[..len], None).is_err(),
+            "a prefix of {len} bytes was read"
+        );
+    }
+}
+
+mod mutations {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// Random byte changes: an error with a reason or a program, never
+        /// a panic (aya-obj's own panics are contained, see guard.rs).
+        #[test]
+        fn mutated_objects_never_panic(
+            strategy in prop::sample::select(vec!["linear", "map", "libvirt"]),
+            changes in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        ) {
+            let p = program(strategy, ALLOW_LIST).unwrap();
+            let mut bytes = write(&p, "f").unwrap();
+            for (at, b) in changes {
+                let i = at.index(bytes.len());
+                bytes[i] = b;
+            }
+            if let Err(e) = read(&bytes, None) {
+                prop_assert!(!e.to_string().is_empty());
+            }
+        }
+    }
+}
