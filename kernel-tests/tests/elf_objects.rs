@@ -228,3 +228,124 @@ fn bpftool_loads_every_strategy_and_the_kernel_agrees() {
 fn aya_loads_every_strategy_and_the_kernel_agrees() {
     every_strategy_through(Loader::Aya, 12);
 }
+
+/// Builds examples/filter.c with clang into `dir`, or says in one line why
+/// it cannot.
+fn build_filter(dir: &Path) -> Option<std::path::PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let clang = std::process::Command::new("clang")
+        .arg("--version")
+        .output();
+    if !clang.is_ok_and(|o| o.status.success()) {
+        println!("skipped: clang is not installed (scripts/test.sh installs clang and libbpf-dev)");
+        return None;
+    }
+    if !Path::new("/usr/include/bpf/bpf_helpers.h").exists() {
+        println!("skipped: libbpf-dev is not installed (/usr/include/bpf/bpf_helpers.h)");
+        return None;
+    }
+    let object = dir.join("filter.o");
+    let out = std::process::Command::new("clang")
+        .args(["-O2", "-g", "-target", "bpf"])
+        .arg(format!(
+            "-I/usr/include/{}-linux-gnu",
+            std::env::consts::ARCH
+        ))
+        .arg("-c")
+        .arg(root.join("examples/filter.c"))
+        .arg("-o")
+        .arg(&object)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "clang: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(object)
+}
+
+/// The clang-built C filter, loaded by bpftool with its map filled by the
+/// `bpftool map update` sequence, decides in the kernel exactly as devcg's
+/// emulator does; and the kernel shows its bug: access(F_OK) denied on a
+/// device the rules grant mknod on, and nothing else differing from them.
+#[test]
+fn the_clang_filter_in_the_kernel_is_the_emulators() {
+    let Some(mut scratch) = common::scratch_or_skip() else {
+        return;
+    };
+    if let Some(why) = objects::bpftool_skip_reason() {
+        println!("skipped: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(object) = build_filter(tmp.path()) else {
+        return;
+    };
+    let drivers = scratch.drivers().clone();
+    let devcg_differential::gen::Numbers::Pools {
+        block_majors,
+        char_majors,
+        ..
+    } = gen::space(&drivers).numbers
+    else {
+        panic!("the kernel's space names its numbers");
+    };
+    let (major, other, block) = (char_majors[0], char_majors[1], block_majors[0]);
+    // The map grants c MAJOR:7 everything, as filter-map.json does /dev/net/tun.
+    let mut read = elf::read(&std::fs::read(&object).unwrap(), None).unwrap();
+    let key: Vec<u8> = [major, 7].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let contents = vec![(
+        "extra".to_string(),
+        vec![(key, 7u32.to_le_bytes().to_vec())],
+    )];
+    elf::apply_contents(&mut read.program.maps, contents).unwrap();
+    let rules = devcg_engine::RuleFile::parse(
+        "filter",
+        &format!("deny a\nallow c *:* m\nallow b *:* m\nallow c {major}:7 rwm\n"),
+    )
+    .unwrap();
+    let cg = scratch.mkdir("clang-filter").unwrap();
+    let pinned =
+        objects::bpftool_load(&mut scratch, &object, "clang-filter", &read.program.maps).unwrap();
+    objects::bpftool_attach(&scratch, &cg, &pinned).unwrap();
+    let devices = [
+        Device::new(devcg_engine::DeviceType::Char, major, 7),
+        Device::new(devcg_engine::DeviceType::Char, major, 8),
+        Device::new(devcg_engine::DeviceType::Char, other, 0),
+        Device::new(devcg_engine::DeviceType::Block, block, 1),
+    ];
+    let found = scratch.probe(&cg, &devices).unwrap();
+    let emulator = Emulator::new(&read.program).unwrap();
+    let oracle = Policy::of(&rules);
+    let (mut f_ok, mut compared) = (0, 0);
+    for p in &found {
+        let kernel = p
+            .outcome
+            .verdict()
+            .unwrap_or_else(|| panic!("unexpected: {p}"));
+        compared += 1;
+        assert_eq!(emulator.run(&p.request).ok(), Some(kernel), "{p}");
+        let want = oracle.decide(&p.request);
+        if p.request.access.0 == 0
+            && !(p.request.ty == devcg_engine::DeviceType::Char
+                && p.request.major == major
+                && p.request.minor == 7)
+        {
+            // The bug: F_OK on a mknod-only device.
+            assert_eq!(
+                (want, kernel),
+                (devcg_engine::Verdict::Allow, devcg_engine::Verdict::Deny),
+                "{p}"
+            );
+            f_ok += 1;
+        } else {
+            assert_eq!(want, kernel, "{p}");
+        }
+    }
+    println!("clang filter: {compared} kernel verdicts, {f_ok} of them the F_OK bug");
+    assert!(f_ok >= 3, "{found:?}");
+    objects::bpftool_detach(&scratch, &cg, &pinned).unwrap();
+    drop(pinned);
+    scratch.rmdir(cg).unwrap();
+}
