@@ -285,3 +285,94 @@ fn rel_offset(elf: &[u8]) -> usize {
         .map(|h| u64_at(h + 0x18))
         .unwrap()
 }
+
+/// Small C objects devcg reads or refuses with the reason: what clang
+/// emits for globals, other map types, several programs, another program
+/// type, and a bpf-to-bpf call (linked from .text; the emulator runs
+/// no subprograms yet and says so).
+#[rstest]
+#[case::global_data(
+    "const volatile __u32 wanted = 1;\nSEC(\"cgroup/dev\") int f(struct bpf_cgroup_dev_ctx *c) { return c->major == wanted; }",
+    &[], Err("refers to global data in `.rodata`")
+)]
+#[case::lru_map(
+    "struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 4); __type(key, __u32); __type(value, __u32); } m SEC(\".maps\");\nSEC(\"cgroup/dev\") int f(struct bpf_cgroup_dev_ctx *c) { __u32 k = c->major; return bpf_map_lookup_elem(&m, &k) != 0; }",
+    &[], Err("map `m` is of BPF map type 9")
+)]
+#[case::several(
+    "SEC(\"cgroup/dev\") int one(struct bpf_cgroup_dev_ctx *c) { return 1; }\nSEC(\"cgroup/dev\") int two(struct bpf_cgroup_dev_ctx *c) { return 0; }",
+    &[], Err("several device programs (cgroup/dev (one), cgroup/dev (two))")
+)]
+#[case::several_chosen(
+    "SEC(\"cgroup/dev\") int one(struct bpf_cgroup_dev_ctx *c) { return 1; }\nSEC(\"cgroup/dev\") int two(struct bpf_cgroup_dev_ctx *c) { return 0; }",
+    &["--section", "one"], Ok(true)
+)]
+#[case::several_chosen_other(
+    "SEC(\"cgroup/dev\") int one(struct bpf_cgroup_dev_ctx *c) { return 1; }\nSEC(\"cgroup/dev\") int two(struct bpf_cgroup_dev_ctx *c) { return 0; }",
+    &["--section", "two"], Ok(false)
+)]
+#[case::other_type(
+    "SEC(\"xdp\") int x(struct xdp_md *c) { return 2; }",
+    &[], Err("no device program (section `cgroup/dev`) in the object; program sections: xdp")
+)]
+#[case::call(
+    "static __attribute__((noinline)) int allow(__u32 major) { return major == 1; }\nSEC(\"cgroup/dev\") int f(struct bpf_cgroup_dev_ctx *c) { return allow(c->major); }",
+    &[], Err("bpf-to-bpf call is not supported by the emulator")
+)]
+fn clang_objects_are_read_or_refused(
+    #[case] source: &str,
+    #[case] extra: &[&str],
+    #[case] want: Result<bool, &str>,
+) {
+    if clang().is_none() || !Path::new("/usr/include/bpf/bpf_helpers.h").exists() {
+        eprintln!("skipped: clang or libbpf-dev is not installed (scripts/test.sh installs them)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("p.c");
+    std::fs::write(
+        &c,
+        format!("#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n{source}\nchar LICENSE[] SEC(\"license\") = \"GPL\";\n"),
+    )
+    .unwrap();
+    let object = dir.path().join("p.o");
+    let out = Command::new("clang")
+        .args(["-O2", "-g", "-target", "bpf"])
+        .arg(format!(
+            "-I/usr/include/{}-linux-gnu",
+            std::env::consts::ARCH
+        ))
+        .arg("-c")
+        .arg(&c)
+        .arg("-o")
+        .arg(&object)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "clang: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rules = root().join("examples/container.rules");
+    let mut args = vec!["check", "--program", object.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.extend([rules.to_str().unwrap(), "c 1:3 r"]);
+    let out = devcg(&args);
+    let (stdout, stderr) = text(&out);
+    match want {
+        Ok(allow) => {
+            assert!(out.status.code().is_some_and(|c| c < 2), "{stderr}");
+            let verdict = if allow {
+                "program allow"
+            } else {
+                "program deny"
+            };
+            assert!(stdout.contains(verdict), "{stdout}");
+        }
+        Err(reason) => {
+            assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+            assert!(stderr.contains(reason), "no {reason:?} in {stderr}");
+            assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        }
+    }
+}
