@@ -349,3 +349,30 @@ fn the_clang_filter_in_the_kernel_is_the_emulators() {
     drop(pinned);
     scratch.rmdir(cg).unwrap();
 }
+
+/// The BTF devcg writes for its maps is valid for the kernel itself, not
+/// only for the loaders (libbpf skips loading BTF nothing needs).
+#[test]
+fn the_maps_btf_is_the_kernels() {
+    if common::scratch_or_skip().is_none() {
+        return;
+    }
+    let rules = devcg_engine::RuleFile::parse(
+        "btf",
+        "deny a\nallow c *:* m\nallow c 1:3 rwm\nallow b 8:* r\n",
+    )
+    .unwrap();
+    let mut checked = 0;
+    for s in strategy::all() {
+        let Ok(p) = s.compile(&rules) else { continue };
+        if p.maps.is_empty() {
+            continue;
+        }
+        let blob = elf::maps_btf(&p);
+        bpf::btf_load(&blob).unwrap_or_else(|e| panic!("{}: {e}", s.name()));
+        // Not vacuous: the kernel does check (a cut string table is refused).
+        assert!(bpf::btf_load(&blob[..blob.len() - 1]).is_err());
+        checked += 1;
+    }
+    assert!(checked >= 2, "map and libvirt use maps");
+}

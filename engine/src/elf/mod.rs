@@ -223,22 +223,8 @@ pub fn write(program: &Program, name: &str) -> Result<Vec<u8>, ElfError> {
             )
             .map_err(|e| ElfError::Write(e.to_string()))?;
         }
-        let defs: Vec<btf::MapDef<'_>> = program
-            .maps
-            .iter()
-            .map(|m| btf::MapDef {
-                name: &m.name,
-                map_type: match m.kind {
-                    MapKind::Hash => MAP_TYPE_HASH,
-                    MapKind::Array => MAP_TYPE_ARRAY,
-                },
-                key_size: m.key_size,
-                value_size: m.value_size,
-                max_entries: m.max_entries,
-            })
-            .collect();
         let btf_section = obj.add_section(Vec::new(), b".BTF".to_vec(), SectionKind::Metadata);
-        obj.append_section_data(btf_section, &btf::maps_btf(&defs), 4);
+        obj.append_section_data(btf_section, &maps_btf(program), 4);
         let init = obj.add_section(
             Vec::new(),
             INIT_SECTION.as_bytes().to_vec(),
@@ -247,6 +233,25 @@ pub fn write(program: &Program, name: &str) -> Result<Vec<u8>, ElfError> {
         obj.append_section_data(init, &encode_init(&program.maps), 4);
     }
     obj.write().map_err(|e| ElfError::Write(e.to_string()))
+}
+
+/// The `.BTF` section [`write`] puts in an object for `program`'s maps.
+pub fn maps_btf(program: &Program) -> Vec<u8> {
+    let defs: Vec<btf::MapDef<'_>> = program
+        .maps
+        .iter()
+        .map(|m| btf::MapDef {
+            name: &m.name,
+            map_type: match m.kind {
+                MapKind::Hash => MAP_TYPE_HASH,
+                MapKind::Array => MAP_TYPE_ARRAY,
+            },
+            key_size: m.key_size,
+            value_size: m.value_size,
+            max_entries: m.max_entries,
+        })
+        .collect();
+    btf::maps_btf(&defs)
 }
 
 /// [`INIT_SECTION`]'s content: for each map, in order, little-endian
