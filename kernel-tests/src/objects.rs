@@ -39,6 +39,11 @@ pub fn bpftool_version() -> Option<String> {
 
 /// Runs a command (argv), its stderr as the error when it fails.
 fn run(argv: &[String]) -> Result<(), KernelError> {
+    output(argv).map(drop)
+}
+
+/// Runs a command (argv): its stdout, or its stderr as the error.
+fn output(argv: &[String]) -> Result<String, KernelError> {
     let out = Command::new(&argv[0])
         .args(&argv[1..])
         .output()
@@ -47,7 +52,7 @@ fn run(argv: &[String]) -> Result<(), KernelError> {
             why: e.to_string(),
         })?;
     if out.status.success() {
-        return Ok(());
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
     // libbpf's log can be long: the error lines say why.
@@ -134,4 +139,29 @@ pub fn bpftool_detach(scratch: &Scratch, cg: &Cgroup, pinned: &Pinned) -> Result
     run(&argv(&[
         "bpftool", "cgroup", "detach", &target, "device", "pinned", &prog,
     ]))
+}
+
+/// `bpftool prog dump xlated pinned PIN`: the text a user copies from a
+/// live machine.
+pub fn bpftool_dump_xlated(pinned: &Pinned) -> Result<String, KernelError> {
+    let prog = pinned.prog.display().to_string();
+    output(&argv(&[
+        "bpftool", "prog", "dump", "xlated", "pinned", &prog,
+    ]))
+}
+
+/// The kernel id of the map bpftool pinned as `name`
+/// (`bpftool map show pinned DIR/NAME -j`).
+pub fn bpftool_map_id(pinned: &Pinned, name: &str) -> Result<u32, KernelError> {
+    let path = pinned.maps.join(name).display().to_string();
+    let command = argv(&["bpftool", "map", "show", "pinned", &path, "-j"]);
+    let text = output(&command)?;
+    serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("id")?.as_u64())
+        .and_then(|id| u32::try_from(id).ok())
+        .ok_or_else(|| KernelError::Tool {
+            command: command.join(" "),
+            why: format!("no map id in {text:?}"),
+        })
 }

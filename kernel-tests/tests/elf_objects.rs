@@ -110,6 +110,13 @@ fn every_strategy_through(loader: Loader, seed: u64) {
     let (mut loaded, mut probes) = (0, 0);
     let mut strategies = std::collections::BTreeSet::new();
     let mut compiled = std::collections::BTreeSet::new();
+    // A dump names the kernel functions it calls only where bpftool can
+    // read their addresses.
+    let names_calls = kallsyms_shows_addresses();
+    if !names_calls {
+        println!("skipped the dump checks: /proc/kallsyms hides addresses");
+    }
+    let mut dumps = 0;
     let mut failures = Vec::new();
     for case in 0..CASES {
         // The first list is an allow list every model takes (systemd and
@@ -181,6 +188,15 @@ fn every_strategy_through(loader: Loader, seed: u64) {
                 }
             }
         }
+        for a in &attached {
+            if let (Held::Bpftool(pinned), true) = (&a.held, names_calls) {
+                let requests: Vec<_> = results.iter().flatten().map(|p| p.request).collect();
+                if let Err(why) = dump_decides_alike(pinned, &a.program, &rules, &requests) {
+                    failures.push(format!("{}: bpftool dump: {why}", a.strategy));
+                }
+                dumps += 1;
+            }
+        }
         for a in attached {
             if let (Held::Bpftool(pinned), Loader::Bpftool) = (&a.held, loader) {
                 objects::bpftool_detach(&scratch, &a.cgroup, pinned).unwrap();
@@ -190,7 +206,7 @@ fn every_strategy_through(loader: Loader, seed: u64) {
         }
     }
     println!(
-        "{loader:?}: {loaded} programs loaded and attached, {probes} kernel verdicts compared"
+        "{loader:?}: {loaded} programs loaded and attached, {probes} kernel verdicts compared, {dumps} bpftool dumps read back"
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(probes > 0);
@@ -201,6 +217,63 @@ fn every_strategy_through(loader: Loader, seed: u64) {
         strategy::all().len(),
         "compiled: {compiled:?}"
     );
+}
+
+fn kallsyms_shows_addresses() -> bool {
+    std::fs::read_to_string("/proc/kallsyms").is_ok_and(|t| {
+        t.lines()
+            .any(|l| l.ends_with(" __bpf_call_base") && !l.starts_with("0000000000000000"))
+    })
+}
+
+/// bpftool's text dump of the loaded program, read back with the maps by
+/// id, decides as the compiled program does: the same exhaustive verdict
+/// on the rules, and the same answer on every probed request and every
+/// class either finds differing.
+fn dump_decides_alike(
+    pinned: &objects::Pinned,
+    program: &Program,
+    rules: &[devcg_engine::Rule],
+    requests: &[devcg_engine::Request],
+) -> Result<(), String> {
+    use devcg_differential::exhaustive;
+    let text = objects::bpftool_dump_xlated(pinned).map_err(|e| e.to_string())?;
+    let mut specs = Vec::new();
+    for m in &program.maps {
+        let id = objects::bpftool_map_id(pinned, &m.name).map_err(|e| e.to_string())?;
+        specs.push((format!("id:{id}"), m.clone()));
+    }
+    let back = devcg_engine::asmtext::parse(&text, specs).map_err(|e| format!("{e} in\n{text}"))?;
+    let (a, b) = (
+        exhaustive::run(rules, program).map_err(|e| e.to_string())?,
+        exhaustive::run(rules, &back).map_err(|e| e.to_string())?,
+    );
+    if a.equivalent() != b.equivalent() {
+        return Err(format!(
+            "equivalent: compiled {} dump {}",
+            a.equivalent(),
+            b.equivalent()
+        ));
+    }
+    let (ea, eb) = (
+        Emulator::new(program).unwrap(),
+        Emulator::new(&back).map_err(|e| e.to_string())?,
+    );
+    let classes = a
+        .differences
+        .iter()
+        .chain(&b.differences)
+        .map(|d| devcg_engine::Request::parse(&d.request).expect("a request"));
+    for r in requests.iter().copied().chain(classes) {
+        if ea.run(&r).ok() != eb.run(&r).ok() {
+            return Err(format!(
+                "{r}: compiled {:?} dump {:?}",
+                ea.run(&r),
+                eb.run(&r)
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn allow_list(space: &devcg_differential::gen::Space) -> Vec<devcg_engine::Rule> {
