@@ -376,3 +376,42 @@ fn clang_objects_are_read_or_refused(
         }
     }
 }
+
+/// `bpftool-init` output is pinned by golden files (`UPDATE_GOLDEN=1`
+/// rewrites them): the commands a user pipes to a shell.
+#[rstest]
+#[case("map")]
+#[case("libvirt")]
+fn golden_bpftool_init(#[case] strategy: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let object = dir.path().join("prog.o");
+    let rules = root().join("examples/container.rules");
+    let out = devcg(&[
+        "compile",
+        "--strategy",
+        strategy,
+        "--format",
+        "elf",
+        "-o",
+        object.to_str().unwrap(),
+        rules.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let out = devcg(&[
+        "bpftool-init",
+        object.to_str().unwrap(),
+        "--pinmaps",
+        "/sys/fs/bpf/devcg/maps",
+    ]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let got = text(&out).0;
+    let golden = root().join(format!(
+        "tests/golden/container.rules.{strategy}.bpftool-init"
+    ));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(&golden)
+        .unwrap_or_else(|_| panic!("missing {}; run with UPDATE_GOLDEN=1", golden.display()));
+    assert_eq!(got, want, "{} changed", golden.display());
+}

@@ -133,3 +133,10 @@ mod mutations {
         }
     }
 }
+
+/// The same program, the same bytes: objects can be pinned and compared.
+#[test]
+fn writing_is_deterministic() {
+    let p = program("map", ALLOW_LIST).unwrap();
+    assert_eq!(write(&p, "f").unwrap(), write(&p, "f").unwrap());
+}
