@@ -86,8 +86,10 @@ enum Command {
         /// The strategy that compiles RULES.
         #[arg(long, value_name = "NAME")]
         strategy: String,
-        /// What to write: bpftool-style assembly, raw `bpf_insn` bytes, or
-        /// JSON (insns and maps; what --program reads).
+        /// What to write: bpftool-style assembly (with `; map` lines for
+        /// the maps), raw `bpf_insn` bytes, JSON (insns and maps), or a BPF
+        /// ELF object for bpftool, libbpf and aya (needs -o or a pipe).
+        /// --program reads each back.
         #[arg(long, value_enum, default_value_t = Format::Asm)]
         format: Format,
         /// Write here instead of stdout.

@@ -91,6 +91,8 @@ pub enum ElfError {
     MapType { name: String, map_type: u32 },
     #[error("instruction {slot}: refers to map {index}, which the object does not define")]
     DanglingMap { slot: usize, index: i32 },
+    #[error("instruction {slot}: a 64-bit load of source {src} (BTF ids, function pointers), which devcg does not model")]
+    PseudoLoad { slot: usize, src: u8 },
     #[error("the {INIT_SECTION} section is malformed: {0}")]
     Init(String),
     #[error("initial contents for map `{0}`, which the program does not use")]
@@ -504,6 +506,9 @@ pub fn read(bytes: &[u8], section: Option<&str>) -> Result<ElfProgram, ElfError>
             });
             match (insn.src, map) {
                 (0, _) => {}
+                (src, _) if !matches!(src, op::PSEUDO_MAP_FD | PSEUDO_MAP_VALUE) => {
+                    return Err(ElfError::PseudoLoad { slot, src })
+                }
                 (PSEUDO_MAP_VALUE, Some(i)) => {
                     return Err(ElfError::GlobalData(all_maps[i].0.clone()))
                 }
