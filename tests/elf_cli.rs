@@ -315,6 +315,10 @@ fn rel_offset(elf: &[u8]) -> usize {
     "SEC(\"xdp\") int x(struct xdp_md *c) { return 2; }",
     &[], Err("no device program (section `cgroup/dev`) in the object; program sections: xdp")
 )]
+#[case::co_re(
+    "struct dev_ctx { __u32 access_type; __u32 major; } __attribute__((preserve_access_index));\nSEC(\"cgroup/dev\") int f(struct dev_ctx *c) { return c->major == 1; }",
+    &[], Err("relies on CO-RE relocations")
+)]
 #[case::call(
     "static __attribute__((noinline)) int allow(__u32 major) { return major == 1; }\nSEC(\"cgroup/dev\") int f(struct bpf_cgroup_dev_ctx *c) { return allow(c->major); }",
     &[], Err("bpf-to-bpf call is not supported by the emulator")
