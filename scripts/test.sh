@@ -28,38 +28,35 @@ phase format
 cargo fmt --all -- --check
 
 phase install
-# The runtimes whose real programs the tests audit (runc and crun, from
-# Debian), when missing and when we may install; never removing anything.
-# Tests that need them skip with one line otherwise.
-for runtime in runc crun; do
-    if ! need "$runtime" && [ "$(id -u)" = 0 ] && need apt-get; then
-        if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --no-remove "$runtime" >/dev/null 2>&1; then
+# Debian packages the tests use, when missing and when we may install; never
+# removing anything. Tests that need them skip with one line otherwise.
+apt_install() { # PACKAGE WHAT-SKIPS
+    if [ "$(id -u)" = 0 ] && need apt-get; then
+        if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --no-remove "$1" >/dev/null 2>&1; then
             apt-get update -q >/dev/null 2>&1 || true
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --no-remove "$runtime" >/dev/null 2>&1 \
-                || echo "install: $runtime could not be installed; its real-runtime test will skip"
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --no-remove "$1" >/dev/null 2>&1 \
+                || echo "install: $1 could not be installed; $2 will skip"
         fi
     fi
+}
+# The runtimes whose real programs the tests audit (runc and crun).
+for runtime in runc crun; do
+    need "$runtime" || apt_install "$runtime" "its real-runtime test"
     need "$runtime" && echo "$runtime: $($runtime --version | head -n 1)"
 done
-# youki's generator crate (libcgroups) builds libbpf from source: it needs
-# the libelf and zlib headers and pkg-config.
-missing=
+# youki's generator crate (libcgroups) builds libbpf from source, which
+# needs the libelf and zlib headers and pkg-config: without them the build
+# fails.
 for pkg in libelf-dev zlib1g-dev pkg-config; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+    dpkg -s "$pkg" >/dev/null 2>&1 || apt_install "$pkg" "nothing (the build fails)"
 done
-if [ -n "$missing" ]; then
-    if [ "$(id -u)" = 0 ] && need apt-get; then
-        # shellcheck disable=SC2086
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --no-remove $missing >/dev/null 2>&1 || {
-            apt-get update -q >/dev/null 2>&1 || true
-            # shellcheck disable=SC2086
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --no-remove $missing >/dev/null 2>&1
-        } || { echo "install:$missing could not be installed: youki's generator cannot be built" >&2; exit 1; }
-    else
-        echo "missing:$missing (needed to build youki's generator crate); install them as root" >&2
-        exit 1
-    fi
-fi
+# ELF objects: bpftool (libbpf) loads devcg's objects in the kernel tests;
+# clang and libbpf-dev build the C example filter (examples/filter.c).
+need bpftool || apt_install bpftool "the bpftool loading test"
+need bpftool && echo "bpftool: $(bpftool version | head -n 1)"
+need clang || apt_install clang "the C example test"
+[ -e /usr/include/bpf/bpf_helpers.h ] || apt_install libbpf-dev "the C example test"
+need clang && echo "clang: $(clang --version | head -n 1)"
 
 phase build
 # `--features devcg/youki`: `devcg runtime youki` runs youki's own generator.
@@ -71,8 +68,8 @@ phase tests
 cargo test --workspace --release --features devcg/youki -- --test-threads=2
 
 phase fuzz
-# Every input kind (v1 rules, OCI JSON, oracle scripts, programs raw and
-# JSON), mutated from the repository's seeds, up to 1M inputs or 20 s
+# Every input kind (v1 rules, OCI JSON, oracle scripts, programs raw,
+# JSON, ELF and assembly text), mutated from the repository's seeds, up to 1M inputs or 20 s
 # each: any panic or an input over 2 s fails; `timeout` turns a hang into
 # a failure too.
 timeout 300 cargo run --release --quiet -p devcg-fuzz -- --seconds 20 --seed 0 || {

@@ -11,6 +11,9 @@ use devcg_differential::sampled::{self, SampleConfig, MAX_CHECKS_PER_CASE};
 use devcg_emulator::Emulator;
 use devcg_engine::{disasm, strategy, Program, Request, RuleFile, Strategy};
 use devcg_oracle::Policy;
+use input::{ProgramOptions, ProgramSource};
+
+mod input;
 
 /// The emulator's runs allocate (rbpf gives each run a fresh stack); in
 /// exhaustive mode that is millions of allocations, which mimalloc serves
@@ -56,13 +59,12 @@ enum Command {
         /// sampling (with --strategy NAME or --program FILE).
         #[arg(long, requires = "rules")]
         exhaustive: bool,
-        /// With --exhaustive: a program file instead of a strategy.
+        /// With --exhaustive: a program file instead of a strategy (as for
+        /// `check --program`).
         #[arg(long, value_name = "FILE", requires = "exhaustive")]
         program: Option<PathBuf>,
-        /// How to read --program: raw `bpf_insn` bytes or devcg's JSON
-        /// [auto: `.json` or `.bin`/`.raw` by extension, else by content].
-        #[arg(long, value_enum, value_name = "FORMAT", requires = "program")]
-        format: Option<ProgramFormat>,
+        #[command(flatten)]
+        input: ProgramOptions,
         /// The rule file for --exhaustive.
         rules: Option<PathBuf>,
         /// Add the real kernel as a third party: every rule set is attached
@@ -84,8 +86,10 @@ enum Command {
         /// The strategy that compiles RULES.
         #[arg(long, value_name = "NAME")]
         strategy: String,
-        /// What to write: bpftool-style assembly, raw `bpf_insn` bytes, or
-        /// JSON (insns and maps; what --program reads).
+        /// What to write: bpftool-style assembly (with `; map` lines for
+        /// the maps), raw `bpf_insn` bytes, JSON (insns and maps), or a BPF
+        /// ELF object for bpftool, libbpf and aya (needs -o or a pipe).
+        /// --program reads each back.
         #[arg(long, value_enum, default_value_t = Format::Asm)]
         format: Format,
         /// Write here instead of stdout.
@@ -95,25 +99,35 @@ enum Command {
         /// an OCI config.json.
         rules: PathBuf,
     },
+    /// Print the `bpftool map update` commands that fill an ELF object's
+    /// maps after `bpftool prog load OBJECT PIN type cgroup/dev pinmaps
+    /// DIR` (which creates them empty): the contents devcg put in the
+    /// object, or those of --map.
+    BpftoolInit {
+        /// The ELF object (`compile --format elf`).
+        object: PathBuf,
+        /// The `pinmaps` directory given to `bpftool prog load`.
+        #[arg(long, value_name = "DIR")]
+        pinmaps: PathBuf,
+        /// Stands for `object`, so that --section and --map apply.
+        #[arg(skip)]
+        program: Option<PathBuf>,
+        #[command(flatten)]
+        input: ProgramOptions,
+    },
     /// Decide accesses such as `c 1:3 rw` with the oracle and a program.
     #[command(group(ArgGroup::new("source").required(true).args(["strategy", "program"])))]
     Check {
         /// Compile RULES with this strategy.
         #[arg(long, value_name = "NAME")]
         strategy: Option<String>,
-        /// A program file: raw `bpf_insn` bytes, or `compile --format json`.
+        /// A program file: a BPF ELF object, `compile --format asm` or
+        /// bpftool `prog dump xlated` text, raw `bpf_insn` bytes, or
+        /// `compile --format json`.
         #[arg(long, value_name = "FILE")]
         program: Option<PathBuf>,
-        /// How to read --program: raw `bpf_insn` bytes or devcg's JSON
-        /// [auto: `.json` or `.bin`/`.raw` by extension, else by content].
-        #[arg(
-            long,
-            value_enum,
-            value_name = "FORMAT",
-            requires = "program",
-            conflicts_with = "strategy"
-        )]
-        format: Option<ProgramFormat>,
+        #[command(flatten)]
+        input: ProgramOptions,
         /// The rule file the oracle decides by (and --strategy compiles).
         rules: PathBuf,
         /// `TYPE MAJOR:MINOR ACCESS`, ACCESS from `rwm` or `-`; quoted as one
@@ -216,22 +230,13 @@ Columns of `verify --kernel` (oracle, emulator and the running kernel):
 Exit 1 unless, for every strategy, emu-vs-krn and unexp are 0, and for
 devcg's own also orc-vs-krn and load-ref.";
 
-/// How a `--program` file is read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum ProgramFormat {
-    /// By extension (`.json`; `.bin`, `.raw`), else by content.
-    Auto,
-    /// Raw `struct bpf_insn` bytes, 8 per instruction slot.
-    Raw,
-    /// devcg's JSON, as `compile --format json` writes it.
-    Json,
-}
-
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Raw,
     Asm,
     Json,
+    /// A relocatable BPF ELF object (bpftool, libbpf and aya load it).
+    Elf,
 }
 
 /// The command line, with the strategy names in every `--strategy` help.
@@ -279,13 +284,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             exhaustive: true,
             strategy,
             program,
-            format,
+            input,
             rules,
             json,
             ..
         } => cmd_exhaustive(
             &strategy,
-            program.map(|p| (p, format.unwrap_or(ProgramFormat::Auto))),
+            program.map(|p| input.source(p)),
             rules.as_deref().expect("clap requires it"),
             json,
         ),
@@ -336,16 +341,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check {
             strategy,
             program,
-            format,
+            input,
             rules,
             access,
-        } => cmd_check(
-            strategy,
-            program.map(|p| (p, format.unwrap_or(ProgramFormat::Auto))),
-            &rules,
-            &access,
-        ),
+        } => {
+            if let (Some(_), Some(flag)) = (&strategy, input.given()) {
+                bail!("{flag} is about --program FILE; it cannot be used with --strategy");
+            }
+            cmd_check(strategy, program.map(|p| input.source(p)), &rules, &access)
+        }
         Command::Oracle { script } => cmd_oracle(&script),
+        Command::BpftoolInit {
+            object,
+            pinmaps,
+            input,
+            ..
+        } => {
+            let program = input.source(object).read()?;
+            for cmd in devcg_engine::elf::bpftool_init(&program.maps, &pinmaps) {
+                println!("{}", cmd.join(" "));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Vm(opts) => Ok(vm_exit(devcg_vm::main_with(&opts))),
         Command::Audit {
             target,
@@ -524,7 +541,7 @@ fn cmd_kernel_check(json: bool, only: Option<&str>) -> Result<ExitCode> {
 
 fn cmd_exhaustive(
     name: &str,
-    program: Option<(PathBuf, ProgramFormat)>,
+    program: Option<ProgramSource>,
     rules: &Path,
     json: bool,
 ) -> Result<ExitCode> {
@@ -536,7 +553,7 @@ fn cmd_exhaustive(
     }
     let rule_list = read_rules(rules)?;
     let (label, program) = match program {
-        Some((path, format)) => (path.display().to_string(), read_program(&path, format)?),
+        Some(source) => (source.path.display().to_string(), source.read()?),
         None => (name.to_string(), compile(name, &rule_list)?),
     };
     let outcome = devcg_differential::exhaustive::run(&rule_list, &program)
@@ -616,13 +633,14 @@ fn cmd_compile(
 ) -> Result<ExitCode> {
     let program = compile(name, &read_rules(rules)?)?;
     let bytes = match format {
-        Format::Raw => {
-            if output.is_none() && std::io::stdout().is_terminal() {
-                bail!("refusing to write raw program bytes to a terminal; use -o FILE or redirect");
-            }
-            program.to_bytes()
+        Format::Raw | Format::Elf if output.is_none() && std::io::stdout().is_terminal() => {
+            bail!("refusing to write binary output to a terminal; use -o FILE or redirect");
         }
-        Format::Asm => disasm::disassemble(&program.insns).into_bytes(),
+        Format::Raw => program.to_bytes(),
+        Format::Elf => devcg_engine::elf::write(&program, &format!("devcg_{name}"))?,
+        Format::Asm => (disasm::disassemble(&program.insns)
+            + &devcg_engine::asmtext::map_lines(&program.maps))
+            .into_bytes(),
         Format::Json => {
             let mut text = serde_json::to_string_pretty(&program)?;
             text.push('\n');
@@ -636,84 +654,6 @@ fn cmd_compile(
         None => std::io::stdout().write_all(&bytes)?,
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Why a program file is read as it is, for the error when it does not load.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Basis {
-    Option,
-    Extension,
-    Content,
-}
-
-/// A program file, read as `format` says; with `auto`, `.json` is JSON and
-/// `.bin`/`.raw` raw bytes, and any other file is JSON when its first
-/// non-blank byte is `{` and it is UTF-8 JSON, else raw bytes.
-fn read_program(path: &Path, format: ProgramFormat) -> Result<Program> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let extension = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    let (json, basis) = match (format, extension.as_deref()) {
-        (ProgramFormat::Raw, _) => (false, Basis::Option),
-        (ProgramFormat::Json, _) => (true, Basis::Option),
-        (ProgramFormat::Auto, Some("json")) => (true, Basis::Extension),
-        (ProgramFormat::Auto, Some("bin" | "raw")) => (false, Basis::Extension),
-        (ProgramFormat::Auto, _) => (looks_like_json(&bytes), Basis::Content),
-    };
-    let loaded = if json {
-        program_from_json(&bytes)
-    } else {
-        Program::from_bytes(&bytes).map_err(|e| (None, e.to_string()))
-    };
-    loaded.map_err(|(line, why)| {
-        let location = match line {
-            Some(line) => format!("{}:{line}", path.display()),
-            None => path.display().to_string(),
-        };
-        let (assumed, other) = if json {
-            ("JSON", "--format raw for raw bpf_insn bytes")
-        } else {
-            ("raw bpf_insn bytes", "--format json for JSON")
-        };
-        let why_assumed = match basis {
-            Basis::Option => return anyhow!("{location}: {why}"),
-            Basis::Extension => "for its extension".to_string(),
-            Basis::Content if json => "guessed from its content".to_string(),
-            Basis::Content if starts_with_brace(&bytes) => {
-                "guessed from its content: it starts with `{` but is not UTF-8 JSON".to_string()
-            }
-            Basis::Content => "guessed from its content".to_string(),
-        };
-        let hint = format!(" (read as {assumed}, {why_assumed}; use {other})");
-        anyhow!("{location}: {why}{hint}")
-    })
-}
-
-/// Content that is devcg's JSON rather than raw bytes: starts with `{`
-/// after blanks, and is UTF-8 JSON. A raw program may well start with 0x7b
-/// (`*(u64 *)(r10 - 8) = r1`), but its other bytes are not JSON.
-fn looks_like_json(bytes: &[u8]) -> bool {
-    starts_with_brace(bytes)
-        && std::str::from_utf8(bytes)
-            .is_ok_and(|t| serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok())
-}
-
-fn starts_with_brace(bytes: &[u8]) -> bool {
-    bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
-}
-
-/// A program from devcg's JSON, or the line (when known) and the reason.
-fn program_from_json(bytes: &[u8]) -> std::result::Result<Program, (Option<usize>, String)> {
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        let line = 1 + bytes[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
-        (Some(line), "not UTF-8".to_string())
-    })?;
-    serde_json::from_str(text).map_err(|e| (Some(e.line()), format!("invalid program JSON: {e}")))
 }
 
 fn parse_requests(args: &[String]) -> Result<Vec<Request>> {
@@ -742,7 +682,7 @@ fn parse_requests(args: &[String]) -> Result<Vec<Request>> {
 
 fn cmd_check(
     strategy: Option<String>,
-    program: Option<(PathBuf, ProgramFormat)>,
+    program: Option<ProgramSource>,
     rules: &Path,
     access: &[String],
 ) -> Result<ExitCode> {
@@ -750,7 +690,7 @@ fn cmd_check(
     let requests = parse_requests(access)?;
     let program = match (&strategy, &program) {
         (Some(name), _) => compile(name, &rule_list)?,
-        (None, Some((path, format))) => read_program(path, *format)?,
+        (None, Some(source)) => source.read()?,
         (None, None) => bail!("give --strategy NAME or --program FILE"),
     };
     let emulator =

@@ -3,8 +3,10 @@
 //! Pure: no syscalls here.
 
 pub mod asm;
+pub mod asmtext;
 pub mod device;
 pub mod disasm;
+pub mod elf;
 pub mod insn;
 pub mod rules;
 pub mod strategy;

@@ -57,7 +57,7 @@ pub enum XlatedError {
 }
 
 /// The helper a kernel function stands for, by its symbol name.
-fn helper_of(name: &str) -> Option<i32> {
+pub fn helper_of(name: &str) -> Option<i32> {
     // Map helpers are bound to the map type's operation, whatever the type.
     if name.ends_with("_map_lookup_elem") && !name.starts_with("__") {
         return Some(helper::MAP_LOOKUP_ELEM);

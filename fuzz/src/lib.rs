@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use devcg_emulator::Emulator;
+use devcg_engine::disasm::disassemble;
 use devcg_engine::rules::{RuleFile, RuleSet};
-use devcg_engine::{strategy, Access, DeviceType, Program, Request};
+use devcg_engine::{asmtext, elf, strategy, Access, DeviceType, Program, Request};
 
 pub use devcg_differential::rng::Rng;
 
@@ -185,6 +186,44 @@ fn read_rules(name: &str, bytes: &[u8]) -> bool {
     true
 }
 
+/// ELF: section and symbol names, relocation types, sizes at boundaries.
+const ELF_WORDS: &[&[u8]] = &[
+    b"cgroup/dev\0",
+    b".maps\0",
+    b"license\0",
+    b".devcg.init\0",
+    b".BTF\0",
+    b"\x7fELF\x02\x01\x01",
+    b"\xf7\x00",
+    b"\x3e\x00",
+    b"\x01\x00\x00\x00",
+    b"\x0a\x00\x00\x00",
+    b"\xff\xff\xff\xff",
+    b"\x00\x00\x00\x80",
+    b"\x18\x01",
+    b"\x85\x10",
+    b"\x9f\xeb\x01\x00",
+];
+/// Assembly text: the kernel disassembler's tokens.
+const ASM_WORDS: &[&[u8]] = &[
+    b"map[idx:0]",
+    b"map[id:4294967295]",
+    b"call bpf_map_lookup_elem#1",
+    b"call __htab_map_lookup_elem#5",
+    b"goto pc-1",
+    b"goto pc+32767",
+    b" (18) r1 = ",
+    b" (85) ",
+    b" (95) exit",
+    b"*(u32 *)(r10 -4)",
+    b"0xffffffff",
+    b"-2147483648",
+    b"; map idx:0 m hash key_size 4294967295 value_size 4 max_entries 1\n",
+    b"; map idx:0 entry 00 00\n",
+    b"\n",
+    b": (",
+];
+
 /// Every target, with its seeds.
 pub fn targets() -> Vec<Target> {
     let examples = repo().join("examples");
@@ -224,6 +263,28 @@ pub fn targets() -> Vec<Target> {
                 .collect(),
             dictionary: JSON_WORDS,
             read: |b| serde_json::from_slice::<Program>(b).is_ok_and(|p| run_program(&p)),
+        },
+        Target {
+            name: "program-elf",
+            seeds: programs
+                .iter()
+                .filter_map(|p| elf::write(p, "devcg_fuzz").ok())
+                .collect(),
+            dictionary: ELF_WORDS,
+            read: |b| elf::read(b, None).is_ok_and(|p| run_program(&p.program)),
+        },
+        Target {
+            name: "program-asm",
+            seeds: programs
+                .iter()
+                .map(|p| (disassemble(&p.insns) + &asmtext::map_lines(&p.maps)).into_bytes())
+                .chain(files(&repo().join("examples"), "txt"))
+                .collect(),
+            dictionary: ASM_WORDS,
+            read: |b| {
+                std::str::from_utf8(b)
+                    .is_ok_and(|t| asmtext::parse(t, vec![]).is_ok_and(|p| run_program(&p)))
+            },
         },
     ]
 }

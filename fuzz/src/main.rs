@@ -12,7 +12,8 @@ use clap::Parser;
     about = "Mutation fuzzing of every input devcg reads"
 )]
 struct Cli {
-    /// Only this target (v1-rules, oci-json, oracle-script, program-raw, program-json).
+    /// Only this target (v1-rules, oci-json, oracle-script, program-raw,
+    /// program-json, program-elf, program-asm).
     #[arg(long)]
     target: Option<String>,
     /// Seconds per target.

@@ -15,7 +15,9 @@ fn every_target_survives_a_seeded_run() {
             "oci-json",
             "oracle-script",
             "program-raw",
-            "program-json"
+            "program-json",
+            "program-elf",
+            "program-asm"
         ]
     );
     for t in &targets {

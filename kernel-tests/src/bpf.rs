@@ -21,6 +21,7 @@ const BPF_MAP_LOOKUP_ELEM: u32 = 1;
 const BPF_MAP_UPDATE_ELEM: u32 = 2;
 const BPF_MAP_GET_NEXT_KEY: u32 = 4;
 const BPF_PROG_LOAD: u32 = 5;
+const BPF_BTF_LOAD: u32 = 18;
 const BPF_OBJ_PIN: u32 = 6;
 const BPF_OBJ_GET: u32 = 7;
 const BPF_PROG_ATTACH: u32 = 8;
@@ -99,13 +100,18 @@ pub enum BpfError {
     },
     #[error("map {index} of the program: {reason}")]
     Map { index: usize, reason: String },
+    /// The kernel refused a BTF blob; its log says why.
+    #[error("BPF_BTF_LOAD: {errno}: {log}")]
+    Btf { errno: nix::Error, log: String },
 }
 
 impl BpfError {
     /// The kernel's errno, whatever the command.
     pub fn errno(&self) -> Option<nix::Error> {
         match self {
-            BpfError::Load { errno, .. } | BpfError::Sys { errno, .. } => Some(*errno),
+            BpfError::Load { errno, .. }
+            | BpfError::Sys { errno, .. }
+            | BpfError::Btf { errno, .. } => Some(*errno),
             BpfError::Map { .. } => None,
         }
     }
@@ -229,6 +235,31 @@ pub fn create_map(
         .u32(12, max_entries)
         .name(28, name);
     fd_result("BPF_MAP_CREATE", BPF_MAP_CREATE, &mut a)
+}
+
+/// BPF_BTF_LOAD: the kernel's check of a BTF blob (such as the `.BTF` of
+/// an object devcg writes), with its log on refusal.
+pub fn btf_load(blob: &[u8]) -> Result<OwnedFd, BpfError> {
+    let mut log = vec![0u8; 64 * 1024];
+    let mut a = Attr::new();
+    a.u64(0, blob.as_ptr() as u64)
+        .u64(8, log.as_mut_ptr() as u64)
+        .u32(16, blob.len() as u32)
+        .u32(20, log.len() as u32)
+        .u32(24, 1);
+    match sys_bpf(BPF_BTF_LOAD, &mut a) {
+        // SAFETY: the kernel just returned this new descriptor.
+        Ok(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }),
+        Err(errno) => {
+            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+            Err(BpfError::Btf {
+                errno,
+                log: String::from_utf8_lossy(&log[..end])
+                    .trim()
+                    .replace('\n', " | "),
+            })
+        }
+    }
 }
 
 /// The caller must pass a key and value of the map's sizes: the kernel

@@ -25,6 +25,8 @@ pub enum KernelError {
     OwnCgroup(PathBuf),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{command}: {why}")]
+    Tool { command: String, why: String },
     #[error(transparent)]
     Runtime(#[from] crate::runtime::RuntimeError),
 }

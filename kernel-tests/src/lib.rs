@@ -6,7 +6,8 @@
 //!   cgroup2, with guards, stale cleanup and probes ([`probe`]);
 //! * [`differential`]: oracle, emulator and kernel on random rule lists;
 //! * [`fidelity`]: the emulator against the kernel on random programs;
-//! * [`semantics`]: named checks of what the kernel does.
+//! * [`semantics`]: named checks of what the kernel does;
+//! * [`objects`]: BPF ELF objects loaded and attached by bpftool.
 
 pub mod audit;
 pub mod bpf;
@@ -17,6 +18,7 @@ mod error;
 pub mod fidelity;
 pub mod gen;
 pub mod mounts;
+pub mod objects;
 pub mod owned;
 pub mod probe;
 pub mod runtime;

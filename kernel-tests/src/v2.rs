@@ -409,6 +409,15 @@ impl Scratch {
         Ok(path)
     }
 
+    /// This run's pin directory (created on first use), for a tool such as
+    /// bpftool to pin into; whatever is left there goes with the scratch.
+    pub fn pin_dir(&mut self) -> Result<PathBuf, KernelError> {
+        if self.pins.is_none() {
+            self.pins = Some(PinDir::create()?);
+        }
+        Ok(self.pins.as_ref().expect("created above").dir.clone())
+    }
+
     /// BPF_PROG_QUERY of a scratch cgroup.
     pub fn query(&self, cg: &Cgroup, effective: bool) -> Result<Query, KernelError> {
         self.guard(cg)?;

@@ -60,3 +60,6 @@
   63: (95) exit
   64: (b7) r0 = 1
   65: (95) exit
+; map idx:0 devcg_devices hash key_size 12 value_size 4 max_entries 2
+; map idx:0 entry 020000000100000005000000 07000000
+; map idx:0 entry 0200000005000000ffffffff 06000000

@@ -61,3 +61,14 @@
   66: (1d) if r1 == r2 goto pc+1
   67: (b7) r0 = 0
   68: (95) exit
+; map idx:0 libvirt_devices hash key_size 8 value_size 4 max_entries 64
+; map idx:0 entry 0300000001000000 02000700
+; map idx:0 entry 0500000001000000 02000700
+; map idx:0 entry 0700000001000000 02000700
+; map idx:0 entry 0800000001000000 02000700
+; map idx:0 entry 0900000001000000 02000700
+; map idx:0 entry 0000000005000000 02000700
+; map idx:0 entry 0200000005000000 02000700
+; map idx:0 entry c80000000a000000 02000700
+; map idx:0 entry ffffffff88000000 02000700
+; map idx:0 entry ffffffffffffffff 01000100

@@ -61,3 +61,5 @@
   66: (1d) if r1 == r2 goto pc+1
   67: (b7) r0 = 0
   68: (95) exit
+; map idx:0 libvirt_devices hash key_size 8 value_size 4 max_entries 64
+; map idx:0 entry ffffffffffffffff 03000700

@@ -60,3 +60,7 @@
   63: (95) exit
   64: (b7) r0 = 1
   65: (95) exit
+; map idx:0 devcg_devices hash key_size 12 value_size 4 max_entries 3
+; map idx:0 entry 010000000800000000000000 02000000
+; map idx:0 entry 020000000100000003000000 07000000
+; map idx:0 entry 0200000088000000ffffffff 07000000
