@@ -901,16 +901,21 @@ fn audit_text(
 fn cmd_runtime(name: RuntimeName, cases: u64, seed: u64, json: bool) -> Result<ExitCode> {
     use devcg_engine::strategy::models::{crun, runc, youki};
     use devcg_kernel::runtime::{self, Runtime};
-    let (runtime, model): (runtime::Source, runtime::Model) = match name {
+    // Each runtime with devcg's model of what it attaches, for the version
+    // installed where the model knows versions (crun's defaults changed).
+    let crun_version = runtime::version(Runtime::Crun)
+        .ok()
+        .and_then(|v| crun::Version::parse(&v))
+        .unwrap_or(crun::Version::UPSTREAM);
+    let crun_model =
+        move |rules: &[devcg_engine::Rule]| crun::compile_for_version(crun_version, rules);
+    let (runtime, model): (runtime::Source, runtime::ModelOf) = match name {
         RuntimeName::Runc => (
             runtime::Source::Binary(Runtime::Runc),
-            runc::compile_with_defaults,
+            &runc::compile_with_defaults,
         ),
-        RuntimeName::Crun => (
-            runtime::Source::Binary(Runtime::Crun),
-            crun::compile_with_defaults,
-        ),
-        RuntimeName::Youki => (youki_source()?, youki::compile_with_defaults),
+        RuntimeName::Crun => (runtime::Source::Binary(Runtime::Crun), &crun_model),
+        RuntimeName::Youki => (youki_source()?, &youki::compile_with_defaults),
     };
     let report = runtime::run_cases(runtime, cases, seed, model)
         .with_context(|| format!("runtime {}", runtime.name()))?;

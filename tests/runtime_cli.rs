@@ -73,30 +73,21 @@ fn runc_programs_decide_as_devcgs_model() {
     assert_confirmed_live(&report);
 }
 
+/// devcg picks its model of the installed crun's version (Debian's 1.8.1
+/// lacks the upstream default c 10:200): the real programs decide as it.
 #[test]
-fn crun_1_8_differs_from_the_model_only_on_dev_net_tun() {
+fn crun_programs_decide_as_devcgs_model_of_that_version() {
     if let Some(why) = runtime::skip_reason(Runtime::Crun) {
         println!("{why}");
-        return;
-    }
-    let version = runtime::version(Runtime::Crun).unwrap();
-    if !version.contains(" 1.8.") {
-        println!("crun is not 1.8 ({version}): its defaults are not pinned here");
         return;
     }
     let (code, report) = run("crun");
     let cases = report["cases"].as_array().unwrap();
     assert!(cases.iter().any(|c| c.get("refused").is_none()), "{report}");
     for c in cases {
-        for d in c["versus_model"].as_array().unwrap() {
-            assert!(d.as_str().unwrap().starts_with("c 10:200 "), "{report}");
-        }
+        assert_eq!(c["versus_model"], serde_json::json!([]), "{c}");
     }
-    // Exit 1 exactly when some config does not grant /dev/net/tun itself.
-    let differs = cases
-        .iter()
-        .any(|c| !c["versus_model"].as_array().unwrap().is_empty());
-    assert_eq!(code, Some(if differs { 1 } else { 0 }), "{report}");
+    assert_eq!(code, Some(0), "{report}");
     assert_confirmed_live(&report);
 }
 

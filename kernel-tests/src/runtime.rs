@@ -380,6 +380,10 @@ pub struct RuntimeReport {
 /// How devcg models a runtime: its program for a config, defaults included.
 pub type Model = fn(&[Rule]) -> Result<Program, devcg_engine::CompileError>;
 
+/// devcg's model of what a runtime attaches, possibly for one version of
+/// it (a closure over the version).
+pub type ModelOf<'a> = &'a (dyn Fn(&[Rule]) -> Result<Program, devcg_engine::CompileError> + Sync);
+
 /// Runs `cases` random configs (seeded) through the real `runtime`
 /// ([`run_config`] each), then every reproducer of docs/findings.md for it
 /// ([`run_reproducer`]).
@@ -387,7 +391,7 @@ pub fn run_cases(
     runtime: Source,
     cases: u64,
     seed: u64,
-    model: Model,
+    model: ModelOf,
 ) -> Result<RuntimeReport, crate::KernelError> {
     use devcg_differential::gen::{rules_in, Draw};
     let why = match runtime {
@@ -554,7 +558,7 @@ pub fn run_config(
     nodes: &mut NodeDir,
     name: &str,
     rules: &[Rule],
-    model: Model,
+    model: ModelOf,
 ) -> Result<Case, RuntimeError> {
     let mut case = Case {
         rules: rules.iter().map(Rule::to_string).collect(),

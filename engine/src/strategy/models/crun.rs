@@ -13,6 +13,14 @@
 //!   resources->devices_len)`); `cgroup-resources.h` (`struct default_dev_s`
 //!   with `int major, minor`).
 //!
+//! # Versions
+//!
+//! The defaults changed across releases (see [`default_devices`]): crun
+//! 1.5 to 1.19 do not grant `c 10:200`, and before 1.18 the array has no
+//! terminator. [`compile_for_version`] builds what a given release
+//! attaches (Debian 12's 1.8.1: checked against the real binary by
+//! `devcg runtime crun`); [`compile_with_defaults`] is the upstream revision.
+//!
 //! # Input mapping
 //!
 //! Each devcg rule is one OCI `linux.resources.devices` entry (see
@@ -72,7 +80,28 @@ use crate::strategy::{CompileError, Strategy};
 
 pub struct Crun;
 
-/// `default_devices[]`, terminator included: (type, major, minor, access).
+/// A crun release, as `crun --version` prints it (`1.8.1`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version(pub u32, pub u32);
+
+impl Version {
+    /// The revision the model follows (`ba38286f`, after 1.20).
+    pub const UPSTREAM: Version = Version(u32::MAX, 0);
+
+    /// From `crun version 1.8.1` (the first line `crun --version` prints)
+    /// or `1.8.1`.
+    pub fn parse(text: &str) -> Option<Version> {
+        let number = text
+            .split_whitespace()
+            .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))?;
+        let mut parts = number.split('.').map(|p| p.parse::<u32>().ok());
+        Some(Version(parts.next()??, parts.next().flatten().unwrap_or(0)))
+    }
+}
+
+/// `default_devices[]` of the upstream revision, terminator included:
+/// (type, major, minor, access). Older releases differ (see
+/// [`default_devices`]).
 const DEFAULT_DEVICES: [(u8, i32, i32, Option<&str>); 13] = [
     (b'c', -1, -1, Some("m")),
     (b'b', -1, -1, Some("m")),
@@ -88,6 +117,28 @@ const DEFAULT_DEVICES: [(u8, i32, i32, Option<&str>); 13] = [
     (b'c', 10, 200, Some("rwm")),
     (0, 0, 0, None),
 ];
+
+/// `default_devices[]` as `version` has it (containers/crun history of
+/// `src/libcrun/cgroup-resources.c`):
+/// * `c 10:200` (tun/tap) was dropped in 1e304242 (first in 1.5) and put
+///   back in 179686b7 (first in 1.20);
+/// * the list became a shared array ending in a `{ 0, 0, 0, NULL }`
+///   terminator in 667442e4 (first in 1.18), and the backwards walk starts
+///   at that terminator from then on; before, the array had no terminator
+///   (as in 1.8.1, tag `f8a096be`).
+pub fn default_devices(version: Version) -> Vec<(u8, i32, i32, Option<&'static str>)> {
+    let tun = version >= Version(1, 20) || version < Version(1, 5);
+    let terminator = version >= Version(1, 18);
+    DEFAULT_DEVICES
+        .iter()
+        .copied()
+        .filter(|&(ty, major, minor, _)| match (ty, major, minor) {
+            (0, ..) => terminator,
+            (b'c', 10, 200) => tun,
+            _ => true,
+        })
+        .collect()
+}
 
 /// `struct bpf_program` with its `private & HAS_WILDCARD` flag.
 struct BpfProgram {
@@ -146,7 +197,7 @@ fn to_c_int(v: Option<i64>) -> i32 {
     v.map_or(-1, |v| v as i32)
 }
 
-fn create_dev_bpf(rules: &[Rule], defaults: bool) -> Result<Program, CompileError> {
+fn create_dev_bpf(rules: &[Rule], defaults: Option<Version>) -> Result<Program, CompileError> {
     let devs = common::oci_devices(rules);
     if devs.is_empty() {
         return Ok(common::nothing_attached());
@@ -156,8 +207,8 @@ fn create_dev_bpf(rules: &[Rule], defaults: bool) -> Result<Program, CompileErro
         has_wildcard: false,
     };
     common::load_context(&mut p.asm);
-    if defaults {
-        for &(ty, major, minor, access) in DEFAULT_DEVICES.iter().rev() {
+    if let Some(version) = defaults {
+        for &(ty, major, minor, access) in default_devices(version).iter().rev() {
             p.append_dev(access, ty, major, minor, true);
         }
     }
@@ -176,7 +227,12 @@ fn create_dev_bpf(rules: &[Rule], defaults: bool) -> Result<Program, CompileErro
 /// What crun attaches: `default_devices[]` first, then the user's entries.
 /// The registered strategy takes the user's entries alone.
 pub fn compile_with_defaults(rules: &[Rule]) -> Result<Program, CompileError> {
-    create_dev_bpf(rules, true)
+    create_dev_bpf(rules, Some(Version::UPSTREAM))
+}
+
+/// What crun `version` attaches: its own `default_devices[]` first.
+pub fn compile_for_version(version: Version, rules: &[Rule]) -> Result<Program, CompileError> {
+    create_dev_bpf(rules, Some(version))
 }
 
 impl Strategy for Crun {
@@ -190,7 +246,7 @@ impl Strategy for Crun {
         false
     }
     fn compile(&self, rules: &[Rule]) -> Result<Program, CompileError> {
-        create_dev_bpf(rules, false)
+        create_dev_bpf(rules, None)
     }
 }
 
@@ -287,6 +343,30 @@ mod tests {
             "t"
         };
         RuleFile::parse(name, text).expect("valid rules")
+    }
+
+    #[rstest]
+    #[case("crun version 1.8.1", Version(1, 8), 11)]
+    #[case("1.17", Version(1, 17), 11)]
+    #[case("crun version 1.18", Version(1, 18), 12)]
+    #[case("crun version 1.20.1", Version(1, 20), 13)]
+    #[case("crun version 1.4", Version(1, 4), 12)]
+    fn defaults_follow_the_version(
+        #[case] text: &str,
+        #[case] version: Version,
+        #[case] len: usize,
+    ) {
+        assert_eq!(Version::parse(text), Some(version));
+        let d = default_devices(version);
+        assert_eq!(d.len(), len, "{text}");
+        let tun = d.iter().any(|e| (e.0, e.1, e.2) == (b'c', 10, 200));
+        let terminator = d.iter().any(|e| e.0 == 0);
+        assert_eq!(tun, version >= Version(1, 20) || version < Version(1, 5));
+        assert_eq!(terminator, version >= Version(1, 18));
+        assert_eq!(
+            default_devices(Version::UPSTREAM).len(),
+            DEFAULT_DEVICES.len()
+        );
     }
 
     #[rstest]
