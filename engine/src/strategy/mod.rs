@@ -58,10 +58,20 @@ pub fn all() -> Vec<Box<dyn Strategy>> {
     all
 }
 
+/// A strategy of [`all`], or a runtime model with its defaults
+/// (`runc+defaults`: [`models::with_defaults`]).
 pub fn by_name(name: &str) -> Option<Box<dyn Strategy>> {
-    all().into_iter().find(|s| s.name() == name)
+    all()
+        .into_iter()
+        .chain(models::with_defaults())
+        .find(|s| s.name() == name)
 }
 
+/// The names of [`all`], then the `+defaults` ones.
 pub fn names() -> Vec<&'static str> {
-    all().iter().map(|s| s.name()).collect()
+    all()
+        .iter()
+        .chain(models::with_defaults().iter())
+        .map(|s| s.name())
+        .collect()
 }

@@ -24,6 +24,56 @@ pub fn all() -> Vec<Box<dyn Strategy>> {
     ]
 }
 
+/// A runtime as it really attaches its program: the model plus the
+/// runtime's own default devices (`runc+defaults`, `crun+defaults` for the
+/// upstream crun, `youki+defaults`). Not in [`all`]: the defaults'
+/// divergences are by design (docs/findings.md, R7, C7, Y7), and every
+/// table would repeat them.
+pub struct WithDefaults {
+    name: &'static str,
+    summary: &'static str,
+    compile: fn(&[crate::Rule]) -> Result<crate::Program, crate::strategy::CompileError>,
+}
+
+impl Strategy for WithDefaults {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn summary(&self) -> &'static str {
+        self.summary
+    }
+    fn is_own(&self) -> bool {
+        false
+    }
+    fn compile(
+        &self,
+        rules: &[crate::Rule],
+    ) -> Result<crate::Program, crate::strategy::CompileError> {
+        (self.compile)(rules)
+    }
+}
+
+/// The models with their runtime's defaults, by name.
+pub fn with_defaults() -> Vec<Box<dyn Strategy>> {
+    vec![
+        Box::new(WithDefaults {
+            name: "runc+defaults",
+            summary: "runc as it attaches the program: the model plus specconv's default devices",
+            compile: runc::compile_with_defaults,
+        }),
+        Box::new(WithDefaults {
+            name: "crun+defaults",
+            summary: "crun (upstream) as it attaches the program: default_devices[] first",
+            compile: crun::compile_with_defaults,
+        }),
+        Box::new(WithDefaults {
+            name: "youki+defaults",
+            summary: "youki as it attaches the program: the model plus libcgroups' default devices",
+            compile: youki::compile_with_defaults,
+        }),
+    ]
+}
+
 /// The `linux.resources.devices` entries a runtime reads for `rules`, as
 /// JSON (the mapping every model uses: a `*` number is an absent field, a
 /// bare `a` is `{"allow": .., "access": "rwm"}`), to hand a real runtime
