@@ -39,11 +39,13 @@ apt_install() { # PACKAGE WHAT-SKIPS
         fi
     fi
 }
-# The runtimes whose real programs the tests audit (runc and crun).
+# The runtimes whose real programs the tests audit (runc, crun and LXC).
 for runtime in runc crun; do
     need "$runtime" || apt_install "$runtime" "its real-runtime test"
     need "$runtime" && echo "$runtime: $($runtime --version | head -n 1)"
 done
+need lxc-start || apt_install lxc "its real-runtime test"
+need lxc-start && echo "lxc: $(lxc-start --version | head -n 1)"
 # youki's generator crate (libcgroups) builds libbpf from source, which
 # needs the libelf and zlib headers and pkg-config: without them the build
 # fails.

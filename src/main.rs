@@ -191,6 +191,7 @@ enum Command {
 enum RuntimeName {
     Runc,
     Crun,
+    Lxc,
     Youki,
 }
 
@@ -909,12 +910,19 @@ fn cmd_runtime(name: RuntimeName, cases: u64, seed: u64, json: bool) -> Result<E
         .unwrap_or(crun::Version::UPSTREAM);
     let crun_model =
         move |rules: &[devcg_engine::Rule]| crun::compile_for_version(crun_version, rules);
+    // LXC adds no default devices: the model is the registered strategy.
+    let lxc_model = |rules: &[devcg_engine::Rule]| {
+        strategy::by_name("lxc")
+            .expect("the lxc model")
+            .compile(rules)
+    };
     let (runtime, model): (runtime::Source, runtime::ModelOf) = match name {
         RuntimeName::Runc => (
             runtime::Source::Binary(Runtime::Runc),
             &runc::compile_with_defaults,
         ),
         RuntimeName::Crun => (runtime::Source::Binary(Runtime::Crun), &crun_model),
+        RuntimeName::Lxc => (runtime::Source::Binary(Runtime::Lxc), &lxc_model),
         RuntimeName::Youki => (youki_source()?, &youki::compile_with_defaults),
     };
     let report = runtime::run_cases(runtime, cases, seed, model)

@@ -111,3 +111,25 @@ fn youkis_own_generator_decides_as_devcgs_model() {
     assert_eq!(report["pass"], true);
     assert_confirmed_live(&report);
 }
+
+/// Debian's lxc 5.0.2 from an LXC config of devcg's own: its programs
+/// decide as devcg's model (which follows LXC in dropping what its parser
+/// refuses, found by this run), every LXC finding shows on the kernel.
+#[test]
+fn lxc_programs_decide_as_devcgs_model() {
+    if let Some(why) = runtime::skip_reason(Runtime::Lxc) {
+        println!("{why}");
+        return;
+    }
+    let (code, report) = run("lxc");
+    let cases = report["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 50);
+    for c in cases {
+        assert_eq!(c["versus_model"], serde_json::json!([]), "{c}");
+    }
+    assert_eq!(code, Some(0), "{report}");
+    assert_confirmed_live(&report);
+    for r in report["reproducers"].as_array().unwrap() {
+        assert!(r["status"].as_str().unwrap().starts_with("confirmed"), "{r}");
+    }
+}

@@ -312,7 +312,26 @@ pub const YOUKI: &[Reproducer] = &[
     rep("Y7", "youki_defaults_beat_user_deny", "allow a; deny c 1:3 w", "c 1:3 w", Deny, Some(Allow), true),
 ];
 
-/// devcg's model of `runtime` ("runc", "crun" or "youki") for `rules`: the
+/// LXC's classes L1-L9 (LXC adds no default devices).
+#[rustfmt::skip]
+pub const LXC: &[Reproducer] = &[
+    rep("L1", "lxc_lone_deny_blocks_every_device", "deny c 1:3 r", "c 1:4 r", Allow, Some(Deny), false),
+    rep("L2", "lxc_deny_all_alone_attaches_nothing", "deny a", "c 1:3 r", Deny, Some(Allow), false),
+    rep("L3", "lxc_only_bare_a_switches_mode", "deny a; allow c 1:3 r; deny a *:* rwm", "c 1:3 r", Deny, Some(Allow), false),
+    rep("L3", "lxc_only_bare_a_resets_denylist", "allow a; deny c 1:3 r; allow a *:* rwm", "c 1:3 r", Allow, Some(Deny), false),
+    rep("L4", "lxc_allowlist_ignores_device_deny", "deny a; allow c 1:3 rwm; deny c 1:3 w", "c 1:3 w", Deny, Some(Allow), false),
+    rep("L4", "lxc_denylist_ignores_device_allow", "allow a; deny c 1:3 rw; allow c 1:3 r", "c 1:3 r", Allow, Some(Deny), false),
+    rep("L5", "lxc_partial_access_deny_is_not_enforced", "allow a; deny c 1:3 w", "c 1:3 rw", Deny, Some(Allow), false),
+    rep("L6", "lxc_deny_entry_denies_access_f_ok", "allow a; deny c 1:3 w", "c 1:3 -", Allow, Some(Deny), false),
+    rep("L7", "lxc_same_device_access_never_merged", "deny a; allow c 1:3 r; allow c 1:3 m", "c 1:3 rm", Allow, Some(Deny), false),
+    rep("L8", "lxc_leading_zero_is_octal", "deny a; allow c 010:1 r", "c 8:1 r", Deny, Some(Allow), false),
+    rep("L8", "lxc_leading_zero_misses_the_decimal_device", "deny a; allow c 010:1 r", "c 10:1 r", Allow, Some(Deny), false),
+    rep("L9", "lxc_drops_u32_max_number", "deny a; allow c 4294967295:1 r", "c 7:2 r", Deny, Some(Allow), false),
+    rep("L9", "lxc_drops_invalid_octal_digit", "deny a; allow c 08:1 r", "c 9:9 r", Deny, Some(Allow), false),
+    rep("L9", "lxc_drops_all_spelled_out", "deny all", "c 1:3 r", Deny, Some(Allow), false),
+];
+
+/// devcg's model of `runtime` ("runc", "crun", "youki" or "lxc") for `rules`: the
 /// library alone (as the findings other than the defaults' are stated), or
 /// with the runtime's default devices, as the binary runs it.
 pub fn model(runtime: &str, defaults: bool, rules: &[Rule]) -> Result<Program, CompileError> {
@@ -335,7 +354,12 @@ mod tests {
     /// Each entry says what the oracle and devcg's model say.
     #[test]
     fn every_reproducer_holds_for_the_oracle_and_the_model() {
-        for (runtime, reps) in [("runc", RUNC), ("crun", CRUN), ("youki", YOUKI)] {
+        for (runtime, reps) in [
+            ("runc", RUNC),
+            ("crun", CRUN),
+            ("youki", YOUKI),
+            ("lxc", LXC),
+        ] {
             for r in reps {
                 let (rules, req) = (r.rules(), r.request());
                 assert_eq!(Policy::of(&rules).decide(&req), r.oracle, "{}", r.name);

@@ -1,8 +1,9 @@
-//! A real container runtime's container (runc or crun, Debian's) in a
+//! A real container runtime's container (runc, crun or LXC, Debian's) in a
 //! scratch cgroup, so that the program the runtime itself generates and
-//! attaches can be audited.
+//! attaches can be audited; or a generator's program (youki's crate)
+//! attached by devcg to a scratch cgroup, audited the same way.
 //!
-//! runc and crun choose their cgroup2 device filter only when
+//! runc, crun and LXC choose their cgroup2 device filter only when
 //! /sys/fs/cgroup is a cgroup2 mount. On a hybrid host it is not, so every
 //! runtime command runs
 //! in a private mount namespace (`unshare --mount --propagation private`)
@@ -92,13 +93,26 @@ fn find(program: &'static str) -> Option<PathBuf> {
 pub enum Runtime {
     Runc,
     Crun,
+    /// LXC (`lxc-start`), from a config of its own rather than an OCI
+    /// bundle: the rules become `lxc.cgroup2.devices.*` lines.
+    Lxc,
 }
 
 impl Runtime {
+    /// The command devcg runs (and looks for on PATH).
     pub fn binary(self) -> &'static str {
         match self {
             Runtime::Runc => "runc",
             Runtime::Crun => "crun",
+            Runtime::Lxc => "lxc-start",
+        }
+    }
+
+    /// The runtime's name, as reports and the findings call it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Lxc => "lxc",
+            other => other.binary(),
         }
     }
 }
@@ -127,7 +141,7 @@ pub enum Source {
 impl Source {
     pub fn name(self) -> &'static str {
         match self {
-            Source::Binary(r) => r.binary(),
+            Source::Binary(r) => r.name(),
             Source::Generator { name, .. } => name,
         }
     }
@@ -148,6 +162,7 @@ pub fn skip_reason(runtime: Runtime) -> Option<String> {
         return Some(match runtime {
             Runtime::Runc => RuntimeError::Missing("runc").to_string(),
             Runtime::Crun => RuntimeError::Missing("crun").to_string(),
+            Runtime::Lxc => RuntimeError::Missing("lxc").to_string(),
         });
     }
     if runtime == Runtime::Crun && find("cc").is_none() {
@@ -192,14 +207,20 @@ pub struct Container {
 }
 
 impl Container {
-    /// Starts `busybox sleep` in a container whose `linux.resources.devices`
-    /// is `devices` (OCI JSON entries), in cgroup `name` under `scratch`.
+    /// Starts `busybox sleep` in a container whose device rules are
+    /// `rules` (runc and crun: as `linux.resources.devices` OCI entries;
+    /// LXC: as `lxc.cgroup2.devices.*` lines), in cgroup `name` under
+    /// `scratch`.
     pub fn start(
         runtime: Runtime,
         scratch: &Scratch,
         name: &str,
-        devices: &serde_json::Value,
+        rules: &[Rule],
     ) -> Result<Container, RuntimeError> {
+        if runtime == Runtime::Lxc {
+            return Container::start_lxc(scratch, name, rules);
+        }
+        let devices = devcg_engine::strategy::models::oci_devices_json(rules);
         let busybox = busybox().ok_or(RuntimeError::NoBusybox)?;
         let dir = owned::temp_dir().join(owned::fresh_name(RUNTIME_PREFIX));
         let bundle = dir.join("bundle");
@@ -248,9 +269,60 @@ impl Container {
         if !config["linux"]["resources"].is_object() {
             config["linux"]["resources"] = serde_json::json!({});
         }
-        config["linux"]["resources"]["devices"] = devices.clone();
+        config["linux"]["resources"]["devices"] = devices;
         fs::write(&config_path, config.to_string()).map_err(io("write config.json"))?;
         container.runtime(&["run", "--detach", "--bundle", bundle.to_str().unwrap_or("")])?;
+        Ok(container)
+    }
+
+    /// LXC's container: a busybox root filesystem and a config of devcg's
+    /// own (no network, no console, `/dev` populated by LXC), the container
+    /// cgroup at `name` under `scratch` and LXC's monitor beside it at
+    /// `name-monitor`, the rules as `lxc.cgroup2.devices.*` lines. The
+    /// container is named by its id, its state kept in the temp directory.
+    fn start_lxc(scratch: &Scratch, name: &str, rules: &[Rule]) -> Result<Container, RuntimeError> {
+        let busybox = busybox().ok_or(RuntimeError::NoBusybox)?;
+        let dir = owned::temp_dir().join(owned::fresh_name(RUNTIME_PREFIX));
+        let rootfs = dir.join("rootfs");
+        for sub in ["bin", "dev", "proc", "sys", "tmp"] {
+            fs::create_dir_all(rootfs.join(sub)).map_err(io("create the root filesystem"))?;
+        }
+        fs::copy(&busybox, rootfs.join("bin/busybox")).map_err(io("copy busybox"))?;
+        let rel = scratch
+            .dir()
+            .strip_prefix(&scratch.mount().mount_point)
+            .expect("the scratch directory is under the mount")
+            .join(name);
+        let container = Container {
+            runtime: Runtime::Lxc,
+            id: owned::fresh_name("devcg-"),
+            cgroup: scratch.mount().mount_point.join(&rel),
+            dir,
+            deleted: false,
+        };
+        let mut config = format!(
+            "lxc.uts.name = devcg\n\
+             lxc.rootfs.path = dir:{rootfs}\n\
+             lxc.net.0.type = empty\n\
+             lxc.init.cmd = /bin/busybox sleep 3600\n\
+             lxc.cgroup.dir.container = {rel}\n\
+             lxc.cgroup.dir.monitor = {rel}-monitor\n\
+             lxc.apparmor.profile = unconfined\n\
+             lxc.console.path = none\n\
+             lxc.tty.max = 0\n\
+             lxc.pty.max = 0\n\
+             lxc.autodev = 1\n",
+            rootfs = rootfs.display(),
+            rel = rel.display(),
+        )
+        .into_bytes();
+        config.extend(devcg_engine::strategy::models::lxc::config_lines(rules));
+        fs::write(container.dir.join("config"), config).map_err(io("write the LXC config"))?;
+        let config = container.dir.join("config");
+        let config = config.to_str().unwrap_or("");
+        let log = container.dir.join("lxc.log");
+        let log = log.to_str().unwrap_or("");
+        container.runtime(&["lxc-start", "-d", "-f", config, "-o", log])?;
         Ok(container)
     }
 
@@ -262,31 +334,52 @@ impl Container {
     /// `RUNTIME --root STATE ARGS... ID` in a mount namespace where
     /// /sys/fs/cgroup is the cgroup2 hierarchy.
     fn runtime(&self, args: &[&str]) -> Result<(), RuntimeError> {
-        let state = self.dir.join("state");
+        let dir = self.dir.to_str().unwrap_or("");
+        match self.runtime {
+            // lxc-start ARGS / lxc-stop ARGS, by name and state directory.
+            Runtime::Lxc => {
+                let (program, rest) = args.split_first().expect("a command");
+                let mut all = vec!["-n", self.id.as_str(), "-P", dir];
+                all.extend_from_slice(rest);
+                self.in_cgroup2_ns(program, &all)
+            }
+            Runtime::Runc | Runtime::Crun => {
+                let state = self.dir.join("state");
+                let mut all = vec!["--root", state.to_str().unwrap_or("")];
+                all.extend_from_slice(args);
+                all.push(&self.id);
+                self.in_cgroup2_ns(self.runtime.binary(), &all)
+            }
+        }
+    }
+
+    /// `PROGRAM ARGS...` in a mount namespace where /sys/fs/cgroup is the
+    /// cgroup2 hierarchy (crun with its memlock shim preloaded).
+    fn in_cgroup2_ns(&self, program: &str, args: &[&str]) -> Result<(), RuntimeError> {
         let preload = match self.runtime {
             Runtime::Crun => format!("LD_PRELOAD={} ", self.dir.join("memlock.so").display()),
-            Runtime::Runc => String::new(),
+            Runtime::Runc | Runtime::Lxc => String::new(),
         };
-        let mut script = format!(
-            "mount -t cgroup2 none /sys/fs/cgroup && {preload}exec {} --root \"$0\"",
-            self.runtime.binary()
-        );
-        for (i, _) in args.iter().enumerate() {
-            script.push_str(&format!(" \"${}\"", i + 1));
-        }
-        script.push_str(&format!(" \"${}\"", args.len() + 1));
+        let script = format!("mount -t cgroup2 none /sys/fs/cgroup && {preload}exec \"$0\" \"$@\"");
         let mut cmd = Command::new("unshare");
         cmd.args(["--mount", "--propagation", "private", "sh", "-c", &script])
-            .arg(&state)
-            .args(args)
-            .arg(&self.id);
+            .arg(program)
+            .args(args);
         run(&mut cmd, &self.dir)
+    }
+
+    /// The command that stops and removes the container.
+    fn stop(&self) -> Result<(), RuntimeError> {
+        match self.runtime {
+            Runtime::Lxc => self.runtime(&["lxc-stop", "-k"]),
+            Runtime::Runc | Runtime::Crun => self.runtime(&["delete", "--force"]),
+        }
     }
 
     /// Deletes the container (its processes are killed).
     pub fn delete(mut self) -> Result<(), RuntimeError> {
         self.deleted = true;
-        let result = self.runtime(&["delete", "--force"]);
+        let result = self.stop();
         let _ = fs::remove_dir_all(&self.dir);
         result
     }
@@ -295,7 +388,7 @@ impl Container {
 impl Drop for Container {
     fn drop(&mut self) {
         if !self.deleted {
-            if let Err(e) = self.runtime(&["delete", "--force"]) {
+            if let Err(e) = self.stop() {
                 eprintln!("devcg: could not delete container {}: {e}", self.id);
             }
             let _ = fs::remove_dir_all(&self.dir);
@@ -447,6 +540,7 @@ fn reproducers_of(runtime: Source) -> &'static [Reproducer] {
         "runc" => findings::RUNC,
         "crun" => findings::CRUN,
         "youki" => findings::YOUKI,
+        "lxc" => findings::LXC,
         _ => &[],
     }
 }
@@ -490,13 +584,10 @@ fn capture(
 ) -> Result<Result<Captured, String>, RuntimeError> {
     let scratch_err = |e: crate::KernelError| RuntimeError::Scratch(Box::new(e));
     let holder = match runtime {
-        Source::Binary(r) => {
-            let devices = devcg_engine::strategy::models::oci_devices_json(rules);
-            match Container::start(r, scratch, name, &devices) {
-                Ok(c) => Holder::Container(c),
-                Err(e) => return Ok(Err(e.to_string())),
-            }
-        }
+        Source::Binary(r) => match Container::start(r, scratch, name, rules) {
+            Ok(c) => Holder::Container(c),
+            Err(e) => return Ok(Err(e.to_string())),
+        },
         Source::Generator { generate, .. } => {
             let program = match generate(rules) {
                 Ok(p) => p,
@@ -706,7 +797,11 @@ pub fn run_reproducer(
                 out.kernel = answer.to_string();
                 out.kernel_agrees = answer.verdict() == Some(real);
             } else {
-                out.kernel = format!("not asked: {device} has a driver that is not safe to open");
+                out.kernel = if req.is_reachable() {
+                    format!("not asked: {device} has a driver that is not safe to open")
+                } else {
+                    "not asked: no syscall makes this request".into()
+                };
             }
             captured.release(scratch)?;
             let with_defaults = findings::model(runtime.name(), true, &rules)
@@ -744,8 +839,9 @@ const HARMLESS: [(u32, u32); 5] = [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9)];
 /// reaches a driver).
 fn safe_to_ask(drivers: &Drivers, device: Device, access: Access) -> bool {
     let any = access.is_empty() || access == Access::MKNOD;
+    // A request no syscall makes (`rm`) cannot be asked.
     let realizable =
-        device.request(access).is_realizable() && (device.major, device.minor) != (0, 0);
+        device.request(access).is_reachable() && (device.major, device.minor) != (0, 0);
     realizable
         && (any
             || drivers.probeable(device).is_ok()
