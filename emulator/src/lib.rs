@@ -41,6 +41,7 @@ mod error;
 mod maps;
 mod rewrite;
 mod scalar;
+mod step;
 mod verify;
 
 use devcg_engine::insn::{decode_all, DecodeError, Program};
@@ -51,7 +52,9 @@ use rbpf::EbpfVmRaw;
 pub use rbpf::ebpf::Helper;
 
 pub use error::EmuError;
+pub use step::Caller;
 
+use crate::decode::Op;
 use crate::maps::Maps;
 use crate::rewrite::{BUDGET_TAG, TAG_MASK};
 
@@ -67,21 +70,37 @@ struct Vm(EbpfVmRaw<'static>);
 unsafe impl Send for Vm {}
 unsafe impl Sync for Vm {}
 
-/// A verified, rewritten program, ready to answer requests.
+/// Draws tried when a verdict depends on a nondeterministic value.
+const DRAWS: u64 = 32;
+
+/// A verified program, ready to answer requests: rewritten for rbpf, or
+/// (see `step`) run by the emulator's own interpreter.
 pub struct Emulator {
-    /// Borrows `code`: declared first so that it is dropped first.
-    vm: Vm,
-    /// The rewritten program. Never mutated or moved out of its heap
-    /// allocation while `vm` exists.
+    /// Borrows `code`: declared first so that it is dropped first. `None`:
+    /// the program runs on the emulator's own interpreter.
+    vm: Option<Vm>,
+    /// The rewritten program (empty for the own interpreter). Never
+    /// mutated or moved out of its heap allocation while `vm` exists.
     code: Box<[u8]>,
+    /// The decoded program, for the own interpreter.
+    ops: Vec<Option<Op>>,
     maps: Option<Maps>,
     budget: usize,
+}
+
+/// One run: the verdict (or why there is none) and what
+/// `bpf_trace_printk` printed, one line per call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Run {
+    pub verdict: Result<Verdict, EmuError>,
+    pub trace: Vec<String>,
 }
 
 impl std::fmt::Debug for Emulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Emulator")
-            .field("slots", &(self.code.len() / 8))
+            .field("slots", &self.ops.len())
+            .field("on_rbpf", &self.vm.is_some())
             .field("maps", &self.maps.is_some())
             .field("loop_budget", &self.budget)
             .finish()
@@ -107,14 +126,40 @@ fn rbpf_error(e: std::io::Error) -> EmuError {
 impl Emulator {
     /// Verifies `program` (with its maps) and prepares it to run.
     pub fn new(program: &Program) -> Result<Emulator, EmuError> {
+        Emulator::build(program, false)
+    }
+
+    /// As [`Emulator::new`], but always on the emulator's own interpreter:
+    /// for tests that hold it against rbpf.
+    #[doc(hidden)]
+    pub fn new_on_own_interpreter(program: &Program) -> Result<Emulator, EmuError> {
+        Emulator::build(program, true)
+    }
+
+    fn build(program: &Program, force_step: bool) -> Result<Emulator, EmuError> {
         let ops = decode::decode(&program.insns, program.maps.len(), true)?;
-        rewrite::check_size(&ops)?;
         let facts = verify::verify(&ops, &program.maps)?;
-        let rewritten = rewrite::rewrite(&program.insns, &ops, &facts)?;
         let maps = if program.maps.is_empty() {
             None
         } else {
             Some(Maps::new(&program.maps, &facts)?)
+        };
+        let rewritten = match force_step || facts.needs_step || rewrite::check_size(&ops).is_err() {
+            true => None,
+            false => rewrite::rewrite(&program.insns, &ops, &facts).ok(),
+        };
+        let Some(rewritten) = rewritten else {
+            return Ok(Emulator {
+                vm: None,
+                code: Box::new([]),
+                ops,
+                maps,
+                budget: if facts.loop_edges.is_empty() {
+                    0
+                } else {
+                    step::STEP_BUDGET
+                },
+            });
         };
         let code: Box<[u8]> = devcg_engine::insn::encode_all(&rewritten.insns).into_boxed_slice();
         // SAFETY: the slice points into `code`'s heap allocation, which the
@@ -136,8 +181,9 @@ impl Emulator {
             }
         }
         Ok(Emulator {
-            vm: Vm(vm),
+            vm: Some(Vm(vm)),
             code,
+            ops,
             maps,
             budget: rewritten.copies - 1,
         })
@@ -152,16 +198,105 @@ impl Emulator {
         Emulator::new(&Program::new(insns))
     }
 
+    /// The verdict on `req` from a caller the request does not describe:
+    /// a verdict that depends on the caller's uid, gid or cgroup id, or on
+    /// another nondeterministic value, is [`EmuError::Nondeterministic`].
     pub fn run(&self, req: &Request) -> Result<Verdict, EmuError> {
         self.run_ctx(&req.to_ctx())
     }
 
     /// Runs on a raw `struct bpf_cgroup_dev_ctx`.
     pub fn run_ctx(&self, ctx: &[u8; 12]) -> Result<Verdict, EmuError> {
+        self.run_ctx_as(ctx, &Caller::default()).verdict
+    }
+
+    /// The verdict on `req` from `caller`, with the trace output.
+    pub fn run_as(&self, req: &Request, caller: &Caller) -> Run {
+        self.run_ctx_as(&req.to_ctx(), caller)
+    }
+
+    /// Whether the program runs on rbpf (else on the emulator's own
+    /// interpreter, see [`Emulator::rewritten_bytes`]).
+    pub fn runs_on_rbpf(&self) -> bool {
+        self.vm.is_some()
+    }
+
+    pub fn run_ctx_as(&self, ctx: &[u8; 12], caller: &Caller) -> Run {
+        let Some(vm) = &self.vm else {
+            return self.with_maps(|| self.step(ctx, caller));
+        };
         let mut mem = *ctx;
-        let ret = self
-            .with_maps(|| self.vm.0.execute_program(&mut mem))
-            .map_err(rbpf_error)?;
+        let verdict = self
+            .with_maps(|| vm.0.execute_program(&mut mem))
+            .map_err(rbpf_error)
+            .and_then(|ret| self.verdict(ret));
+        Run {
+            verdict,
+            trace: Vec::new(),
+        }
+    }
+
+    /// One run on the own interpreter; when the verdict depends on a
+    /// nondeterministic value, more draws of those values (maps reset
+    /// between runs, as the first run saw them) tell whether it varies.
+    fn step(&self, ctx: &[u8; 12], caller: &Caller) -> Run {
+        let ranges: &[std::ops::Range<u64>] = self.maps.as_ref().map_or(&[], |m| m.ranges());
+        let mut first = step::Machine::new(&self.ops, ranges, caller, ctx, 0);
+        let outcome = first.run();
+        let trace = std::mem::take(&mut first.trace);
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => {
+                return Run {
+                    verdict: Err(e),
+                    trace,
+                }
+            }
+        };
+        if outcome.taint == 0 {
+            return Run {
+                verdict: self.verdict(outcome.r0),
+                trace,
+            };
+        }
+        let mut sources = outcome.taint;
+        let (mut allows, mut denies) = (false, false);
+        let mut note = |r0: u64| match r0 {
+            0 => denies = true,
+            1 => allows = true,
+            _ => {}
+        };
+        note(outcome.r0);
+        for seed in 1..DRAWS {
+            if let Some(m) = &self.maps {
+                m.reset_active();
+            }
+            let mut again = step::Machine::new(&self.ops, ranges, caller, ctx, seed);
+            match again.run() {
+                Ok(o) => {
+                    sources |= o.taint;
+                    note(o.r0);
+                }
+                Err(e) => {
+                    return Run {
+                        verdict: Err(e),
+                        trace,
+                    }
+                }
+            }
+        }
+        Run {
+            verdict: Err(EmuError::Nondeterministic {
+                sources: step::taint::describe(sources),
+                allows,
+                denies,
+                draws: DRAWS as usize,
+            }),
+            trace,
+        }
+    }
+
+    fn verdict(&self, ret: u64) -> Result<Verdict, EmuError> {
         match ret {
             0 => Ok(Verdict::Deny),
             1 => Ok(Verdict::Allow),
@@ -181,7 +316,8 @@ impl Emulator {
     }
 
     /// The program rbpf runs (rewritten, map loads relocated), for
-    /// inspection or for running it elsewhere (e.g. rbpf's JIT).
+    /// inspection or for running it elsewhere (e.g. rbpf's JIT). Empty when
+    /// the program runs on the emulator's own interpreter.
     pub fn rewritten_bytes(&self) -> &[u8] {
         &self.code
     }
@@ -191,9 +327,9 @@ impl Emulator {
     /// act on this emulator's maps while [`Emulator::with_maps`] runs. Empty
     /// for a program without maps.
     pub fn helpers(&self) -> Vec<(u32, Helper)> {
-        match self.maps {
-            None => Vec::new(),
-            Some(_) => map_helpers().to_vec(),
+        match (&self.maps, &self.vm) {
+            (Some(_), Some(_)) => map_helpers().to_vec(),
+            _ => Vec::new(),
         }
     }
 

@@ -253,6 +253,28 @@ proptest! {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    /// The emulator's own interpreter (for programs rbpf cannot run) gives
+    /// the reference's verdicts on the same programs.
+    #[test]
+    fn own_interpreter_agrees_with_the_kernel_semantics(
+        shape in loop_free(),
+        ctxs in proptest::collection::vec(ctx(), 1..4),
+    ) {
+        let insns = shape.assemble().insns;
+        let emu = Emulator::new_on_own_interpreter(&Program::new(insns.clone()))
+            .map_err(|e| TestCaseError::fail(format!("refused: {e}")))?;
+        prop_assert!(!emu.runs_on_rbpf());
+        for c in &ctxs {
+            let want = reference(&insns, c);
+            let got = emu.run_ctx(c).map_err(|e| TestCaseError::fail(format!("run failed: {e}")))?;
+            prop_assert_eq!(got, Verdict::from_allowed(want == 1), "ctx {:?}\n{}", c, devcg_engine::disasm::disassemble(&insns));
+        }
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
     /// Counted loops agree too.
@@ -265,6 +287,9 @@ proptest! {
         let want = reference(&insns, &c);
         let got = emu.run_ctx(&c).map_err(|e| TestCaseError::fail(format!("run failed: {e}")))?;
         prop_assert_eq!(got, Verdict::from_allowed(want == 1), "ctx {:?}\n{}", c, devcg_engine::disasm::disassemble(&insns));
+        let own = Emulator::new_on_own_interpreter(&Program::new(insns.clone()))
+            .map_err(|e| TestCaseError::fail(format!("refused: {e}")))?;
+        prop_assert_eq!(own.run_ctx(&c), Ok(got));
     }
 }
 
