@@ -84,6 +84,8 @@ pub struct Emulator {
     code: Box<[u8]>,
     /// The decoded program, for the own interpreter.
     ops: Vec<Option<Op>>,
+    /// The program's constants, tried as nondeterministic values.
+    hints: Vec<u64>,
     maps: Option<Maps>,
     budget: usize,
 }
@@ -115,6 +117,34 @@ fn map_helpers() -> [(u32, Helper); 3] {
         (helper::MAP_UPDATE_ELEM as u32, maps::helper_update),
         (helper::MAP_DELETE_ELEM as u32, maps::helper_delete),
     ]
+}
+
+/// The constants a program compares and computes with (and their 32-bit
+/// halves), deduplicated.
+fn hints(ops: &[Option<Op>]) -> Vec<u64> {
+    let mut out: Vec<u64> = ops
+        .iter()
+        .flatten()
+        .filter_map(|o| match *o {
+            Op::Jcond {
+                src: decode::Src::Imm(k),
+                ..
+            }
+            | Op::Alu {
+                src: decode::Src::Imm(k),
+                ..
+            } => Some(k as i64 as u64),
+            Op::Lddw {
+                value, map: None, ..
+            } => Some(value),
+            _ => None,
+        })
+        .flat_map(|v| [v, v & 0xffff_ffff, v >> 32])
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out.truncate(4096);
+    out
 }
 
 fn rbpf_error(e: std::io::Error) -> EmuError {
@@ -152,6 +182,7 @@ impl Emulator {
             return Ok(Emulator {
                 vm: None,
                 code: Box::new([]),
+                hints: hints(&ops),
                 ops,
                 maps,
                 budget: if facts.loop_edges.is_empty() {
@@ -183,6 +214,7 @@ impl Emulator {
         Ok(Emulator {
             vm: Some(Vm(vm)),
             code,
+            hints: Vec::new(),
             ops,
             maps,
             budget: rewritten.copies - 1,
@@ -241,7 +273,7 @@ impl Emulator {
     /// between runs, as the first run saw them) tell whether it varies.
     fn step(&self, ctx: &[u8; 12], caller: &Caller) -> Run {
         let ranges: &[std::ops::Range<u64>] = self.maps.as_ref().map_or(&[], |m| m.ranges());
-        let mut first = step::Machine::new(&self.ops, ranges, caller, ctx, 0);
+        let mut first = step::Machine::new(&self.ops, ranges, caller, ctx, 0, &self.hints);
         let outcome = first.run();
         let trace = std::mem::take(&mut first.trace);
         let outcome = match outcome {
@@ -271,7 +303,7 @@ impl Emulator {
             if let Some(m) = &self.maps {
                 m.reset_active();
             }
-            let mut again = step::Machine::new(&self.ops, ranges, caller, ctx, seed);
+            let mut again = step::Machine::new(&self.ops, ranges, caller, ctx, seed, &self.hints);
             match again.run() {
                 Ok(o) => {
                     sources |= o.taint;

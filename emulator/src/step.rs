@@ -87,18 +87,42 @@ pub(crate) const STEP_BUDGET: usize = 1 << 20;
 /// the time (250 ms), so the count past this is nondeterministic.
 const MAY_GOTO_ALLOWANCE: u32 = 0xffff;
 
-/// The values nondeterministic helpers return in one run.
-pub(crate) struct Draw(u64);
+/// The values nondeterministic helpers return in one run: random, or (in
+/// every other run) the program's own constants, so that a filter
+/// comparing with `uid == 1000` meets 1000.
+pub(crate) struct Draw<'a> {
+    state: u64,
+    hints: &'a [u64],
+    /// Runs with an odd seed go through the hints in turn, starting at
+    /// this index (so each hint is some run's first value).
+    hint: Option<usize>,
+}
 
-impl Draw {
-    pub fn new(seed: u64) -> Draw {
-        Draw(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5851_f42d_4c95_7f2d)
+impl Draw<'_> {
+    pub fn new(seed: u64, hints: &[u64]) -> Draw<'_> {
+        Draw {
+            state: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5851_f42d_4c95_7f2d,
+            hints,
+            hint: (seed % 2 == 1 && !hints.is_empty()).then_some((seed / 2) as usize),
+        }
+    }
+
+    /// A value for a helper to return.
+    fn value(&mut self) -> u64 {
+        match &mut self.hint {
+            Some(k) => {
+                let h = self.hints[*k % self.hints.len()];
+                *k += 1;
+                h
+            }
+            None => self.next(),
+        }
     }
 
     fn next(&mut self) -> u64 {
         // splitmix64
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
@@ -143,7 +167,7 @@ pub(crate) struct Machine<'a> {
     ops: &'a [Option<Op>],
     ranges: &'a [Range<u64>],
     caller: &'a Caller,
-    draw: Draw,
+    draw: Draw<'a>,
     pub trace: Vec<String>,
     regs: [Cell; 11],
     stack: Vec<u8>,
@@ -174,8 +198,9 @@ impl<'a> Machine<'a> {
         caller: &'a Caller,
         ctx: &[u8; 12],
         seed: u64,
+        hints: &'a [u64],
     ) -> Machine<'a> {
-        let mut draw = Draw::new(seed);
+        let mut draw = Draw::new(seed, hints);
         // The kernel's stack holds leftovers: different ones per draw.
         let stack: Vec<u8> = (0..FRAME * MAX_FRAMES)
             .map(|_| if seed == 0 { 0 } else { draw.next() as u8 })
@@ -583,26 +608,27 @@ impl<'a> Machine<'a> {
                     }
                 }
             }
-            helper::KTIME_GET_NS | helper::KTIME_GET_BOOT_NS => {
-                Cell::scalar(1_000_000_000_000 + (self.draw.next() >> 24), taint::TIME)
+            helper::KTIME_GET_NS | helper::KTIME_GET_BOOT_NS | helper::JIFFIES64 => {
+                Cell::scalar(self.draw.value(), taint::TIME)
             }
-            helper::JIFFIES64 => {
-                Cell::scalar(4_294_000_000 + (self.draw.next() >> 40), taint::TIME)
+            helper::GET_PRANDOM_U32 => Cell::scalar(self.draw.value() & 0xffff_ffff, taint::RANDOM),
+            helper::GET_SMP_PROCESSOR_ID | helper::GET_NUMA_NODE_ID => {
+                Cell::scalar(self.draw.value() & 0xffff_ffff, taint::CPU)
             }
-            helper::GET_PRANDOM_U32 => Cell::scalar(self.draw.next() & 0xffff_ffff, taint::RANDOM),
-            helper::GET_SMP_PROCESSOR_ID => Cell::scalar(self.draw.next() % 64, taint::CPU),
-            helper::GET_NUMA_NODE_ID => Cell::scalar(self.draw.next() % 4, taint::CPU),
             helper::GET_CURRENT_PID_TGID => {
-                let pid = 1 + self.draw.next() % 4_194_303;
-                Cell::scalar(pid << 32 | pid, taint::PID)
+                let (pid, tgid) = (self.draw.value(), self.draw.value());
+                Cell::scalar(tgid << 32 | (pid & 0xffff_ffff), taint::PID)
             }
             helper::GET_CURRENT_UID_GID => match (self.caller.uid, self.caller.gid) {
                 (Some(uid), Some(gid)) => Cell::scalar(u64::from(gid) << 32 | u64::from(uid), 0),
-                _ => Cell::scalar(self.draw.next(), taint::UID),
+                _ => {
+                    let (uid, gid) = (self.draw.value(), self.draw.value());
+                    Cell::scalar(gid << 32 | (uid & 0xffff_ffff), taint::UID)
+                }
             },
             helper::GET_CURRENT_CGROUP_ID => match self.caller.cgroup_id {
                 Some(id) => Cell::scalar(id, 0),
-                None => Cell::scalar(self.draw.next(), taint::CGROUP),
+                None => Cell::scalar(self.draw.value(), taint::CGROUP),
             },
             helper::TRACE_PRINTK => self.trace_printk(&args, pc)?,
             _ => {
