@@ -646,6 +646,9 @@ pub(crate) fn decode(
     if let Some(i) = (0..n).find(|&i| reachable && !seen[i] && !second_half[i]) {
         return Err(EmuError::Unreachable { insn: i });
     }
+    if let Some(i) = endless_loop(&ops) {
+        return Err(EmuError::InfiniteLoop { insn: i });
+    }
     Ok(ops)
 }
 
@@ -668,6 +671,43 @@ pub(crate) fn subprogs(ops: &[Option<Op>]) -> Vec<usize> {
 /// component). Every cycle has one, since other edges go forward; a
 /// backward jump outside any cycle (a shared tail) runs at most once.
 pub(crate) fn loop_edges(ops: &[Option<Op>]) -> Vec<usize> {
+    let comp = components(ops);
+    (0..ops.len())
+        .filter(|&i| match ops[i].and_then(|o| o.jump_target()) {
+            Some(t) => t <= i && comp[t] == comp[i],
+            None => false,
+        })
+        .collect()
+}
+
+/// A cycle that nothing leaves: no exit inside, no edge out. The kernel
+/// finds its state repeating and refuses the program ("infinite loop
+/// detected"); the first instruction of the first such cycle.
+pub(crate) fn endless_loop(ops: &[Option<Op>]) -> Option<usize> {
+    let comp = components(ops);
+    let n = ops.len();
+    let mut cyclic = vec![false; n];
+    let mut leaves = vec![false; n];
+    for (i, o) in ops.iter().enumerate() {
+        let Some(o) = o else { continue };
+        if matches!(o, Op::Exit) {
+            leaves[comp[i]] = true;
+        }
+        for t in o.successors(i).iter() {
+            if t >= n || comp[t] != comp[i] {
+                leaves[comp[i]] = true;
+            } else if t <= i {
+                cyclic[comp[i]] = true;
+            }
+        }
+    }
+    (0..n)
+        .find(|&i| ops[i].is_some() && comp[i] != usize::MAX && cyclic[comp[i]] && !leaves[comp[i]])
+}
+
+/// Strongly connected component of each instruction (`usize::MAX` for
+/// the second slot of an `lddw`).
+fn components(ops: &[Option<Op>]) -> Vec<usize> {
     let n = ops.len();
     let succ = |i: usize| ops[i].map(|o| o.successors(i)).unwrap_or(Successors::None);
     // Iterative Tarjan.
@@ -722,10 +762,5 @@ pub(crate) fn loop_edges(ops: &[Option<Op>]) -> Vec<usize> {
             }
         }
     }
-    (0..n)
-        .filter(|&i| match ops[i].and_then(|o| o.jump_target()) {
-            Some(t) => t <= i && comp[t] == comp[i],
-            None => false,
-        })
-        .collect()
+    comp
 }

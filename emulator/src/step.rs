@@ -83,6 +83,8 @@ const FRAME: usize = 512;
 const MAX_FRAMES: usize = 8;
 /// Back-edges one run may take before [`EmuError::Budget`].
 pub(crate) const STEP_BUDGET: usize = 1 << 20;
+/// Instructions one run may execute: long loop bodies end too.
+const MAX_EXECUTED: usize = 1 << 26;
 /// `may_goto`s that fall through per frame. The x86-64 kernel then checks
 /// the time (250 ms), so the count past this is nondeterministic.
 const MAY_GOTO_ALLOWANCE: u32 = 0xffff;
@@ -344,6 +346,7 @@ impl<'a> Machine<'a> {
         self.regs[1] = Cell::ptr(self.ctx.as_ptr() as u64);
         self.regs[10] = Cell::ptr(self.frame_top(0));
         let mut back_edges = 0usize;
+        let mut executed = 0usize;
         let mut pc = 0usize;
         loop {
             let Some(o) = self.ops.get(pc).copied().flatten() else {
@@ -560,9 +563,10 @@ impl<'a> Machine<'a> {
                 },
             }
             let jumps = matches!(o, Op::Ja { .. } | Op::Jcond { .. } | Op::MayGoto { .. });
-            if jumps && next <= pc {
+            executed += 1;
+            if jumps && next <= pc || executed > MAX_EXECUTED {
                 back_edges += 1;
-                if back_edges > STEP_BUDGET {
+                if back_edges > STEP_BUDGET || executed > MAX_EXECUTED {
                     return Err(EmuError::Budget {
                         insn: pc,
                         budget: STEP_BUDGET,

@@ -406,3 +406,45 @@ fn privileged_relaxations_load(
         "{got:?}"
     );
 }
+
+/// What the kernel refuses, refused with its reason.
+#[rstest]
+#[case::stack_pointer_subtraction(|a: &mut Asm| {
+    a.mov_reg(Width::W64, R2, R10);
+    a.alu_imm(Width::W64, op::SUB, R2, 8);
+    a.ret(1);
+}, "subtraction from stack pointer prohibited")]
+#[case::goto_minus_one(|a: &mut Asm| {
+    let l = a.new_label();
+    a.mov_imm(Width::W64, R0, 1);
+    a.bind(l);
+    a.ja(l);
+}, "infinite loop detected")]
+#[case::cycle_without_exit(|a: &mut Asm| {
+    let l = a.new_label();
+    a.mov_imm(Width::W64, R0, 1);
+    a.bind(l);
+    a.alu_imm(Width::W64, op::ADD, R0, 1);
+    a.ja(l);
+}, "infinite loop detected")]
+#[case::pointer_shift(|a: &mut Asm| {
+    a.mov_reg(Width::W64, R2, R10);
+    a.alu_imm(Width::W64, op::LSH, R2, 1);
+    a.ret(1);
+}, "r2: only += and -= of a constant")]
+#[case::register_shift_past_width_is_unknown(|a: &mut Asm| {
+    a.mov_imm(Width::W64, R2, 2048);
+    a.mov_imm(Width::W64, R0, 1);
+    a.alu_reg(Width::W64, op::LSH, R0, R2);
+    a.exit();
+}, "r0 may be in [0, 18446744073709551615] at exit")]
+#[case::register_shift_32_past_width_is_unknown(|a: &mut Asm| {
+    a.mov_imm(Width::W64, R2, 32);
+    a.mov_imm(Width::W64, R0, 0);
+    a.alu_reg(Width::W32, op::RSH, R0, R2);
+    a.exit();
+}, "r0 may be in [0, 18446744073709551615] at exit")]
+fn refused_as_the_kernel_refuses(#[case] body: impl FnOnce(&mut Asm), #[case] why: &str) {
+    let err = Emulator::new(&build(body)).unwrap_err();
+    assert!(err.to_string().contains(why), "{err}");
+}
