@@ -214,6 +214,7 @@ fn loop_free() -> BoxedStrategy<Shape> {
     shapes(&ProgramSpace {
         v4: false,
         invalid: false,
+        extended: false,
         max_items: 39,
         loops: false,
     })
@@ -224,6 +225,7 @@ fn loops() -> BoxedStrategy<Shape> {
     shapes(&ProgramSpace {
         v4: false,
         invalid: false,
+        extended: false,
         max_items: 11,
         loops: true,
     })
