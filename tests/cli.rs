@@ -835,3 +835,33 @@ fn check_takes_the_callers_uid_and_shows_trace_output() {
         "{text}"
     );
 }
+
+/// A clang-built C filter (examples/filters/uid_tty.c: a helper and a
+/// subprogram) checked end to end through its raw bytes.
+#[test]
+fn clang_built_filter_with_helper_and_subprogram() {
+    let dir = root().join("examples/filters");
+    let (prog, rules) = (dir.join("uid_tty.bin"), dir.join("tty.rules"));
+    let check = |uid: &str, access: &[&str]| {
+        let mut args = vec![
+            "check",
+            "--program",
+            prog.to_str().unwrap(),
+            rules.to_str().unwrap(),
+        ];
+        args.extend_from_slice(access);
+        args.extend_from_slice(&["--uid", uid]);
+        let out = devcg(&args);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, text) = check("1000", &["c 136:1 rw", "c 5:0 r", "c 1:3 r", "b 8:0 r"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(text.matches("agree").count(), 4, "{text}");
+    // Root may open anything, which the rules (for non-root) do not say.
+    let (code, text) = check("0", &["c 1:3 r"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("program allow"), "{text}");
+}

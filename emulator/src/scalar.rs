@@ -210,8 +210,8 @@ pub(crate) fn alu(operation: u8, w64: bool, a: Range, b: Range) -> Range {
 }
 
 /// What the kernel's verifier is sure to know after `dst <op> src`, in
-/// every version this emulator stands in for: it tracks ADD, SUB and AND
-/// always, MUL, OR, XOR and shifts only by a constant, and nothing after
+/// every version this emulator stands in for: it tracks ADD, SUB, AND, OR
+/// and XOR always, MUL and shifts only by a constant, and nothing after
 /// DIV and MOD (tracked only since 2025). Knowing more than the kernel
 /// would let the emulator accept programs the kernel refuses, e.g. at the
 /// exit's `r0 in [0, 1]` check.
@@ -223,10 +223,10 @@ pub(crate) fn tracked_alu(operation: u8, w64: bool, a: Range, b: Range) -> Range
         // A shift by a register holding at least the width: the kernel's
         // verifier marks the result unknown (the interpreter masks it).
         op::LSH | op::RSH | op::ARSH if b_w.hi >= width => Range::FULL,
-        op::MOV | op::ADD | op::SUB | op::AND => alu(operation, w64, a, b),
-        op::MUL | op::OR | op::XOR | op::LSH | op::RSH | op::ARSH if b_const => {
-            alu(operation, w64, a, b)
-        }
+        // OR and XOR of unknowns: the kernel's tnums bound the result by
+        // the operands' highest bits, no tighter than `alu`'s ones_below.
+        op::MOV | op::ADD | op::SUB | op::AND | op::OR | op::XOR => alu(operation, w64, a, b),
+        op::MUL | op::LSH | op::RSH | op::ARSH if b_const => alu(operation, w64, a, b),
         _ => Range::FULL,
     }
 }
