@@ -12,7 +12,12 @@
 //!
 //! Anything the emulator cannot run faithfully is refused with a typed
 //! [`EmuError`]; refusing a program the kernel would load is allowed, a
-//! wrong verdict is not.
+//! wrong verdict is not. Programs rbpf cannot run even rewritten (signed
+//! division, atomics, bpf-to-bpf calls, `may_goto`, helpers beyond the map
+//! ones, values only a privileged loader may compute, more than 32,767
+//! slots) run on the emulator's own interpreter instead (`step`), which
+//! also reports a verdict that depends on a nondeterministic value as
+//! [`EmuError::Nondeterministic`]. What runs where: docs/emulator.md.
 //!
 //! Where rbpf 0.4.1's interpreter and the kernel part (tests in
 //! `tests/gaps.rs`):
@@ -22,13 +27,13 @@
 //! | 64-bit JEQ/JNE/JGT/JGE/JLT/JLE zero-extend a negative imm | rewritten into two signed jumps | `gap_jmp64_imm_is_sign_extended` |
 //! | `w %= 0` keeps the upper half | `w = w` appended | `gap_mod32_by_zero_zero_extends` |
 //! | `-i64::MIN` panics with overflow checks | `x ^= -1; x += 1` | `gap_neg64_of_min_does_not_panic` |
-//! | no instruction budget | loops unrolled into copies, then `Budget` | `gap_loops_are_bounded` |
-//! | `off` ignored: sdiv/smod, movsx; unknown v4 opcodes panic | refused | `gap_cpu_v4_and_other_unemulated_instructions_are_refused` |
+//! | no instruction budget | loops unrolled into copies, then `Budget`; cycles without exit refused | `gap_loops_are_bounded` |
+//! | `off` ignored: sdiv/smod, movsx; unknown v4 opcodes panic | movsx/ldsx/bswap/gotol lowered, sdiv/smod and atomics on the own interpreter | `gap_cpu_v4_and_other_unemulated_instructions_are_lowered_or_stepped` |
 //! | `unreachable!()` on bad END widths, unknown opcodes, running off the end | refused statically | `gap_rbpf_panics_become_errors`, `gap_falling_off_the_end_is_refused` |
-//! | jump targets computed in i16 | programs over 32767 slots refused | `gap_rbpf_jump_arithmetic_is_i16` |
+//! | jump targets computed in i16 | programs over 32767 slots on the own interpreter | `gap_rbpf_jump_arithmetic_is_i16` |
 //! | allowed memory checked at its first byte only | value bounds checked statically | `gap_map_value_bounds_are_static` |
 //! | map-fd `lddw` loaded as a plain index | relocated to a helper handle | `gap_map_fd_loads_are_relocated` |
-//! | registers zeroed, r1-r5 kept after calls, stack zeroed | reads refused | `gap_uninitialized_register_read_is_refused`, `gap_helper_call_clobbers_r1_to_r5`, `gap_stack_alignment_and_initialization` |
+//! | registers zeroed, r1-r5 kept after calls, stack zeroed | register reads refused; stack reads nondeterministic (own interpreter) | `gap_uninitialized_register_read_is_refused`, `gap_helper_call_clobbers_r1_to_r5`, `gap_stack_alignment_and_initialization` |
 //! | context writable, any return value, reserved fields, div-by-0 / wide-shift immediates, misaligned stack, dead code, LD_ABS | refused as the kernel does | `gap_context_is_read_only`, `gap_return_value_must_be_0_or_1`, `gap_reserved_fields_are_refused`, `gap_div_by_zero_and_wide_shift_immediates_are_refused`, `gap_kernel_only_structural_rules` |
 //!
 //! Checked and equal (kept as `same_semantics_as_the_kernel`): 32-bit ALU
