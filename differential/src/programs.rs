@@ -284,6 +284,27 @@ pub enum Item {
         dst: u8,
         n: i32,
     },
+    /// What only a privileged loader may do; its values are addresses or
+    /// leftovers, so verdicts built on them are nondeterministic.
+    Privileged {
+        kind: Privileged,
+        dst: u8,
+    },
+}
+
+/// The relaxed rules a root loader gets (allow_ptr_leaks,
+/// allow_uninit_stack), one instruction pattern each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Privileged {
+    /// `dst = *(u32 *)(r10 - 128)`: stack never written.
+    UninitLoad,
+    /// `wDst = w10`: the low half of a pointer.
+    PointerLow,
+    /// `*(u64 *)(r10 - 80) = r10; *(u32 *)(r10 - 80) = 7; dst = *(u64 *)(r10 - 80)`:
+    /// a spilled pointer partly overwritten, read back.
+    PartialOverwrite,
+    /// `if r10 > dst goto +0`: a pointer compared with a scalar.
+    PointerCompare,
 }
 
 /// One ALU step of a [`Item::Diamond`] arm: `dst <op>= imm` (64-bit).
@@ -348,6 +369,7 @@ impl Item {
                 | Item::Helper { .. }
                 | Item::Call { .. }
                 | Item::MayGotoLoop { .. }
+                | Item::Privileged { .. }
         )
     }
 
@@ -662,6 +684,21 @@ impl Shape {
                 a.call_local(label);
                 after_call(a, dst)
             }
+            Item::Privileged { kind, dst } => match kind {
+                Privileged::UninitLoad => a.ldx(Size::W, Reg(dst), R10, -128),
+                Privileged::PointerLow => a.mov_reg(Width::W32, Reg(dst), R10),
+                Privileged::PartialOverwrite => {
+                    a.stx(Size::DW, R10, -80, R10);
+                    a.st_imm(Size::W, R10, -80, 7);
+                    a.ldx(Size::DW, Reg(dst), R10, -80)
+                }
+                Privileged::PointerCompare => {
+                    let over = a.new_label();
+                    a.jmp_reg(Width::W64, Cond::Gt, R10, Reg(dst), over);
+                    a.bind(over);
+                    a
+                }
+            },
             Item::MayGotoLoop { dst, n } => {
                 let (top, out) = (a.new_label(), a.new_label());
                 a.mov_imm(Width::W64, Reg(dst), n);
@@ -1011,6 +1048,22 @@ fn item(space: &ProgramSpace, v4: bool) -> BoxedStrategy<Item> {
             1,
             (d(), 1i32..12)
                 .prop_map(|(dst, n)| Item::MayGotoLoop { dst, n })
+                .boxed(),
+        ));
+        arms.push((
+            1,
+            (
+                proptest::sample::select(
+                    &[
+                        Privileged::UninitLoad,
+                        Privileged::PointerLow,
+                        Privileged::PartialOverwrite,
+                        Privileged::PointerCompare,
+                    ][..],
+                ),
+                d(),
+            )
+                .prop_map(|(kind, dst)| Item::Privileged { kind, dst })
                 .boxed(),
         ));
     }

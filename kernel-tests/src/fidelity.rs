@@ -100,6 +100,7 @@ fn classes(shape: &Shape) -> Vec<String> {
                 ),
                 Item::Call { .. } => "bpf-to-bpf call".to_string(),
                 Item::MayGotoLoop { .. } => "may_goto".to_string(),
+                Item::Privileged { kind, .. } => format!("privileged {kind:?}"),
                 _ => return None,
             })
         })
