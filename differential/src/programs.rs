@@ -245,6 +245,12 @@ pub enum Item {
         bits: i32,
         dst: u8,
     },
+    /// cpu v4: `dst = *(s8/s16/s32 *)(r1 + off)`, one of [`CTX_LOADS`].
+    CtxLoadSx {
+        dst: u8,
+        size: Size,
+        off: i16,
+    },
     /// cpu v4: `dst = *(s8/s16/s32 *)(r10 + off)`, inside the zeroed slots.
     Ldsx {
         dst: u8,
@@ -364,6 +370,7 @@ impl Item {
         matches!(
             self,
             Item::Ldsx { .. }
+                | Item::CtxLoadSx { .. }
                 | Item::Diamond { .. }
                 | Item::Atomic { .. }
                 | Item::Helper { .. }
@@ -650,6 +657,7 @@ impl Shape {
                 a.raw(Insn::new(op::ALU64 | op::END | op::K, dst, 0, 0, bits))
             }
             Item::Ldsx { dst, size, off } => a.ldsx(size, Reg(dst), R10, off),
+            Item::CtxLoadSx { dst, size, off } => a.ldsx(size, Reg(dst), R1, off),
             Item::Diamond {
                 test,
                 a: x,
@@ -1007,6 +1015,12 @@ fn item(space: &ProgramSpace, v4: bool) -> BoxedStrategy<Item> {
                     size,
                     off: stack_off(size, slot, pos),
                 })
+                .boxed(),
+        ));
+        arms.push((
+            1,
+            (d(), proptest::sample::select(&CTX_LOADS[..]))
+                .prop_map(|(dst, (size, off))| Item::CtxLoadSx { dst, size, off })
                 .boxed(),
         ));
         arms.push((

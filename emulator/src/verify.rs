@@ -1009,16 +1009,10 @@ impl Verifier<'_> {
                 src,
                 off,
             } => {
-                if let Val::Ctx(_) = self.get(st, i, src)? {
-                    return Err(EmuError::CtxAccess {
-                        insn: i,
-                        off: i64::from(off),
-                        size,
-                        reason: "sign-extending loads from the context are not emulated",
-                    });
-                }
                 let v = self.load(st, i, src, off, size)?;
                 st.regs[dst as usize] = match v {
+                    // A spilled constant stays known through the fill
+                    // (*observed*), then is sign-extended.
                     Val::Scalar(r) => Val::Scalar(scalar::movsx(r, true, 8 * size as u32)),
                     _ => {
                         return Err(EmuError::StackAccess {

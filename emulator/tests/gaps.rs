@@ -226,7 +226,6 @@ fn gap_sdiv_would_divide_unsigned_in_rbpf() {
 #[case::bad_end_width(Insn::new(op::ALU | op::END, 2, 0, 0, 8))]
 #[case::unknown_alu(Insn::new(op::ALU64 | 0xe0, 2, 0, 0, 0))]
 #[case::unknown_jmp(Insn::new(op::JMP | 0xe0, 2, 0, 0, 0))]
-#[case::ldsx(Insn::new(op::LDX | 0x80 | op::W, 2, 1, 0, 0))]
 fn gap_rbpf_panics_become_errors(#[case] insn: Insn) {
     let p = prog![mov64(2, 1), insn, ret(1)];
     let raw = std::panic::catch_unwind(|| raw_rbpf(&p, &[0; 12]));

@@ -448,3 +448,21 @@ fn refused_as_the_kernel_refuses(#[case] body: impl FnOnce(&mut Asm), #[case] wh
     let err = Emulator::new(&build(body)).unwrap_err();
     assert!(err.to_string().contains(why), "{err}");
 }
+
+/// Fills of spilled constants stay known, narrow and sign-extending ones
+/// too, and sign-extending loads from the context load (all *observed* on
+/// 6.18).
+#[rstest]
+#[case::narrow_fill(|a: &mut Asm| { a.st_imm(Size::DW, R10, -8, 0x100); a.ldx(Size::B, R0, R10, -8); }, Verdict::Deny)]
+#[case::sign_extending_fill(|a: &mut Asm| { a.st_imm(Size::DW, R10, -8, 1); a.ldsx(Size::B, R0, R10, -8); }, Verdict::Allow)]
+#[case::sign_extending_ctx_load(|a: &mut Asm| { a.ldsx(Size::B, R2, R1, 0); a.mov_imm(Width::W64, R0, 1); }, Verdict::Allow)]
+fn fills_and_context_loads_the_kernel_accepts(
+    #[case] body: impl FnOnce(&mut Asm),
+    #[case] want: Verdict,
+) {
+    let p = build(|a| {
+        body(a);
+        a.exit();
+    });
+    assert_eq!(Emulator::new(&p).unwrap().run_ctx(&[0; 12]), Ok(want));
+}

@@ -92,6 +92,7 @@ fn classes(shape: &Shape) -> Vec<String> {
                 Item::MovSx { .. } => "movsx".to_string(),
                 Item::Bswap { .. } => "bswap".to_string(),
                 Item::Ldsx { .. } => "ldsx".to_string(),
+                Item::CtxLoadSx { .. } => "ldsx from the context".to_string(),
                 Item::Diamond { long: true, .. } => "gotol".to_string(),
                 Item::Atomic { .. } => "atomic".to_string(),
                 Item::Helper { id, .. } => format!(
