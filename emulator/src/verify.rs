@@ -5,7 +5,9 @@
 //! follow the kernel it refuses: a refused program is a typed error, never a
 //! wrong verdict.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use foldhash::HashMap;
 
 use devcg_engine::insn::{helper, op, MapSpec};
 
@@ -1157,10 +1159,13 @@ const MAX_FRAMES: usize = 8;
 /// kernel verifies static subprograms in their caller's state.
 type Node = (u32, usize);
 
-/// Block entry states, joined to a fixpoint.
+/// Block entry states, joined to a fixpoint: the main program's in a
+/// vector (most programs have no calls), those of called contexts in a map.
 struct Flow {
     contexts: Vec<Vec<usize>>,
     ctx_ids: HashMap<Vec<usize>, u32>,
+    main: Vec<Option<Box<State>>>,
+    main_visits: Vec<u32>,
     entry: HashMap<Node, Box<State>>,
     visits: HashMap<Node, u32>,
     /// (frames left, context, instruction): deeper frames first, so a
@@ -1179,17 +1184,42 @@ impl Flow {
         id
     }
 
+    fn get(&self, ctx: u32, at: usize) -> Option<&State> {
+        if ctx == 0 {
+            self.main[at].as_deref()
+        } else {
+            self.entry.get(&(ctx, at)).map(|b| &**b)
+        }
+    }
+
     fn propagate(&mut self, ctx: u32, to: usize, st: State) {
         let key = (MAX_FRAMES - self.contexts[ctx as usize].len(), ctx, to);
-        match self.entry.get_mut(&(ctx, to)) {
+        if ctx != 0 {
+            match self.entry.get_mut(&(ctx, to)) {
+                None => {
+                    self.entry.insert((ctx, to), Box::new(st));
+                    self.work.insert(key);
+                }
+                Some(old) => {
+                    let visits = self.visits.entry((ctx, to)).or_insert(0);
+                    *visits += 1;
+                    let joined = old.join(&st, *visits > WIDEN_AFTER);
+                    if joined != **old {
+                        **old = joined;
+                        self.work.insert(key);
+                    }
+                }
+            }
+            return;
+        }
+        match &mut self.main[to] {
             None => {
-                self.entry.insert((ctx, to), Box::new(st));
+                self.main[to] = Some(Box::new(st));
                 self.work.insert(key);
             }
             Some(old) => {
-                let visits = self.visits.entry((ctx, to)).or_insert(0);
-                *visits += 1;
-                let joined = old.join(&st, *visits > WIDEN_AFTER);
+                self.main_visits[to] += 1;
+                let joined = old.join(&st, self.main_visits[to] > WIDEN_AFTER);
                 if joined != **old {
                     **old = joined;
                     self.work.insert(key);
@@ -1234,20 +1264,21 @@ pub(crate) fn verify(ops: &[Option<Op>], maps: &[MapSpec]) -> Result<Facts, EmuE
     };
     let mut flow = Flow {
         contexts: Vec::new(),
-        ctx_ids: HashMap::new(),
-        entry: HashMap::new(),
-        visits: HashMap::new(),
+        ctx_ids: HashMap::default(),
+        main: (0..n).map(|_| None).collect(),
+        main_visits: vec![0; n],
+        entry: HashMap::default(),
+        visits: HashMap::default(),
         work: BTreeSet::new(),
     };
     let main = flow.context(Vec::new());
     flow.propagate(main, 0, State::entry());
     let mut steps = 0usize;
     while let Some((_, ctx, start)) = flow.work.pop_first() {
-        let mut st = (**flow
-            .entry
-            .get(&(ctx, start))
-            .expect("queued blocks have a state"))
-        .clone();
+        let mut st = flow
+            .get(ctx, start)
+            .expect("queued blocks have a state")
+            .clone();
         let mut pc = start;
         loop {
             steps += 1;
