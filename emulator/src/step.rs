@@ -543,7 +543,12 @@ impl<'a> Machine<'a> {
                         may_goto,
                     });
                     may_goto = 0;
-                    self.regs[10] = Cell::ptr(self.frame_top(frames.len()));
+                    // A fresh frame: whatever an earlier callee left there
+                    // lies elsewhere in the kernel's frame layout.
+                    let k = frames.len();
+                    self.written[k * FRAME..(k + 1) * FRAME].fill(false);
+                    self.stack_ptr[k * FRAME..(k + 1) * FRAME].fill(false);
+                    self.regs[10] = Cell::ptr(self.frame_top(k));
                     next = target;
                 }
                 Op::Exit => match frames.pop() {
