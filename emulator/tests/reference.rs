@@ -277,6 +277,26 @@ proptest! {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    /// cpu v4 and the extended classes: rbpf with the lowerings (movsx,
+    /// bswap, ldsx, gotol) where the program allows, and the own
+    /// interpreter, two implementations of one semantics, agree.
+    #[test]
+    fn lowerings_agree_with_the_own_interpreter(
+        shape in shapes(&ProgramSpace { v4: true, invalid: false, extended: true, max_items: 25, loops: false }),
+        ctxs in proptest::collection::vec(ctx(), 1..4),
+    ) {
+        let p = shape.assemble();
+        let emu = Emulator::new(&p).map_err(|e| TestCaseError::fail(format!("refused: {e}")))?;
+        let own = Emulator::new_on_own_interpreter(&p).map_err(|e| TestCaseError::fail(format!("refused: {e}")))?;
+        for c in &ctxs {
+            prop_assert_eq!(emu.run_ctx(c), own.run_ctx(c), "ctx {:?}\n{}", c, devcg_engine::disasm::disassemble(&p.insns));
+        }
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
     /// Counted loops agree too.
