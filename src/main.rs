@@ -134,6 +134,16 @@ enum Command {
         /// argument or as three.
         #[arg(required = true, num_args = 1..)]
         access: Vec<String>,
+        /// The caller's uid, as bpf_get_current_uid_gid sees it [not given:
+        /// a verdict that depends on it is reported as nondeterministic].
+        #[arg(long, value_name = "UID")]
+        uid: Option<u32>,
+        /// The caller's gid [default: the uid, when --uid is given].
+        #[arg(long, value_name = "GID")]
+        gid: Option<u32>,
+        /// The caller's cgroup id, as bpf_get_current_cgroup_id sees it.
+        #[arg(long, value_name = "ID")]
+        cgroup_id: Option<u64>,
     },
     /// Run a v1 oracle script, printing one JSON object per command.
     Oracle {
@@ -345,11 +355,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             input,
             rules,
             access,
+            uid,
+            gid,
+            cgroup_id,
         } => {
             if let (Some(_), Some(flag)) = (&strategy, input.given()) {
                 bail!("{flag} is about --program FILE; it cannot be used with --strategy");
             }
-            cmd_check(strategy, program.map(|p| input.source(p)), &rules, &access)
+            cmd_check(
+                strategy,
+                program.map(|p| input.source(p)),
+                &rules,
+                &access,
+                &devcg_emulator::Caller {
+                    uid,
+                    gid: gid.or(uid),
+                    cgroup_id,
+                },
+            )
         }
         Command::Oracle { script } => cmd_oracle(&script),
         Command::BpftoolInit {
@@ -686,6 +709,7 @@ fn cmd_check(
     program: Option<ProgramSource>,
     rules: &Path,
     access: &[String],
+    caller: &devcg_emulator::Caller,
 ) -> Result<ExitCode> {
     let rule_list = read_rules(rules)?;
     let requests = parse_requests(access)?;
@@ -700,7 +724,11 @@ fn cmd_check(
     let mut disagreements = 0;
     for req in &requests {
         let want = oracle.decide(req);
-        let got = Answer::of(emulator.run(req));
+        let run = emulator.run_as(req, caller);
+        for line in &run.trace {
+            println!("  trace_printk: {line}");
+        }
+        let got = Answer::of(run.verdict);
         let agree = got == Answer::Verdict(want);
         disagreements += usize::from(!agree);
         println!(

@@ -130,6 +130,9 @@ fn lxc_programs_decide_as_devcgs_model() {
     assert_eq!(code, Some(0), "{report}");
     assert_confirmed_live(&report);
     for r in report["reproducers"].as_array().unwrap() {
-        assert!(r["status"].as_str().unwrap().starts_with("confirmed"), "{r}");
+        assert!(
+            r["status"].as_str().unwrap().starts_with("confirmed"),
+            "{r}"
+        );
     }
 }

@@ -153,6 +153,11 @@ impl<'a> Jit<'a> {
     /// Compiles what `emulator` runs. `program` is the emulator's input
     /// (to see whether it uses maps).
     pub fn new(emulator: &'a Emulator, program: &Program) -> Result<Jit<'a>, JitError> {
+        if !emulator.runs_on_rbpf() {
+            return Err(JitError::Compile(
+                "the program runs on the emulator's own interpreter, not on rbpf".into(),
+            ));
+        }
         let bytes = emulator.rewritten_bytes();
         let compile_err = |e: std::io::Error| JitError::Compile(e.to_string());
         let mut vm = EbpfVmRaw::new(None).map_err(compile_err)?;

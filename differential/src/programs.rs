@@ -13,7 +13,7 @@
 //! rule, placed so that every verifier meets it.
 
 use devcg_engine::asm::{Asm, Cond, Label, Size, Width};
-use devcg_engine::insn::{op, Insn, Program, Reg, R0, R1, R10};
+use devcg_engine::insn::{helper, op, Insn, Program, Reg, R0, R1, R10};
 use proptest::prelude::*;
 use proptest::strategy::{BoxedStrategy, Union};
 
@@ -122,6 +122,10 @@ pub struct ProgramSpace {
     pub v4: bool,
     /// A [`Breach`] of one verifier rule in about one shape in ten.
     pub invalid: bool,
+    /// The classes beyond those: sign-extending loads, `gotol`, atomics
+    /// on the stack, helper calls, bpf-to-bpf calls and `may_goto` loops
+    /// (see [`Item::is_extended`]).
+    pub extended: bool,
     /// Items per shape: `1..=max_items`.
     pub max_items: usize,
     /// Every shape is a counted loop: its items run `1..MAX_COUNT` times.
@@ -241,7 +245,117 @@ pub enum Item {
         bits: i32,
         dst: u8,
     },
+    /// cpu v4: `dst = *(s8/s16/s32 *)(r1 + off)`, one of [`CTX_LOADS`].
+    CtxLoadSx {
+        dst: u8,
+        size: Size,
+        off: i16,
+    },
+    /// cpu v4: `dst = *(s8/s16/s32 *)(r10 + off)`, inside the zeroed slots.
+    Ldsx {
+        dst: u8,
+        size: Size,
+        off: i16,
+    },
+    /// `if test goto else; a; gotol end; else: b; end:` (cpu v4's 32-bit
+    /// `gotol` when `long`, else `goto`).
+    Diamond {
+        test: Test,
+        a: AluStep,
+        b: AluStep,
+        long: bool,
+    },
+    /// An atomic operation on a zeroed stack slot (`operation` one of
+    /// [`ATOMIC_OPS`]; a fetch writes `src`, cmpxchg writes r0).
+    Atomic {
+        size: Size,
+        operation: i32,
+        off: i16,
+        src: u8,
+    },
+    /// `call id; dst = r0`, then r1 (the context, saved on the stack by the
+    /// prologue) and the clobbered r2-r5 are set again.
+    Helper {
+        id: i32,
+        dst: u8,
+    },
+    /// A bpf-to-bpf call of subprogram `sub` (`SUBPROGS`) with r1-r5 as they
+    /// are; `dst = r0` after, and r1-r5 set again as for a helper.
+    Call {
+        sub: u8,
+        dst: u8,
+    },
+    /// `dst = n; top: may_goto out; dst -= 1; if dst != 0 goto top; out:`
+    MayGotoLoop {
+        dst: u8,
+        n: i32,
+    },
+    /// What only a privileged loader may do; its values are addresses or
+    /// leftovers, so verdicts built on them are nondeterministic.
+    Privileged {
+        kind: Privileged,
+        dst: u8,
+    },
 }
+
+/// The relaxed rules a root loader gets (allow_ptr_leaks,
+/// allow_uninit_stack), one instruction pattern each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Privileged {
+    /// `dst = *(u32 *)(r10 - 128)`: stack never written.
+    UninitLoad,
+    /// `wDst = w10`: the low half of a pointer.
+    PointerLow,
+    /// `*(u64 *)(r10 - 80) = r10; *(u32 *)(r10 - 80) = 7; dst = *(u64 *)(r10 - 80)`:
+    /// a spilled pointer partly overwritten, read back.
+    PartialOverwrite,
+    /// `if r10 > dst goto +0`: a pointer compared with a scalar.
+    PointerCompare,
+}
+
+/// One ALU step of a [`Item::Diamond`] arm: `dst <op>= imm` (64-bit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AluStep {
+    pub operation: u8,
+    pub dst: u8,
+    pub imm: i32,
+}
+
+/// Atomic operations the generator draws (all four sizes W and DW).
+pub const ATOMIC_OPS: [i32; 10] = [
+    op::ATOMIC_ADD,
+    op::ATOMIC_OR,
+    op::ATOMIC_AND,
+    op::ATOMIC_XOR,
+    op::ATOMIC_ADD | op::ATOMIC_FETCH,
+    op::ATOMIC_OR | op::ATOMIC_FETCH,
+    op::ATOMIC_AND | op::ATOMIC_FETCH,
+    op::ATOMIC_XOR | op::ATOMIC_FETCH,
+    op::ATOMIC_XCHG,
+    op::ATOMIC_CMPXCHG,
+];
+
+/// Helpers the generator calls: this program type has them on 6.18, none
+/// writes memory, and their results are nondeterministic (time, random,
+/// CPU, pid) or the caller's (uid/gid, cgroup id). `bpf_trace_printk` is
+/// left out: loading it switches on a kernel-wide trace event.
+pub const HELPERS: [i32; 6] = [
+    helper::KTIME_GET_NS,
+    helper::GET_PRANDOM_U32,
+    helper::GET_SMP_PROCESSOR_ID,
+    helper::GET_CURRENT_PID_TGID,
+    helper::GET_CURRENT_UID_GID,
+    helper::GET_CURRENT_CGROUP_ID,
+];
+
+/// Subprograms a [`Item::Call`] may call, laid out after the main
+/// program: each reads its arguments r2 and r3 (scalars) and the context
+/// through r1, uses its own stack frame, and returns a scalar.
+pub const SUBPROGS: u8 = 3;
+
+/// The stack slot (below the zeroed ones) where the prologue saves r1 for
+/// helper and subprogram calls.
+const CTX_SLOT: i16 = -8 * (SLOTS + 1);
 
 impl Item {
     pub fn is_v4(&self) -> bool {
@@ -251,8 +365,33 @@ impl Item {
         )
     }
 
+    /// One of the classes [`ProgramSpace::extended`] adds.
+    pub fn is_extended(&self) -> bool {
+        matches!(
+            self,
+            Item::Ldsx { .. }
+                | Item::CtxLoadSx { .. }
+                | Item::Diamond { .. }
+                | Item::Atomic { .. }
+                | Item::Helper { .. }
+                | Item::Call { .. }
+                | Item::MayGotoLoop { .. }
+                | Item::Privileged { .. }
+        )
+    }
+
     fn uses_stack(&self) -> bool {
-        matches!(self, Item::StackStore { .. } | Item::StackLoad { .. })
+        matches!(
+            self,
+            Item::StackStore { .. }
+                | Item::StackLoad { .. }
+                | Item::Ldsx { .. }
+                | Item::Atomic { .. }
+        )
+    }
+
+    fn calls(&self) -> bool {
+        matches!(self, Item::Helper { .. } | Item::Call { .. })
     }
 }
 
@@ -274,6 +413,16 @@ pub enum Breach {
     DivByZero { w64: bool, modulo: bool, dst: u8 },
     /// Every exit returns `src | 1 << bit` (bit >= 1): never 0 or 1.
     Return { src: u8, bit: u8 },
+    /// `dst = r10; dst -= 8`: subtraction from the stack pointer.
+    StackSub { dst: u8 },
+    /// `dst = r10; dst <<= 1`: a shift of a pointer.
+    PointerShift { dst: u8 },
+    /// `if r1 == 0 goto over; self: goto self; over:` an endless loop on
+    /// the path every verifier takes (the context pointer is never NULL).
+    EndlessLoop,
+    /// Every exit returns `r0 = 64; r0 <<= r0`: a shift by a register of
+    /// at least the width, an unknown value.
+    WideShiftReturn,
 }
 
 /// A program, as data.
@@ -326,6 +475,11 @@ impl Shape {
         self.items.iter().any(Item::is_v4)
     }
 
+    /// Holds an item of [`ProgramSpace::extended`].
+    pub fn uses_extended(&self) -> bool {
+        self.items.iter().any(Item::is_extended)
+    }
+
     pub fn assemble(&self) -> Program {
         let mut a = Asm::new();
         for (&r, init) in REGS.iter().zip(&self.init) {
@@ -339,6 +493,9 @@ impl Shape {
             for slot in 1..=SLOTS {
                 a.st_imm(Size::DW, R10, -8 * slot, 0);
             }
+        }
+        if self.items.iter().any(Item::calls) {
+            a.stx(Size::DW, R10, CTX_SLOT, R1);
         }
         match self.breach {
             Some(Breach::CtxLoad { dst, size, off }) => {
@@ -356,7 +513,22 @@ impl Shape {
                 let operation = if modulo { op::MOD } else { op::DIV };
                 a.alu_imm(width(w64), operation, Reg(dst), 0);
             }
-            Some(Breach::Return { .. }) | None => {}
+            Some(Breach::StackSub { dst }) => {
+                a.mov_reg(Width::W64, Reg(dst), R10);
+                a.alu_imm(Width::W64, op::SUB, Reg(dst), 8);
+            }
+            Some(Breach::PointerShift { dst }) => {
+                a.mov_reg(Width::W64, Reg(dst), R10);
+                a.alu_imm(Width::W64, op::LSH, Reg(dst), 1);
+            }
+            Some(Breach::EndlessLoop) => {
+                let (over, spin) = (a.new_label(), a.new_label());
+                a.jmp_imm(Width::W64, Cond::Eq, R1, 0, over);
+                a.bind(spin);
+                a.ja(spin);
+                a.bind(over);
+            }
+            Some(Breach::Return { .. } | Breach::WideShiftReturn) | None => {}
         }
         let top = a.new_label();
         if let Some(n) = self.count {
@@ -365,9 +537,17 @@ impl Shape {
         a.bind(top);
         let n = self.items.len();
         let labels: Vec<Label> = (0..=n).map(|_| a.new_label()).collect();
+        let subs: Vec<Option<Label>> = (0..SUBPROGS)
+            .map(|k| {
+                self.items
+                    .iter()
+                    .any(|i| matches!(i, Item::Call { sub, .. } if *sub == k))
+                    .then(|| a.new_label())
+            })
+            .collect();
         for (p, item) in self.items.iter().enumerate() {
             a.bind(labels[p]);
-            self.item(&mut a, item, labels[(p + 1).min(n)], |ahead| {
+            self.item(&mut a, item, &subs, labels[(p + 1).min(n)], |ahead| {
                 labels[(p + ahead).min(n)]
             });
         }
@@ -377,10 +557,49 @@ impl Shape {
             a.jmp_imm(Width::W64, Cond::Ne, Reg(COUNTER), 0, top);
         }
         self.exit(&mut a, self.exit);
+        Self::subprograms(&mut a, &subs);
         Program::new(a.finish().expect("labels bound, jumps in range"))
     }
 
-    fn item(&self, a: &mut Asm, item: &Item, next: Label, target: impl Fn(usize) -> Label) {
+    /// The subprograms the items call, after the main program (`subs`: a
+    /// label per [`SUBPROGS`], for those called).
+    fn subprograms(a: &mut Asm, subs: &[Option<Label>]) {
+        for (k, label) in subs.iter().enumerate() {
+            let Some(label) = label else { continue };
+            a.bind(*label);
+            match k {
+                0 => {
+                    a.mov_reg(Width::W64, R0, Reg(2));
+                    a.alu_reg(Width::W64, op::XOR, R0, Reg(3));
+                }
+                1 => {
+                    // Its own frame: a spill and a fill.
+                    a.ldx(Size::W, R0, R1, 4);
+                    a.stx(Size::DW, R10, -8, R0);
+                    a.alu_reg(Width::W64, op::ADD, R0, Reg(2));
+                    a.ldx(Size::DW, Reg(2), R10, -8);
+                    a.alu_reg(Width::W64, op::SUB, R0, Reg(2));
+                }
+                _ => {
+                    let out = a.new_label();
+                    a.mov_imm(Width::W64, R0, 1);
+                    a.jmp_reg(Width::W32, Cond::Gt, Reg(2), Reg(3), out);
+                    a.ldx(Size::W, R0, R1, 8);
+                    a.bind(out);
+                }
+            }
+            a.exit();
+        }
+    }
+
+    fn item(
+        &self,
+        a: &mut Asm,
+        item: &Item,
+        subs: &[Option<Label>],
+        next: Label,
+        target: impl Fn(usize) -> Label,
+    ) {
         match *item {
             Item::Alu {
                 w64,
@@ -437,10 +656,77 @@ impl Shape {
             Item::Bswap { bits, dst } => {
                 a.raw(Insn::new(op::ALU64 | op::END | op::K, dst, 0, 0, bits))
             }
+            Item::Ldsx { dst, size, off } => a.ldsx(size, Reg(dst), R10, off),
+            Item::CtxLoadSx { dst, size, off } => a.ldsx(size, Reg(dst), R1, off),
+            Item::Diamond {
+                test,
+                a: x,
+                b: y,
+                long,
+            } => {
+                let (other, end) = (a.new_label(), a.new_label());
+                jump(a, test, other);
+                a.alu_imm(Width::W64, x.operation, Reg(x.dst), x.imm);
+                if long {
+                    a.gotol(end);
+                } else {
+                    a.ja(end);
+                }
+                a.bind(other);
+                a.alu_imm(Width::W64, y.operation, Reg(y.dst), y.imm);
+                a.bind(end);
+                a
+            }
+            Item::Atomic {
+                size,
+                operation,
+                off,
+                src,
+            } => a.atomic(size, operation, R10, off, Reg(src)),
+            Item::Helper { id, dst } => {
+                a.call(id);
+                after_call(a, dst)
+            }
+            Item::Call { sub, dst } => {
+                let label = subs[sub as usize].expect("called subprograms have labels");
+                a.call_local(label);
+                after_call(a, dst)
+            }
+            Item::Privileged { kind, dst } => match kind {
+                Privileged::UninitLoad => a.ldx(Size::W, Reg(dst), R10, -128),
+                Privileged::PointerLow => a.mov_reg(Width::W32, Reg(dst), R10),
+                Privileged::PartialOverwrite => {
+                    a.stx(Size::DW, R10, -80, R10);
+                    a.st_imm(Size::W, R10, -80, 7);
+                    a.ldx(Size::DW, Reg(dst), R10, -80)
+                }
+                Privileged::PointerCompare => {
+                    let over = a.new_label();
+                    a.jmp_reg(Width::W64, Cond::Gt, R10, Reg(dst), over);
+                    a.bind(over);
+                    a
+                }
+            },
+            Item::MayGotoLoop { dst, n } => {
+                let (top, out) = (a.new_label(), a.new_label());
+                a.mov_imm(Width::W64, Reg(dst), n);
+                a.bind(top);
+                a.may_goto(out);
+                a.alu_imm(Width::W64, op::SUB, Reg(dst), 1);
+                a.jmp_imm(Width::W64, Cond::Ne, Reg(dst), 0, top);
+                a.bind(out);
+                a
+            }
         };
     }
 
     fn exit(&self, a: &mut Asm, exit: Exit) {
+        if let Some(Breach::WideShiftReturn) = self.breach {
+            a.mov_imm(Width::W64, R0, 64);
+            a.alu_reg(Width::W64, op::LSH, R0, R0);
+            a.exit();
+            return;
+        }
         if let Some(Breach::Return { src, bit }) = self.breach {
             a.mov_reg(Width::W64, R0, Reg(src));
             a.alu_imm(Width::W64, op::OR, R0, (1u32 << bit) as i32);
@@ -461,6 +747,21 @@ impl Shape {
             }
         }
     }
+}
+
+/// After a call: `dst = r0`, r1 back from the stack, r2-r5 (clobbered)
+/// set to small constants again.
+fn after_call(a: &mut Asm, dst: u8) -> &mut Asm {
+    if dst != 0 {
+        a.mov_reg(Width::W64, Reg(dst), R0);
+    }
+    a.ldx(Size::DW, R1, R10, CTX_SLOT);
+    for r in 2..=5u8 {
+        if r != dst {
+            a.mov_imm(Width::W64, Reg(r), i32::from(r) * 3 - 5);
+        }
+    }
+    a
 }
 
 fn jump(a: &mut Asm, t: Test, target: Label) -> &mut Asm {
@@ -686,6 +987,100 @@ fn item(space: &ProgramSpace, v4: bool) -> BoxedStrategy<Item> {
                 .boxed(),
         ),
     ];
+    if space.extended {
+        let step = || {
+            (
+                proptest::sample::select(
+                    &[op::ADD, op::SUB, op::OR, op::AND, op::XOR, op::MUL][..],
+                ),
+                d(),
+                imm(),
+            )
+                .prop_map(|(operation, dst, imm)| AluStep {
+                    operation,
+                    dst,
+                    imm,
+                })
+        };
+        arms.push((
+            1,
+            (
+                d(),
+                proptest::sample::select(&[Size::B, Size::H, Size::W][..]),
+                1..=SLOTS,
+                0i16..8,
+            )
+                .prop_map(|(dst, size, slot, pos)| Item::Ldsx {
+                    dst,
+                    size,
+                    off: stack_off(size, slot, pos),
+                })
+                .boxed(),
+        ));
+        arms.push((
+            1,
+            (d(), proptest::sample::select(&CTX_LOADS[..]))
+                .prop_map(|(dst, (size, off))| Item::CtxLoadSx { dst, size, off })
+                .boxed(),
+        ));
+        arms.push((
+            2,
+            (test(), step(), step(), any::<bool>())
+                .prop_map(|(test, a, b, long)| Item::Diamond { test, a, b, long })
+                .boxed(),
+        ));
+        arms.push((
+            2,
+            (
+                proptest::sample::select(&[Size::W, Size::DW][..]),
+                proptest::sample::select(&ATOMIC_OPS[..]),
+                1..=SLOTS,
+                0i16..8,
+                d(),
+            )
+                .prop_map(|(size, operation, slot, pos, src)| Item::Atomic {
+                    size,
+                    operation,
+                    off: stack_off(size, slot, pos),
+                    src,
+                })
+                .boxed(),
+        ));
+        arms.push((
+            2,
+            (proptest::sample::select(&HELPERS[..]), d())
+                .prop_map(|(id, dst)| Item::Helper { id, dst })
+                .boxed(),
+        ));
+        arms.push((
+            2,
+            (0..SUBPROGS, d())
+                .prop_map(|(sub, dst)| Item::Call { sub, dst })
+                .boxed(),
+        ));
+        arms.push((
+            1,
+            (d(), 1i32..12)
+                .prop_map(|(dst, n)| Item::MayGotoLoop { dst, n })
+                .boxed(),
+        ));
+        arms.push((
+            1,
+            (
+                proptest::sample::select(
+                    &[
+                        Privileged::UninitLoad,
+                        Privileged::PointerLow,
+                        Privileged::PartialOverwrite,
+                        Privileged::PointerCompare,
+                    ][..],
+                ),
+                d(),
+            )
+                .prop_map(|(kind, dst)| Item::Privileged { kind, dst })
+                .boxed(),
+        ));
+    }
     if v4 {
         arms.push((
             1,
@@ -723,7 +1118,7 @@ fn item(space: &ProgramSpace, v4: bool) -> BoxedStrategy<Item> {
     Union::new_weighted(arms).boxed()
 }
 
-fn breach() -> BoxedStrategy<Breach> {
+fn breach(extended: bool) -> BoxedStrategy<Breach> {
     let shift = (
         any::<bool>(),
         proptest::sample::select(&[op::LSH, op::RSH, op::ARSH][..]),
@@ -739,13 +1134,24 @@ fn breach() -> BoxedStrategy<Breach> {
                 imm: [bits, bits + 1, -1, i32::MIN][k],
             }
         });
-    prop_oneof![
+    let base = prop_oneof![
         3 => (reg(), proptest::sample::select(&BAD_CTX_LOADS[..]))
             .prop_map(|(dst, (size, off))| Breach::CtxLoad { dst, size, off }),
         2 => shift,
         1 => (any::<bool>(), any::<bool>(), reg())
             .prop_map(|(w64, modulo, dst)| Breach::DivByZero { w64, modulo, dst }),
         3 => (reg(), 1u8..=31).prop_map(|(src, bit)| Breach::Return { src, bit }),
+    ];
+    if !extended {
+        return base.boxed();
+    }
+    let dst = || proptest::sample::select(&REGS[..]).prop_filter("not r0", |&r| r != 0);
+    prop_oneof![
+        6 => base,
+        1 => dst().prop_map(|dst| Breach::StackSub { dst }),
+        1 => dst().prop_map(|dst| Breach::PointerShift { dst }),
+        1 => Just(Breach::EndlessLoop),
+        1 => Just(Breach::WideShiftReturn),
     ]
     .boxed()
 }
@@ -764,7 +1170,7 @@ pub fn shapes(space: &ProgramSpace) -> BoxedStrategy<Shape> {
         Just(None).boxed()
     };
     let breach = if space.invalid {
-        prop_oneof![9 => Just(None), 1 => breach().prop_map(Some)].boxed()
+        prop_oneof![9 => Just(None), 1 => breach(space.extended).prop_map(Some)].boxed()
     } else {
         Just(None).boxed()
     };
@@ -796,6 +1202,7 @@ mod tests {
         ProgramSpace {
             v4: true,
             invalid: true,
+            extended: false,
             max_items: 40,
             loops,
         }
@@ -829,6 +1236,7 @@ mod tests {
         let plain = shapes(&ProgramSpace {
             v4: false,
             invalid: false,
+            extended: false,
             max_items: 40,
             loops: false,
         });
@@ -881,6 +1289,41 @@ mod tests {
                 }
             }
             assert!(accepted > 1000 && refused > 50, "{accepted} {refused}");
+        }
+    }
+
+    #[test]
+    fn the_emulator_accepts_extended_shapes_and_refuses_their_breaches() {
+        let ctx = [0u8; 12];
+        for loops in [false, true] {
+            let s = shapes(&ProgramSpace {
+                extended: true,
+                ..space(loops)
+            });
+            let mut draw = Draw::new(4);
+            let (mut accepted, mut extended) = (0, 0);
+            for _ in 0..600 {
+                let shape = draw.value(&s);
+                extended += u32::from(shape.uses_extended());
+                let p = shape.assemble();
+                let listing = || format!("{shape:?}\n{}", disassemble(&p.insns));
+                match Emulator::new(&p) {
+                    Ok(emu) => {
+                        assert!(!shape.breaks_a_rule(), "accepted a breach\n{}", listing());
+                        match emu.run_ctx(&ctx) {
+                            Ok(_) | Err(EmuError::Nondeterministic { .. }) => {}
+                            Err(e) => panic!("run failed: {e}\n{}", listing()),
+                        }
+                        accepted += 1;
+                    }
+                    Err(e) => assert!(
+                        shape.breaks_a_rule(),
+                        "refused a valid shape: {e}\n{}",
+                        listing()
+                    ),
+                }
+            }
+            assert!(accepted > 400 && extended > 300, "{accepted} {extended}");
         }
     }
 

@@ -74,6 +74,48 @@ pub(crate) enum Op {
         helper: i32,
     },
     Exit,
+    /// cpu v4 signed division or modulo (`off` 1).
+    SDiv {
+        w64: bool,
+        modulo: bool,
+        dst: u8,
+        src: Src,
+    },
+    /// cpu v4 unconditional byte swap of the low `bits` (zero-extended).
+    Bswap {
+        bits: u32,
+        dst: u8,
+    },
+    /// cpu v4 `dst = (s<bits>) src`; the 32-bit form zero-extends.
+    MovSx {
+        w64: bool,
+        bits: u32,
+        dst: u8,
+        src: u8,
+    },
+    /// cpu v4 sign-extending load.
+    Ldsx {
+        size: usize,
+        dst: u8,
+        src: u8,
+        off: i16,
+    },
+    /// BPF_STX|BPF_ATOMIC read-modify-write (`operation` is the imm).
+    Atomic {
+        size: usize,
+        dst: u8,
+        src: u8,
+        off: i16,
+        operation: i32,
+    },
+    /// bpf-to-bpf call to the subprogram starting at `target`.
+    CallLocal {
+        target: usize,
+    },
+    /// Falls through while the kernel's loop allowance lasts, then jumps.
+    MayGoto {
+        target: usize,
+    },
 }
 
 impl Op {
@@ -81,7 +123,7 @@ impl Op {
     pub fn successors(&self, at: usize) -> Successors {
         match *self {
             Op::Ja { target } => Successors::One(target),
-            Op::Jcond { target, .. } => Successors::Two(at + 1, target),
+            Op::Jcond { target, .. } | Op::MayGoto { target } => Successors::Two(at + 1, target),
             Op::Exit => Successors::None,
             Op::Lddw { .. } => Successors::One(at + 2),
             _ => Successors::One(at + 1),
@@ -90,7 +132,7 @@ impl Op {
 
     pub fn jump_target(&self) -> Option<usize> {
         match *self {
-            Op::Ja { target } | Op::Jcond { target, .. } => Some(target),
+            Op::Ja { target } | Op::Jcond { target, .. } | Op::MayGoto { target } => Some(target),
             _ => None,
         }
     }
@@ -161,13 +203,12 @@ fn decode_alu(i: usize, ins: &Insn) -> Result<Op, EmuError> {
         op::END => {
             if w64 {
                 // BPF_ALU64|BPF_END|BPF_TO_LE is the v4 unconditional bswap.
-                return Err(if x {
-                    reserved(i, "BPF_END uses reserved fields")
-                } else {
-                    EmuError::Unsupported {
-                        insn: i,
-                        what: "bswap (BPF_ALU64|BPF_END, cpu v4)".into(),
-                    }
+                if x || ins.src != 0 || ins.off != 0 || !matches!(ins.imm, 16 | 32 | 64) {
+                    return Err(reserved(i, "BPF_END uses reserved fields"));
+                }
+                return Ok(Op::Bswap {
+                    bits: ins.imm as u32,
+                    dst: dst_reg(i, ins.dst)?,
                 });
             }
             if ins.src != 0 || ins.off != 0 || !matches!(ins.imm, 16 | 32 | 64) {
@@ -190,9 +231,11 @@ fn decode_alu(i: usize, ins: &Insn) -> Result<Op, EmuError> {
                     matches!(ins.off, 8 | 16)
                 };
                 if movsx {
-                    return Err(EmuError::Unsupported {
-                        insn: i,
-                        what: "sign-extending move (movsx, cpu v4)".into(),
+                    return Ok(Op::MovSx {
+                        w64,
+                        bits: ins.off as u32,
+                        dst: dst_reg(i, ins.dst)?,
+                        src: reg(i, ins.src)?,
                     });
                 }
                 if w64 && ins.off == 1 {
@@ -237,14 +280,8 @@ fn decode_alu(i: usize, ins: &Insn) -> Result<Op, EmuError> {
             if x && ins.imm != 0 || !x && ins.src != 0 {
                 return Err(reserved(i, "BPF_ALU uses reserved fields"));
             }
-            if ins.off == 1 && matches!(operation, op::DIV | op::MOD) {
-                // rbpf ignores `off` and would divide unsigned.
-                return Err(EmuError::Unsupported {
-                    insn: i,
-                    what: "signed division (sdiv/smod, cpu v4)".into(),
-                });
-            }
-            if ins.off != 0 {
+            let signed = ins.off == 1 && matches!(operation, op::DIV | op::MOD);
+            if ins.off != 0 && !signed {
                 return Err(reserved(i, "BPF_ALU uses reserved fields"));
             }
             let dst = dst_reg(i, ins.dst)?;
@@ -267,6 +304,14 @@ fn decode_alu(i: usize, ins: &Insn) -> Result<Op, EmuError> {
                 }
                 Src::Imm(ins.imm)
             };
+            if signed {
+                return Ok(Op::SDiv {
+                    w64,
+                    modulo: operation == op::MOD,
+                    dst,
+                    src,
+                });
+            }
             Ok(Op::Alu {
                 w64,
                 operation,
@@ -278,12 +323,47 @@ fn decode_alu(i: usize, ins: &Insn) -> Result<Op, EmuError> {
     }
 }
 
+fn decode_atomic(i: usize, ins: &Insn) -> Result<Op, EmuError> {
+    let rmw = matches!(
+        ins.imm & !op::ATOMIC_FETCH,
+        op::ATOMIC_ADD | op::ATOMIC_OR | op::ATOMIC_AND | op::ATOMIC_XOR
+    ) || matches!(ins.imm, op::ATOMIC_XCHG | op::ATOMIC_CMPXCHG);
+    if !rmw {
+        // load-acquire and store-release (6.15) are not emulated.
+        return Err(EmuError::Unsupported {
+            insn: i,
+            what: format!("atomic operation {:#x}", ins.imm),
+        });
+    }
+    let size = size_bytes(ins.code);
+    if size < 4 {
+        return Err(EmuError::NotAllowed {
+            insn: i,
+            what: "an atomic operation narrower than 4 bytes",
+        });
+    }
+    let fetches = ins.imm & op::ATOMIC_FETCH != 0;
+    // A fetch writes its src register (cmpxchg writes r0).
+    let src = if fetches && ins.imm != op::ATOMIC_CMPXCHG {
+        dst_reg(i, ins.src)?
+    } else {
+        reg(i, ins.src)?
+    };
+    Ok(Op::Atomic {
+        size,
+        dst: reg(i, ins.dst)?,
+        src,
+        off: ins.off,
+        operation: ins.imm,
+    })
+}
+
 fn decode_jmp(i: usize, ins: &Insn, n: usize) -> Result<Op, EmuError> {
     let code = ins.code;
     let w64 = op::class(code) == op::JMP;
     let x = op::source(code) == op::X;
-    let target = |off: i16| -> Result<usize, EmuError> {
-        let t = i as i64 + 1 + i64::from(off);
+    let target = |off: i64| -> Result<usize, EmuError> {
+        let t = i as i64 + 1 + off;
         if t < 0 || t >= n as i64 {
             Err(EmuError::JumpOutOfRange { insn: i, target: t })
         } else {
@@ -292,17 +372,24 @@ fn decode_jmp(i: usize, ins: &Insn, n: usize) -> Result<Op, EmuError> {
     };
     match op::operation(code) {
         op::JA => {
-            if !w64 {
-                return Err(EmuError::Unsupported {
-                    insn: i,
-                    what: "gotol (BPF_JMP32|BPF_JA, cpu v4)".into(),
-                });
-            }
-            if x || ins.imm != 0 || ins.src != 0 || ins.dst != 0 {
+            // gotol (cpu v4) keeps its offset in imm, goto in off.
+            if x || ins.src != 0 || ins.dst != 0 || (w64 && ins.imm != 0) || (!w64 && ins.off != 0)
+            {
                 return Err(reserved(i, "BPF_JA uses reserved fields"));
             }
-            Ok(Op::Ja {
-                target: target(ins.off)?,
+            let t = if w64 {
+                target(i64::from(ins.off))?
+            } else {
+                target(i64::from(ins.imm))?
+            };
+            Ok(Op::Ja { target: t })
+        }
+        op::JCOND => {
+            if !w64 || x || ins.src != 0 || ins.dst != 0 || ins.imm != 0 {
+                return Err(reserved(i, "may_goto uses reserved fields"));
+            }
+            Ok(Op::MayGoto {
+                target: target(i64::from(ins.off))?,
             })
         }
         op::CALL => {
@@ -314,9 +401,8 @@ fn decode_jmp(i: usize, ins: &Insn, n: usize) -> Result<Op, EmuError> {
             }
             match ins.src {
                 0 => Ok(Op::Call { helper: ins.imm }),
-                1 => Err(EmuError::Unsupported {
-                    insn: i,
-                    what: "bpf-to-bpf call".into(),
+                op::PSEUDO_CALL => Ok(Op::CallLocal {
+                    target: target(i64::from(ins.imm))?,
                 }),
                 2 => Err(EmuError::Unsupported {
                     insn: i,
@@ -357,7 +443,7 @@ fn decode_jmp(i: usize, ins: &Insn, n: usize) -> Result<Op, EmuError> {
                 cond,
                 dst,
                 src,
-                target: target(ins.off)?,
+                target: target(i64::from(ins.off))?,
             })
         }
         _ => Err(EmuError::UnknownOpcode { insn: i, code }),
@@ -460,11 +546,16 @@ pub(crate) fn decode(
                         off: ins.off,
                     }
                 }
-                0x80 => {
-                    return Err(EmuError::Unsupported {
-                        insn: i,
-                        what: "sign-extending load (BPF_MEMSX, cpu v4)".into(),
-                    })
+                op::MEMSX if op::size(code) != op::DW => {
+                    if ins.imm != 0 {
+                        return Err(reserved(i, "BPF_LDX uses reserved fields"));
+                    }
+                    Op::Ldsx {
+                        size: size_bytes(code),
+                        dst: dst_reg(i, ins.dst)?,
+                        src: reg(i, ins.src)?,
+                        off: ins.off,
+                    }
                 }
                 _ => return Err(EmuError::UnknownOpcode { insn: i, code }),
             },
@@ -494,12 +585,7 @@ pub(crate) fn decode(
                         off: ins.off,
                     }
                 }
-                0xc0 => {
-                    return Err(EmuError::Unsupported {
-                        insn: i,
-                        what: "atomic operation (BPF_ATOMIC)".into(),
-                    })
-                }
+                op::ATOMIC => decode_atomic(i, ins)?,
                 _ => return Err(EmuError::UnknownOpcode { insn: i, code }),
             },
             op::ALU | op::ALU64 => decode_alu(i, ins)?,
@@ -509,15 +595,33 @@ pub(crate) fn decode(
         i += 1;
     }
     for (i, o) in ops.iter().enumerate() {
-        if let Some(t) = o.and_then(|o| o.jump_target()) {
+        let call = match o {
+            Some(Op::CallLocal { target }) => Some(*target),
+            _ => None,
+        };
+        if let Some(t) = o.and_then(|o| o.jump_target()).or(call) {
             if second_half[t] {
                 return Err(EmuError::JumpIntoLddw { insn: i, target: t });
             }
         }
     }
-    // The kernel's check_subprogs: the last instruction must end the flow.
-    if second_half[n - 1] || !matches!(ops[n - 1], Some(Op::Exit) | Some(Op::Ja { .. })) {
-        return Err(EmuError::FallsOffEnd { insn: n - 1 });
+    // The kernel's check_subprogs: jumps stay inside their subprogram, and
+    // the last instruction of each must end its flow.
+    let starts = subprogs(&ops);
+    let sub_of = |pc: usize| starts.partition_point(|&s| s <= pc) - 1;
+    for (i, o) in ops.iter().enumerate() {
+        if let Some(t) = o.and_then(|o| o.jump_target()) {
+            if sub_of(t) != sub_of(i) {
+                return Err(EmuError::JumpOutOfSubprog { insn: i, target: t });
+            }
+        }
+    }
+    for (k, &start) in starts.iter().enumerate() {
+        let last = starts.get(k + 1).copied().unwrap_or(n) - 1;
+        debug_assert!(last >= start);
+        if second_half[last] || !matches!(ops[last], Some(Op::Exit) | Some(Op::Ja { .. })) {
+            return Err(EmuError::FallsOffEnd { insn: last });
+        }
     }
     // The kernel's check_cfg: every instruction must be reachable.
     let mut seen = vec![false; n];
@@ -525,7 +629,11 @@ pub(crate) fn decode(
     seen[0] = true;
     while let Some(i) = stack.pop() {
         let Some(o) = ops[i] else { continue };
-        for s in o.successors(i).iter() {
+        let callee = match o {
+            Op::CallLocal { target } => Some(target),
+            _ => None,
+        };
+        for s in o.successors(i).iter().chain(callee) {
             if s >= n {
                 return Err(EmuError::FallsOffEnd { insn: i });
             }
@@ -538,7 +646,24 @@ pub(crate) fn decode(
     if let Some(i) = (0..n).find(|&i| reachable && !seen[i] && !second_half[i]) {
         return Err(EmuError::Unreachable { insn: i });
     }
+    if let Some(i) = endless_loop(&ops) {
+        return Err(EmuError::InfiniteLoop { insn: i });
+    }
     Ok(ops)
+}
+
+/// Where each subprogram starts, in order: 0 and every bpf-to-bpf call
+/// target.
+pub(crate) fn subprogs(ops: &[Option<Op>]) -> Vec<usize> {
+    let mut starts: Vec<usize> = std::iter::once(0)
+        .chain(ops.iter().filter_map(|o| match o {
+            Some(Op::CallLocal { target }) => Some(*target),
+            _ => None,
+        }))
+        .collect();
+    starts.sort_unstable();
+    starts.dedup();
+    starts
 }
 
 /// Jumps that can repeat in one run: those to an instruction at or before
@@ -546,6 +671,43 @@ pub(crate) fn decode(
 /// component). Every cycle has one, since other edges go forward; a
 /// backward jump outside any cycle (a shared tail) runs at most once.
 pub(crate) fn loop_edges(ops: &[Option<Op>]) -> Vec<usize> {
+    let comp = components(ops);
+    (0..ops.len())
+        .filter(|&i| match ops[i].and_then(|o| o.jump_target()) {
+            Some(t) => t <= i && comp[t] == comp[i],
+            None => false,
+        })
+        .collect()
+}
+
+/// A cycle that nothing leaves: no exit inside, no edge out. The kernel
+/// finds its state repeating and refuses the program ("infinite loop
+/// detected"); the first instruction of the first such cycle.
+pub(crate) fn endless_loop(ops: &[Option<Op>]) -> Option<usize> {
+    let comp = components(ops);
+    let n = ops.len();
+    let mut cyclic = vec![false; n];
+    let mut leaves = vec![false; n];
+    for (i, o) in ops.iter().enumerate() {
+        let Some(o) = o else { continue };
+        if matches!(o, Op::Exit) {
+            leaves[comp[i]] = true;
+        }
+        for t in o.successors(i).iter() {
+            if t >= n || comp[t] != comp[i] {
+                leaves[comp[i]] = true;
+            } else if t <= i {
+                cyclic[comp[i]] = true;
+            }
+        }
+    }
+    (0..n)
+        .find(|&i| ops[i].is_some() && comp[i] != usize::MAX && cyclic[comp[i]] && !leaves[comp[i]])
+}
+
+/// Strongly connected component of each instruction (`usize::MAX` for
+/// the second slot of an `lddw`).
+fn components(ops: &[Option<Op>]) -> Vec<usize> {
     let n = ops.len();
     let succ = |i: usize| ops[i].map(|o| o.successors(i)).unwrap_or(Successors::None);
     // Iterative Tarjan.
@@ -600,10 +762,5 @@ pub(crate) fn loop_edges(ops: &[Option<Op>]) -> Vec<usize> {
             }
         }
     }
-    (0..n)
-        .filter(|&i| match ops[i].and_then(|o| o.jump_target()) {
-            Some(t) => t <= i && comp[t] == comp[i],
-            None => false,
-        })
-        .collect()
+    comp
 }

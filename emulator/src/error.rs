@@ -96,12 +96,41 @@ pub enum EmuError {
     BadMap { map: usize, reason: String },
     #[error("instruction {insn}: r0 may be in [{min}, {max}] at exit; the kernel requires 0 or 1")]
     ReturnRange { insn: usize, min: u64, max: u64 },
+    #[error("instruction {insn}: the call stack of {frames} frames is too deep")]
+    CallDepth { insn: usize, frames: usize },
+    #[error("combined stack size of {frames} calls is {bytes}. Too large")]
+    StackDepth { frames: usize, bytes: usize },
+    #[error("instruction {insn}: jump out of range to {target}: another subprogram")]
+    JumpOutOfSubprog { insn: usize, target: usize },
+    #[error("instruction {insn}: infinite loop detected")]
+    InfiniteLoop { insn: usize },
     #[error("verification does not converge by instruction {insn}")]
     TooComplex { insn: usize },
     #[error("program returned {value:#x}, neither 0 nor 1")]
     BadReturn { value: u64 },
     #[error("instruction {insn}: loop back-edge taken more than the budget of {budget} times")]
     Budget { insn: usize, budget: usize },
+    #[error("{}", nondeterministic(sources, *allows, *denies, *draws))]
+    Nondeterministic {
+        /// The nondeterministic values the verdict may depend on, in words.
+        sources: String,
+        /// Some draw of them allowed / denied.
+        allows: bool,
+        denies: bool,
+        draws: usize,
+    },
     #[error("rbpf: {message}")]
     Runtime { message: String },
+}
+
+fn nondeterministic(sources: &str, allows: bool, denies: bool, draws: usize) -> String {
+    match (allows, denies) {
+        (true, true) => format!(
+            "nondeterministic verdict: it depends on {sources} (allows for some values, denies for others)"
+        ),
+        (a, _) => format!(
+            "nondeterministic verdict: it may depend on {sources} ({} in all {draws} draws tried, but not proven constant)",
+            if a { "allowed" } else { "denied" }
+        ),
+    }
 }

@@ -12,7 +12,12 @@
 //!
 //! Anything the emulator cannot run faithfully is refused with a typed
 //! [`EmuError`]; refusing a program the kernel would load is allowed, a
-//! wrong verdict is not.
+//! wrong verdict is not. Programs rbpf cannot run even rewritten (signed
+//! division, atomics, bpf-to-bpf calls, `may_goto`, helpers beyond the map
+//! ones, values only a privileged loader may compute, more than 32,767
+//! slots) run on the emulator's own interpreter instead (`step`), which
+//! also reports a verdict that depends on a nondeterministic value as
+//! [`EmuError::Nondeterministic`]. What runs where: docs/emulator.md.
 //!
 //! Where rbpf 0.4.1's interpreter and the kernel part (tests in
 //! `tests/gaps.rs`):
@@ -22,13 +27,13 @@
 //! | 64-bit JEQ/JNE/JGT/JGE/JLT/JLE zero-extend a negative imm | rewritten into two signed jumps | `gap_jmp64_imm_is_sign_extended` |
 //! | `w %= 0` keeps the upper half | `w = w` appended | `gap_mod32_by_zero_zero_extends` |
 //! | `-i64::MIN` panics with overflow checks | `x ^= -1; x += 1` | `gap_neg64_of_min_does_not_panic` |
-//! | no instruction budget | loops unrolled into copies, then `Budget` | `gap_loops_are_bounded` |
-//! | `off` ignored: sdiv/smod, movsx; unknown v4 opcodes panic | refused | `gap_cpu_v4_and_other_unemulated_instructions_are_refused` |
+//! | no instruction budget | loops unrolled into copies, then `Budget`; cycles without exit refused | `gap_loops_are_bounded` |
+//! | `off` ignored: sdiv/smod, movsx; unknown v4 opcodes panic | movsx/ldsx/bswap/gotol lowered, sdiv/smod and atomics on the own interpreter | `gap_cpu_v4_and_other_unemulated_instructions_are_lowered_or_stepped` |
 //! | `unreachable!()` on bad END widths, unknown opcodes, running off the end | refused statically | `gap_rbpf_panics_become_errors`, `gap_falling_off_the_end_is_refused` |
-//! | jump targets computed in i16 | programs over 32767 slots refused | `gap_rbpf_jump_arithmetic_is_i16` |
+//! | jump targets computed in i16 | programs over 32767 slots on the own interpreter | `gap_rbpf_jump_arithmetic_is_i16` |
 //! | allowed memory checked at its first byte only | value bounds checked statically | `gap_map_value_bounds_are_static` |
 //! | map-fd `lddw` loaded as a plain index | relocated to a helper handle | `gap_map_fd_loads_are_relocated` |
-//! | registers zeroed, r1-r5 kept after calls, stack zeroed | reads refused | `gap_uninitialized_register_read_is_refused`, `gap_helper_call_clobbers_r1_to_r5`, `gap_stack_alignment_and_initialization` |
+//! | registers zeroed, r1-r5 kept after calls, stack zeroed | register reads refused; stack reads nondeterministic (own interpreter) | `gap_uninitialized_register_read_is_refused`, `gap_helper_call_clobbers_r1_to_r5`, `gap_stack_alignment_and_initialization` |
 //! | context writable, any return value, reserved fields, div-by-0 / wide-shift immediates, misaligned stack, dead code, LD_ABS | refused as the kernel does | `gap_context_is_read_only`, `gap_return_value_must_be_0_or_1`, `gap_reserved_fields_are_refused`, `gap_div_by_zero_and_wide_shift_immediates_are_refused`, `gap_kernel_only_structural_rules` |
 //!
 //! Checked and equal (kept as `same_semantics_as_the_kernel`): 32-bit ALU
@@ -41,6 +46,7 @@ mod error;
 mod maps;
 mod rewrite;
 mod scalar;
+mod step;
 pub mod symbolic;
 mod verify;
 
@@ -52,7 +58,9 @@ use rbpf::EbpfVmRaw;
 pub use rbpf::ebpf::Helper;
 
 pub use error::EmuError;
+pub use step::Caller;
 
+use crate::decode::Op;
 use crate::maps::Maps;
 use crate::rewrite::{BUDGET_TAG, TAG_MASK};
 
@@ -68,21 +76,39 @@ struct Vm(EbpfVmRaw<'static>);
 unsafe impl Send for Vm {}
 unsafe impl Sync for Vm {}
 
-/// A verified, rewritten program, ready to answer requests.
+/// Draws tried when a verdict depends on a nondeterministic value.
+const DRAWS: u64 = 32;
+
+/// A verified program, ready to answer requests: rewritten for rbpf, or
+/// (see `step`) run by the emulator's own interpreter.
 pub struct Emulator {
-    /// Borrows `code`: declared first so that it is dropped first.
-    vm: Vm,
-    /// The rewritten program. Never mutated or moved out of its heap
-    /// allocation while `vm` exists.
+    /// Borrows `code`: declared first so that it is dropped first. `None`:
+    /// the program runs on the emulator's own interpreter.
+    vm: Option<Vm>,
+    /// The rewritten program (empty for the own interpreter). Never
+    /// mutated or moved out of its heap allocation while `vm` exists.
     code: Box<[u8]>,
+    /// The decoded program, for the own interpreter.
+    ops: Vec<Option<Op>>,
+    /// The program's constants, tried as nondeterministic values.
+    hints: Vec<u64>,
     maps: Option<Maps>,
     budget: usize,
+}
+
+/// One run: the verdict (or why there is none) and what
+/// `bpf_trace_printk` printed, one line per call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Run {
+    pub verdict: Result<Verdict, EmuError>,
+    pub trace: Vec<String>,
 }
 
 impl std::fmt::Debug for Emulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Emulator")
-            .field("slots", &(self.code.len() / 8))
+            .field("slots", &self.ops.len())
+            .field("on_rbpf", &self.vm.is_some())
             .field("maps", &self.maps.is_some())
             .field("loop_budget", &self.budget)
             .finish()
@@ -99,6 +125,34 @@ fn map_helpers() -> [(u32, Helper); 3] {
     ]
 }
 
+/// The constants a program compares and computes with (and their 32-bit
+/// halves), deduplicated.
+fn hints(ops: &[Option<Op>]) -> Vec<u64> {
+    let mut out: Vec<u64> = ops
+        .iter()
+        .flatten()
+        .filter_map(|o| match *o {
+            Op::Jcond {
+                src: decode::Src::Imm(k),
+                ..
+            }
+            | Op::Alu {
+                src: decode::Src::Imm(k),
+                ..
+            } => Some(k as i64 as u64),
+            Op::Lddw {
+                value, map: None, ..
+            } => Some(value),
+            _ => None,
+        })
+        .flat_map(|v| [v, v & 0xffff_ffff, v >> 32])
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out.truncate(4096);
+    out
+}
+
 fn rbpf_error(e: std::io::Error) -> EmuError {
     EmuError::Runtime {
         message: e.to_string(),
@@ -108,14 +162,41 @@ fn rbpf_error(e: std::io::Error) -> EmuError {
 impl Emulator {
     /// Verifies `program` (with its maps) and prepares it to run.
     pub fn new(program: &Program) -> Result<Emulator, EmuError> {
+        Emulator::build(program, false)
+    }
+
+    /// As [`Emulator::new`], but always on the emulator's own interpreter:
+    /// for tests that hold it against rbpf.
+    #[doc(hidden)]
+    pub fn new_on_own_interpreter(program: &Program) -> Result<Emulator, EmuError> {
+        Emulator::build(program, true)
+    }
+
+    fn build(program: &Program, force_step: bool) -> Result<Emulator, EmuError> {
         let ops = decode::decode(&program.insns, program.maps.len(), true)?;
-        rewrite::check_size(&ops)?;
         let facts = verify::verify(&ops, &program.maps)?;
-        let rewritten = rewrite::rewrite(&program.insns, &ops, &facts)?;
         let maps = if program.maps.is_empty() {
             None
         } else {
             Some(Maps::new(&program.maps, &facts)?)
+        };
+        let rewritten = match force_step || facts.needs_step || rewrite::check_size(&ops).is_err() {
+            true => None,
+            false => rewrite::rewrite(&program.insns, &ops, &facts).ok(),
+        };
+        let Some(rewritten) = rewritten else {
+            return Ok(Emulator {
+                vm: None,
+                code: Box::new([]),
+                hints: hints(&ops),
+                ops,
+                maps,
+                budget: if facts.loop_edges.is_empty() {
+                    0
+                } else {
+                    step::STEP_BUDGET
+                },
+            });
         };
         let code: Box<[u8]> = devcg_engine::insn::encode_all(&rewritten.insns).into_boxed_slice();
         // SAFETY: the slice points into `code`'s heap allocation, which the
@@ -137,8 +218,10 @@ impl Emulator {
             }
         }
         Ok(Emulator {
-            vm: Vm(vm),
+            vm: Some(Vm(vm)),
             code,
+            hints: Vec::new(),
+            ops,
             maps,
             budget: rewritten.copies - 1,
         })
@@ -153,16 +236,105 @@ impl Emulator {
         Emulator::new(&Program::new(insns))
     }
 
+    /// The verdict on `req` from a caller the request does not describe:
+    /// a verdict that depends on the caller's uid, gid or cgroup id, or on
+    /// another nondeterministic value, is [`EmuError::Nondeterministic`].
     pub fn run(&self, req: &Request) -> Result<Verdict, EmuError> {
         self.run_ctx(&req.to_ctx())
     }
 
     /// Runs on a raw `struct bpf_cgroup_dev_ctx`.
     pub fn run_ctx(&self, ctx: &[u8; 12]) -> Result<Verdict, EmuError> {
+        self.run_ctx_as(ctx, &Caller::default()).verdict
+    }
+
+    /// The verdict on `req` from `caller`, with the trace output.
+    pub fn run_as(&self, req: &Request, caller: &Caller) -> Run {
+        self.run_ctx_as(&req.to_ctx(), caller)
+    }
+
+    /// Whether the program runs on rbpf (else on the emulator's own
+    /// interpreter, see [`Emulator::rewritten_bytes`]).
+    pub fn runs_on_rbpf(&self) -> bool {
+        self.vm.is_some()
+    }
+
+    pub fn run_ctx_as(&self, ctx: &[u8; 12], caller: &Caller) -> Run {
+        let Some(vm) = &self.vm else {
+            return self.with_maps(|| self.step(ctx, caller));
+        };
         let mut mem = *ctx;
-        let ret = self
-            .with_maps(|| self.vm.0.execute_program(&mut mem))
-            .map_err(rbpf_error)?;
+        let verdict = self
+            .with_maps(|| vm.0.execute_program(&mut mem))
+            .map_err(rbpf_error)
+            .and_then(|ret| self.verdict(ret));
+        Run {
+            verdict,
+            trace: Vec::new(),
+        }
+    }
+
+    /// One run on the own interpreter; when the verdict depends on a
+    /// nondeterministic value, more draws of those values (maps reset
+    /// between runs, as the first run saw them) tell whether it varies.
+    fn step(&self, ctx: &[u8; 12], caller: &Caller) -> Run {
+        let ranges: &[std::ops::Range<u64>] = self.maps.as_ref().map_or(&[], |m| m.ranges());
+        let mut first = step::Machine::new(&self.ops, ranges, caller, ctx, 0, &self.hints);
+        let outcome = first.run();
+        let trace = std::mem::take(&mut first.trace);
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => {
+                return Run {
+                    verdict: Err(e),
+                    trace,
+                }
+            }
+        };
+        if outcome.taint == 0 {
+            return Run {
+                verdict: self.verdict(outcome.r0),
+                trace,
+            };
+        }
+        let mut sources = outcome.taint;
+        let (mut allows, mut denies) = (false, false);
+        let mut note = |r0: u64| match r0 {
+            0 => denies = true,
+            1 => allows = true,
+            _ => {}
+        };
+        note(outcome.r0);
+        for seed in 1..DRAWS {
+            if let Some(m) = &self.maps {
+                m.reset_active();
+            }
+            let mut again = step::Machine::new(&self.ops, ranges, caller, ctx, seed, &self.hints);
+            match again.run() {
+                Ok(o) => {
+                    sources |= o.taint;
+                    note(o.r0);
+                }
+                Err(e) => {
+                    return Run {
+                        verdict: Err(e),
+                        trace,
+                    }
+                }
+            }
+        }
+        Run {
+            verdict: Err(EmuError::Nondeterministic {
+                sources: step::taint::describe(sources),
+                allows,
+                denies,
+                draws: DRAWS as usize,
+            }),
+            trace,
+        }
+    }
+
+    fn verdict(&self, ret: u64) -> Result<Verdict, EmuError> {
         match ret {
             0 => Ok(Verdict::Deny),
             1 => Ok(Verdict::Allow),
@@ -182,7 +354,8 @@ impl Emulator {
     }
 
     /// The program rbpf runs (rewritten, map loads relocated), for
-    /// inspection or for running it elsewhere (e.g. rbpf's JIT).
+    /// inspection or for running it elsewhere (e.g. rbpf's JIT). Empty when
+    /// the program runs on the emulator's own interpreter.
     pub fn rewritten_bytes(&self) -> &[u8] {
         &self.code
     }
@@ -192,9 +365,9 @@ impl Emulator {
     /// act on this emulator's maps while [`Emulator::with_maps`] runs. Empty
     /// for a program without maps.
     pub fn helpers(&self) -> Vec<(u32, Helper)> {
-        match self.maps {
-            None => Vec::new(),
-            Some(_) => map_helpers().to_vec(),
+        match (&self.maps, &self.vm) {
+            (Some(_), Some(_)) => map_helpers().to_vec(),
+            _ => Vec::new(),
         }
     }
 

@@ -369,13 +369,25 @@ impl Maps {
     pub(crate) fn with_active<R>(&self, f: impl FnOnce() -> R) -> R {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let state: &mut MapState = &mut guard;
-        if let Some(p) = &state.pristine {
-            for (m, p) in state.maps.iter_mut().zip(p.iter()) {
+        state.reset();
+        let _active = Active::publish(state);
+        f()
+    }
+
+    /// Resets the published state to the loaded contents again, between
+    /// two runs inside one [`Maps::with_active`].
+    pub(crate) fn reset_active(&self) {
+        with_state(MapState::reset);
+    }
+}
+
+impl MapState {
+    fn reset(&mut self) {
+        if let Some(p) = &self.pristine {
+            for (m, p) in self.maps.iter_mut().zip(p.iter()) {
                 m.restore(p);
             }
         }
-        let _active = Active::publish(state);
-        f()
     }
 }
 
@@ -409,6 +421,11 @@ fn with_state<R>(f: impl FnOnce(&mut MapState) -> R) -> Option<R> {
     // helpers synchronously on the same thread and nothing else touches the
     // state meanwhile.
     Some(f(unsafe { &mut *p }))
+}
+
+/// Key and value sizes of the map behind a handle, in the active state.
+pub(crate) fn sizes(map: u64) -> Option<(usize, usize)> {
+    with_state(|s| s.map(map).map(|m| (m.key_size, m.value_size))).flatten()
 }
 
 pub(crate) fn helper_lookup(map: u64, key: u64, _: u64, _: u64, _: u64) -> u64 {

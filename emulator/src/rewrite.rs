@@ -13,11 +13,17 @@
 //!   when overflow checks are on. It becomes `x ^= -1; x += 1`.
 //! * Map loads (`lddw` with BPF_PSEUDO_MAP_FD) become a constant handle the
 //!   helpers understand.
+//! * cpu v4, where no scratch register is needed: `bswapN` becomes `beN`
+//!   (rbpf runs on little-endian hosts only), `movsx` and `ldsx` a move or
+//!   plain load and two shifts of the destination, `gotol` a `goto` with
+//!   its offset re-resolved (far ones through the assembler's
+//!   trampolines). sdiv/smod, atomics, calls and `may_goto` need the
+//!   emulator's own interpreter (`step`).
 //! * Loops: the program is laid out `copies` times; a back-edge in copy c
 //!   jumps into copy c+1, and in the last copy to a block that returns a
 //!   budget tag naming the jump. rbpf itself never loops.
 
-use devcg_engine::asm::{Asm, AsmError, Cond, Label, Width};
+use devcg_engine::asm::{Asm, AsmError, Cond, Label, Size, Width};
 use devcg_engine::insn::{decode_all, op, Insn, Reg, R0};
 
 use crate::decode::{self, Op, Src};
@@ -90,6 +96,7 @@ fn emitted_len(o: &Op) -> usize {
             ..
         } => 2,
         Op::Neg { w64: true, .. } => 2,
+        Op::MovSx { .. } | Op::Ldsx { .. } => 3,
         o if needs_sign_fix(o) => 2,
         _ => 1,
     }
@@ -142,6 +149,45 @@ impl Emitter<'_> {
             }
             Op::Lddw { dst, value, map } => {
                 a.lddw(Reg(dst), map.map_or(value, |m| MAP_HANDLE | u64::from(m)));
+            }
+            // bswapN is be<N> on a little-endian host, where rbpf's be
+            // swaps and zero-extends as the kernel's bswap does.
+            Op::Bswap { bits, dst } => {
+                a.raw(Insn::new(op::ALU | op::END | op::X, dst, 0, 0, bits as i32));
+            }
+            // Sign extension as two shifts of dst itself: no scratch
+            // register. ALU32 shifts zero-extend, as the 32-bit movsx does.
+            Op::MovSx {
+                w64,
+                bits,
+                dst,
+                src,
+            } => {
+                let (width, total) = if w64 {
+                    (Width::W64, 64)
+                } else {
+                    (Width::W32, 32)
+                };
+                let shift = (total - bits) as i32;
+                a.mov_reg(width, Reg(dst), Reg(src));
+                a.alu_imm(width, op::LSH, Reg(dst), shift);
+                a.alu_imm(width, op::ARSH, Reg(dst), shift);
+            }
+            Op::Ldsx {
+                size,
+                dst,
+                src,
+                off,
+            } => {
+                let shift = 64 - 8 * size as i32;
+                let sz = match size {
+                    1 => Size::B,
+                    2 => Size::H,
+                    _ => Size::W,
+                };
+                a.ldx(sz, Reg(dst), Reg(src), off);
+                a.alu_imm(Width::W64, op::LSH, Reg(dst), shift);
+                a.alu_imm(Width::W64, op::ARSH, Reg(dst), shift);
             }
             Op::Ja { target } => {
                 let t = self.target(c, i, target);

@@ -210,18 +210,23 @@ pub(crate) fn alu(operation: u8, w64: bool, a: Range, b: Range) -> Range {
 }
 
 /// What the kernel's verifier is sure to know after `dst <op> src`, in
-/// every version this emulator stands in for: it tracks ADD, SUB and AND
-/// always, MUL, OR, XOR and shifts only by a constant, and nothing after
+/// every version this emulator stands in for: it tracks ADD, SUB, AND, OR
+/// and XOR always, MUL and shifts only by a constant, and nothing after
 /// DIV and MOD (tracked only since 2025). Knowing more than the kernel
 /// would let the emulator accept programs the kernel refuses, e.g. at the
 /// exit's `r0 in [0, 1]` check.
 pub(crate) fn tracked_alu(operation: u8, w64: bool, a: Range, b: Range) -> Range {
-    let b_const = if w64 { b } else { b.low32() }.as_const().is_some();
+    let b_w = if w64 { b } else { b.low32() };
+    let b_const = b_w.as_const().is_some();
+    let width = if w64 { 64 } else { 32 };
     match operation {
-        op::MOV | op::ADD | op::SUB | op::AND => alu(operation, w64, a, b),
-        op::MUL | op::OR | op::XOR | op::LSH | op::RSH | op::ARSH if b_const => {
-            alu(operation, w64, a, b)
-        }
+        // A shift by a register holding at least the width: the kernel's
+        // verifier marks the result unknown (the interpreter masks it).
+        op::LSH | op::RSH | op::ARSH if b_w.hi >= width => Range::FULL,
+        // OR and XOR of unknowns: the kernel's tnums bound the result by
+        // the operands' highest bits, no tighter than `alu`'s ones_below.
+        op::MOV | op::ADD | op::SUB | op::AND | op::OR | op::XOR => alu(operation, w64, a, b),
+        op::MUL | op::LSH | op::RSH | op::ARSH if b_const => alu(operation, w64, a, b),
         _ => Range::FULL,
     }
 }
@@ -362,6 +367,28 @@ pub(crate) fn branch(cond: u8, w64: bool, a: Range, b: Range) -> (Edge, Edge) {
     };
     let back = |e: Edge| e.map(|(x, y)| (if a_exact { x } else { a }, if b_exact { y } else { b }));
     (back(taken), back(fall))
+}
+
+/// `(s<bits>) a`, sign-extended to 64 bits (`w64`) or to 32 bits and then
+/// zero-extended. Exact for constants and for values that stay
+/// nonnegative; else everything the width allows.
+pub(crate) fn movsx(a: Range, w64: bool, bits: u32) -> Range {
+    let ext = |v: u64| -> u64 {
+        let shift = 64 - bits;
+        let wide = ((v << shift) as i64 >> shift) as u64;
+        if w64 {
+            wide
+        } else {
+            wide & U32
+        }
+    };
+    if let Some(c) = a.as_const() {
+        return Range::constant(ext(c));
+    }
+    if a.hi < 1u64 << (bits - 1) {
+        return a;
+    }
+    Range::full(w64)
 }
 
 #[cfg(test)]

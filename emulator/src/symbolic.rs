@@ -628,6 +628,20 @@ pub fn partition(
                     });
                     continue 'paths;
                 }
+                // cpu-v4 forms, atomics, subprogram calls and may_goto run
+                // on the emulator's own interpreter; the split does not
+                // follow them (the audit then pairs numbers instead).
+                Op::SDiv { .. }
+                | Op::Bswap { .. }
+                | Op::MovSx { .. }
+                | Op::Ldsx { .. }
+                | Op::Atomic { .. }
+                | Op::CallLocal { .. }
+                | Op::MayGoto { .. } => {
+                    return Err(unsupported(
+                        "a cpu-v4 instruction, an atomic, a subprogram call or may_goto",
+                    ))
+                }
             }
         }
     }

@@ -214,6 +214,7 @@ fn loop_free() -> BoxedStrategy<Shape> {
     shapes(&ProgramSpace {
         v4: false,
         invalid: false,
+        extended: false,
         max_items: 39,
         loops: false,
     })
@@ -224,6 +225,7 @@ fn loops() -> BoxedStrategy<Shape> {
     shapes(&ProgramSpace {
         v4: false,
         invalid: false,
+        extended: false,
         max_items: 11,
         loops: true,
     })
@@ -253,6 +255,48 @@ proptest! {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    /// The emulator's own interpreter (for programs rbpf cannot run) gives
+    /// the reference's verdicts on the same programs.
+    #[test]
+    fn own_interpreter_agrees_with_the_kernel_semantics(
+        shape in loop_free(),
+        ctxs in proptest::collection::vec(ctx(), 1..4),
+    ) {
+        let insns = shape.assemble().insns;
+        let emu = Emulator::new_on_own_interpreter(&Program::new(insns.clone()))
+            .map_err(|e| TestCaseError::fail(format!("refused: {e}")))?;
+        prop_assert!(!emu.runs_on_rbpf());
+        for c in &ctxs {
+            let want = reference(&insns, c);
+            let got = emu.run_ctx(c).map_err(|e| TestCaseError::fail(format!("run failed: {e}")))?;
+            prop_assert_eq!(got, Verdict::from_allowed(want == 1), "ctx {:?}\n{}", c, devcg_engine::disasm::disassemble(&insns));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    /// cpu v4 and the extended classes: rbpf with the lowerings (movsx,
+    /// bswap, ldsx, gotol) where the program allows, and the own
+    /// interpreter, two implementations of one semantics, agree.
+    #[test]
+    fn lowerings_agree_with_the_own_interpreter(
+        shape in shapes(&ProgramSpace { v4: true, invalid: false, extended: true, max_items: 25, loops: false }),
+        ctxs in proptest::collection::vec(ctx(), 1..4),
+    ) {
+        let p = shape.assemble();
+        let emu = Emulator::new(&p).map_err(|e| TestCaseError::fail(format!("refused: {e}")))?;
+        let own = Emulator::new_on_own_interpreter(&p).map_err(|e| TestCaseError::fail(format!("refused: {e}")))?;
+        for c in &ctxs {
+            prop_assert_eq!(emu.run_ctx(c), own.run_ctx(c), "ctx {:?}\n{}", c, devcg_engine::disasm::disassemble(&p.insns));
+        }
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
     /// Counted loops agree too.
@@ -265,6 +309,9 @@ proptest! {
         let want = reference(&insns, &c);
         let got = emu.run_ctx(&c).map_err(|e| TestCaseError::fail(format!("run failed: {e}")))?;
         prop_assert_eq!(got, Verdict::from_allowed(want == 1), "ctx {:?}\n{}", c, devcg_engine::disasm::disassemble(&insns));
+        let own = Emulator::new_on_own_interpreter(&Program::new(insns.clone()))
+            .map_err(|e| TestCaseError::fail(format!("refused: {e}")))?;
+        prop_assert_eq!(own.run_ctx(&c), Ok(got));
     }
 }
 

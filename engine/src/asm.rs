@@ -90,6 +90,9 @@ pub struct Asm {
     insns: Vec<Insn>,
     /// (slot of the jump, its target)
     fixups: Vec<(usize, Label)>,
+    /// (slot, target) of instructions whose 32-bit `imm` holds the offset:
+    /// bpf-to-bpf calls and `gotol`.
+    imm_fixups: Vec<(usize, Label)>,
     bound: Vec<Option<usize>>,
     errors: Vec<AsmError>,
 }
@@ -307,6 +310,11 @@ impl Asm {
             let target = self.bound[label.0].expect("checked by first_out_of_range");
             self.insns[at].off = (target as i64 - (at as i64 + 1)) as i16;
         }
+        for &(at, label) in &self.imm_fixups {
+            let target = self.bound[label.0].ok_or(AsmError::Unbound(label.0))?;
+            // A program has at most 1M slots: the offset fits in an i32.
+            self.insns[at].imm = (target as i64 - (at as i64 + 1)) as i32;
+        }
         Ok(self.insns)
     }
 
@@ -364,7 +372,7 @@ impl Asm {
         let k = 1 + usize::from(skip);
         let ja = Insn::new(op::JMP | op::JA, 0, 0, 0, 0);
         self.insns.splice(p..p, std::iter::repeat_n(ja, k));
-        for (f_at, _) in &mut self.fixups {
+        for (f_at, _) in self.fixups.iter_mut().chain(self.imm_fixups.iter_mut()) {
             if *f_at >= p {
                 *f_at += k;
             }
@@ -386,6 +394,96 @@ impl Asm {
         self.bound[tramp.0] = Some(tramp_at);
         self.fixups[fixup].1 = tramp;
         self.fixups.push((tramp_at, label));
+    }
+}
+
+/// cpu-v4 instructions, bpf-to-bpf calls, atomics and `may_goto`.
+impl Asm {
+    /// `call target`: a bpf-to-bpf call (BPF_PSEUDO_CALL) to the
+    /// subprogram starting at `target`.
+    pub fn call_local(&mut self, target: Label) -> &mut Self {
+        self.imm_fixups.push((self.insns.len(), target));
+        self.raw(Insn::new(op::JMP | op::CALL, 0, op::PSEUDO_CALL, 0, 0))
+    }
+
+    /// `gotol target`: BPF_JMP32|BPF_JA, the offset in `imm` (cpu v4).
+    pub fn gotol(&mut self, target: Label) -> &mut Self {
+        self.imm_fixups.push((self.insns.len(), target));
+        self.raw(Insn::new(op::JMP32 | op::JA, 0, 0, 0, 0))
+    }
+
+    /// `may_goto target`: taken once the kernel's loop allowance is spent.
+    pub fn may_goto(&mut self, target: Label) -> &mut Self {
+        self.jump(Insn::new(op::JMP | op::JCOND, 0, 0, 0, 0), target)
+    }
+
+    /// `dst s/= imm` or `dst s%= imm` (cpu v4: `off` 1).
+    pub fn sdiv_imm(&mut self, width: Width, modulo: bool, dst: Reg, imm: i32) -> &mut Self {
+        let operation = if modulo { op::MOD } else { op::DIV };
+        self.raw(Insn::new(
+            Self::class(width) | operation | op::K,
+            dst.0,
+            0,
+            1,
+            imm,
+        ))
+    }
+
+    pub fn sdiv_reg(&mut self, width: Width, modulo: bool, dst: Reg, src: Reg) -> &mut Self {
+        let operation = if modulo { op::MOD } else { op::DIV };
+        self.raw(Insn::new(
+            Self::class(width) | operation | op::X,
+            dst.0,
+            src.0,
+            1,
+            0,
+        ))
+    }
+
+    /// `dst = (s8|s16|s32) src` (cpu v4 movsx; `bits` 8, 16 or 32).
+    pub fn movsx(&mut self, width: Width, dst: Reg, src: Reg, bits: i16) -> &mut Self {
+        self.raw(Insn::new(
+            Self::class(width) | op::MOV | op::X,
+            dst.0,
+            src.0,
+            bits,
+            0,
+        ))
+    }
+
+    /// `dst = *(s8|s16|s32 *)(src + off)`, sign-extended (cpu v4 ldsx).
+    pub fn ldsx(&mut self, size: Size, dst: Reg, src: Reg, off: i16) -> &mut Self {
+        self.raw(Insn::new(
+            op::LDX | op::MEMSX | size.code(),
+            dst.0,
+            src.0,
+            off,
+            0,
+        ))
+    }
+
+    /// `dst = bswapN dst` (cpu v4: BPF_ALU64|BPF_END|BPF_TO_LE).
+    pub fn bswap(&mut self, dst: Reg, bits: i32) -> &mut Self {
+        self.raw(Insn::new(op::ALU64 | op::END | op::K, dst.0, 0, 0, bits))
+    }
+
+    /// `lock *(size *)(dst + off) <operation>= src`: one of the
+    /// `op::ATOMIC_*` operations, BPF_W or BPF_DW.
+    pub fn atomic(
+        &mut self,
+        size: Size,
+        operation: i32,
+        dst: Reg,
+        off: i16,
+        src: Reg,
+    ) -> &mut Self {
+        self.raw(Insn::new(
+            op::STX | op::ATOMIC | size.code(),
+            dst.0,
+            src.0,
+            off,
+            operation,
+        ))
     }
 }
 

@@ -59,9 +59,25 @@ pub fn format_insn(insn: &Insn, next: Option<&Insn>) -> String {
             let r = if op::class(c) == op::ALU64 { 'r' } else { 'w' };
             match op::operation(c) {
                 op::NEG => format!("{r}{d} = -{r}{d}"),
+                op::END if op::class(c) == op::ALU64 => format!("r{d} = bswap{} r{d}", insn.imm),
                 op::END => {
                     let order = if op::source(c) == op::X { "be" } else { "le" };
                     format!("r{d} = {order}{} r{d}", insn.imm)
+                }
+                op::MOV if op::source(c) == op::X && insn.off != 0 => {
+                    format!("{r}{d} = (s{}){r}{s}", insn.off)
+                }
+                op::DIV | op::MOD if insn.off == 1 => {
+                    let sop = if op::operation(c) == op::DIV {
+                        "s/="
+                    } else {
+                        "s%="
+                    };
+                    if op::source(c) == op::X {
+                        format!("{r}{d} {sop} {r}{s}")
+                    } else {
+                        format!("{r}{d} {sop} {}", insn.imm)
+                    }
                 }
                 _ if op::source(c) == op::X => format!("{r}{d} {} {r}{s}", alu_op(c)),
                 _ => format!("{r}{d} {} {}", alu_op(c), insn.imm),
@@ -70,6 +86,10 @@ pub fn format_insn(insn: &Insn, next: Option<&Insn>) -> String {
         op::LDX if op::mode(c) == op::MEM => {
             format!("r{d} = *({} *)(r{s} {:+})", size_name(c), insn.off)
         }
+        op::LDX if op::mode(c) == op::MEMSX => {
+            format!("r{d} = *(s{} *)(r{s} {:+})", &size_name(c)[1..], insn.off)
+        }
+        op::STX if op::mode(c) == op::ATOMIC => atomic(insn),
         op::STX if op::mode(c) == op::MEM => {
             format!("*({} *)(r{d} {:+}) = r{s}", size_name(c), insn.off)
         }
@@ -87,8 +107,11 @@ pub fn format_insn(insn: &Insn, next: Option<&Insn>) -> String {
         op::JMP | op::JMP32 => {
             let r = if op::class(c) == op::JMP { 'r' } else { 'w' };
             match op::operation(c) {
+                op::JA if op::class(c) == op::JMP32 => format!("gotol pc{:+}", insn.imm),
                 op::JA => format!("goto pc{:+}", insn.off),
+                op::JCOND => format!("may_goto pc{:+}", insn.off),
                 op::EXIT => "exit".to_string(),
+                op::CALL if s == op::PSEUDO_CALL => format!("call pc{:+}", insn.imm),
                 op::CALL => match helper::name(insn.imm) {
                     Some(name) => format!("call {name}#{}", insn.imm),
                     None => format!("call #{}", insn.imm),
@@ -106,6 +129,34 @@ pub fn format_insn(insn: &Insn, next: Option<&Insn>) -> String {
         _ => format!("BUG_{c:02x}"),
     };
     format!("({c:02x}) {body}")
+}
+
+/// BPF_STX|BPF_ATOMIC, as the kernel's disassembler words it.
+fn atomic(insn: &Insn) -> String {
+    let (d, s, off) = (insn.dst, insn.src, insn.off);
+    let (ty, bits) = if op::size(insn.code) == op::DW {
+        ("u64", "64")
+    } else {
+        ("u32", "")
+    };
+    let sym = match insn.imm & !op::ATOMIC_FETCH {
+        op::ATOMIC_ADD => Some(("+=", "add")),
+        op::ATOMIC_OR => Some(("|=", "or")),
+        op::ATOMIC_AND => Some(("&=", "and")),
+        op::ATOMIC_XOR => Some(("^=", "xor")),
+        _ => None,
+    };
+    match (insn.imm, sym) {
+        (op::ATOMIC_XCHG, _) => format!("r{s} = atomic{bits}_xchg(({ty} *)(r{d} {off:+}), r{s})"),
+        (op::ATOMIC_CMPXCHG, _) => {
+            format!("r0 = atomic{bits}_cmpxchg(({ty} *)(r{d} {off:+}), r0, r{s})")
+        }
+        (k, Some((_, name))) if k & op::ATOMIC_FETCH != 0 => {
+            format!("r{s} = atomic{bits}_fetch_{name}(({ty} *)(r{d} {off:+}), r{s})")
+        }
+        (_, Some((sym, _))) => format!("lock *({ty} *)(r{d} {off:+}) {sym} r{s}"),
+        _ => format!("BUG_{:02x}", insn.code),
+    }
 }
 
 /// The whole program, `%4d: ` numbered; an `lddw` prints once and its

@@ -58,6 +58,23 @@ pub mod op {
     pub const JSLE: u8 = 0xd0;
     /// `src_reg` of an `lddw` whose immediate is a map fd (BPF_PSEUDO_MAP_FD).
     pub const PSEUDO_MAP_FD: u8 = 1;
+    /// `src_reg` of a bpf-to-bpf call (BPF_PSEUDO_CALL).
+    pub const PSEUDO_CALL: u8 = 1;
+    /// `may_goto` (BPF_JMP|BPF_JCOND, `src_reg` BPF_MAY_GOTO = 0).
+    pub const JCOND: u8 = 0xe0;
+    /// Sign-extending load mode (cpu v4).
+    pub const MEMSX: u8 = 0x80;
+    /// Atomic mode of BPF_STX.
+    pub const ATOMIC: u8 = 0xc0;
+    /// Atomic operations (the `imm` of BPF_STX|BPF_ATOMIC).
+    pub const ATOMIC_ADD: i32 = 0x00;
+    pub const ATOMIC_OR: i32 = 0x40;
+    pub const ATOMIC_AND: i32 = 0x50;
+    pub const ATOMIC_XOR: i32 = 0xa0;
+    /// Or-ed into ADD/OR/AND/XOR: the old value lands in `src`.
+    pub const ATOMIC_FETCH: i32 = 0x01;
+    pub const ATOMIC_XCHG: i32 = 0xe1;
+    pub const ATOMIC_CMPXCHG: i32 = 0xf1;
 
     pub fn class(code: u8) -> u8 {
         code & 0x07
@@ -81,12 +98,38 @@ pub mod helper {
     pub const MAP_LOOKUP_ELEM: i32 = 1;
     pub const MAP_UPDATE_ELEM: i32 = 2;
     pub const MAP_DELETE_ELEM: i32 = 3;
+    pub const KTIME_GET_NS: i32 = 5;
+    pub const TRACE_PRINTK: i32 = 6;
+    pub const GET_PRANDOM_U32: i32 = 7;
+    pub const GET_SMP_PROCESSOR_ID: i32 = 8;
+    pub const GET_CURRENT_PID_TGID: i32 = 14;
+    pub const GET_CURRENT_UID_GID: i32 = 15;
+    pub const GET_NUMA_NODE_ID: i32 = 42;
+    pub const GET_CURRENT_CGROUP_ID: i32 = 80;
+    pub const GET_LOCAL_STORAGE: i32 = 81;
+    pub const JIFFIES64: i32 = 118;
+    pub const KTIME_GET_BOOT_NS: i32 = 125;
+    pub const KTIME_GET_COARSE_NS: i32 = 160;
+    pub const KTIME_GET_TAI_NS: i32 = 208;
 
     pub fn name(id: i32) -> Option<&'static str> {
         Some(match id {
             MAP_LOOKUP_ELEM => "bpf_map_lookup_elem",
             MAP_UPDATE_ELEM => "bpf_map_update_elem",
             MAP_DELETE_ELEM => "bpf_map_delete_elem",
+            KTIME_GET_NS => "bpf_ktime_get_ns",
+            TRACE_PRINTK => "bpf_trace_printk",
+            GET_PRANDOM_U32 => "bpf_get_prandom_u32",
+            GET_SMP_PROCESSOR_ID => "bpf_get_smp_processor_id",
+            GET_CURRENT_PID_TGID => "bpf_get_current_pid_tgid",
+            GET_CURRENT_UID_GID => "bpf_get_current_uid_gid",
+            GET_NUMA_NODE_ID => "bpf_get_numa_node_id",
+            GET_CURRENT_CGROUP_ID => "bpf_get_current_cgroup_id",
+            GET_LOCAL_STORAGE => "bpf_get_local_storage",
+            JIFFIES64 => "bpf_jiffies64",
+            KTIME_GET_BOOT_NS => "bpf_ktime_get_boot_ns",
+            KTIME_GET_COARSE_NS => "bpf_ktime_get_coarse_ns",
+            KTIME_GET_TAI_NS => "bpf_ktime_get_tai_ns",
             _ => return None,
         })
     }

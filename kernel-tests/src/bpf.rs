@@ -389,6 +389,9 @@ pub fn error_line(log: &str) -> String {
                 && !l.starts_with("processed ")
                 && !l.starts_with("verification time")
                 && !l.starts_with("stack depth")
+                // After "infinite loop detected", the two states compared.
+                && !l.starts_with("cur state:")
+                && !l.starts_with("old state:")
                 && !is_trace(l)
         })
         .or_else(|| log.lines().map(str::trim).rfind(|l| !l.is_empty()))
@@ -799,6 +802,10 @@ mod tests {
             "unknown opcode 8d"
         );
         assert_eq!(error_line(""), "(empty verifier log)");
+        assert_eq!(
+            error_line("2: (05) goto pc-1\ninfinite loop detected at insn 2\ncur state: R1=ctx()\nold state: R1=ctx()\n"),
+            "infinite loop detected at insn 2"
+        );
     }
 
     #[test]

@@ -4,9 +4,14 @@
 //! (forward jumps and early exits), they read the context with narrow and
 //! full-width loads, use the stack, compute with ALU32 and ALU64 operations
 //! (immediates of every sign, register operands, divisions, shifts, byte
-//! swaps, cpu-v4 sign-extending moves and signed divisions), branch on JMP
-//! and JMP32 conditions, and return a computed bit or a constant. A few
-//! deliberately break a verifier rule, to compare what each side refuses.
+//! swaps, cpu-v4 sign-extending moves, loads and signed divisions), branch
+//! on JMP and JMP32 conditions (and `gotol`), run atomics on the stack,
+//! call helpers and subprograms, loop under `may_goto`, and return a
+//! computed bit or a constant. A few deliberately break a verifier rule, to
+//! compare what each side refuses. The emulator runs each probe as the
+//! probing child calls: uid and gid 0, the cgroup id of the program's
+//! scratch cgroup; a verdict it finds nondeterministic (time, random
+//! numbers) is counted, not compared.
 //! Every program the kernel loads is attached to its own scratch cgroup and
 //! probed on realizable, driverless devices chosen for their bit patterns;
 //! the emulator must give the kernel's verdict on every probe.
@@ -15,8 +20,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use devcg_differential::gen::Draw;
-use devcg_differential::programs::{shapes, ProgramSpace};
-use devcg_emulator::Emulator;
+use devcg_differential::programs::{shapes, Item, ProgramSpace, Shape};
+use devcg_emulator::{Caller, EmuError, Emulator};
 use devcg_engine::disasm::disassemble;
 use devcg_engine::insn::Program;
 use devcg_engine::{DeviceType, Request, Verdict};
@@ -50,13 +55,68 @@ pub struct FidelityReport {
     pub emulator_refusal_reasons: BTreeMap<String, u64>,
     /// Refused by the kernel but accepted by the emulator's verifier.
     pub emulator_accepts_kernel_refuses: u64,
+    /// The kernel's reasons for those.
+    pub emulator_accepts_reasons: BTreeMap<String, u64>,
     pub emulator_accepts_examples: Vec<String>,
+    /// Per instruction class (a program counts once for each class it
+    /// holds): programs, loaded by the kernel, of those refused by the
+    /// emulator.
+    pub classes: BTreeMap<String, ClassCount>,
     /// Kernel verdicts compared with the emulator's.
     pub probes: u64,
+    /// Probes where the emulator found the verdict nondeterministic (it
+    /// depends on the time, a random number, the CPU or the pid): not
+    /// compared.
+    pub nondeterministic: u64,
     /// Probes with no verdict from the kernel (not compared).
     pub unexpected: u64,
     pub divergences: Vec<Divergence>,
     pub divergent_programs: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ClassCount {
+    pub programs: u64,
+    pub loaded: u64,
+    pub emulator_refused: u64,
+}
+
+/// The classes of instructions a shape holds, for [`ClassCount`]s.
+fn classes(shape: &Shape) -> Vec<String> {
+    let mut out: Vec<String> = shape
+        .items
+        .iter()
+        .filter_map(|i| {
+            Some(match i {
+                Item::SDiv { .. } => "sdiv/smod".to_string(),
+                Item::MovSx { .. } => "movsx".to_string(),
+                Item::Bswap { .. } => "bswap".to_string(),
+                Item::Ldsx { .. } => "ldsx".to_string(),
+                Item::CtxLoadSx { .. } => "ldsx from the context".to_string(),
+                Item::Diamond { long: true, .. } => "gotol".to_string(),
+                Item::Atomic { .. } => "atomic".to_string(),
+                Item::Helper { id, .. } => format!(
+                    "helper {}",
+                    devcg_engine::insn::helper::name(*id).unwrap_or("?")
+                ),
+                Item::Call { .. } => "bpf-to-bpf call".to_string(),
+                Item::MayGotoLoop { .. } => "may_goto".to_string(),
+                Item::Privileged { kind, .. } => format!("privileged {kind:?}"),
+                _ => return None,
+            })
+        })
+        .collect();
+    if out.is_empty() {
+        out.push("base".to_string());
+    }
+    if let Some(b) = &shape.breach {
+        let name = format!("{b:?}");
+        let kind = name.split([' ', '{']).next().unwrap_or("").to_string();
+        out.push(format!("breach {kind}"));
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// One probe where the emulator and the kernel disagree.
@@ -116,6 +176,7 @@ pub fn space() -> ProgramSpace {
     ProgramSpace {
         v4: true,
         invalid: true,
+        extended: true,
         max_items: 40,
         loops: false,
     }
@@ -180,7 +241,15 @@ pub fn fidelity(programs: u64, seed: u64) -> Result<FidelityReport, KernelError>
         report.programs += 1;
         report.breaching += u64::from(shape.breaks_a_rule());
         let emulator = Emulator::new(&program).map_err(|e| e.to_string());
-        match bpf::load(&program, "devcg_fidelity") {
+        let kinds = classes(&shape);
+        let loaded = bpf::load(&program, "devcg_fidelity");
+        for k in &kinds {
+            let c = report.classes.entry(k.clone()).or_default();
+            c.programs += 1;
+            c.loaded += u64::from(loaded.is_ok());
+            c.emulator_refused += u64::from(loaded.is_ok() && emulator.is_err());
+        }
+        match loaded {
             Ok(loaded) => {
                 report.loaded += 1;
                 if shape.breaks_a_rule() {
@@ -217,6 +286,10 @@ pub fn fidelity(programs: u64, seed: u64) -> Result<FidelityReport, KernelError>
                     .or_default() += 1;
                 if emulator.is_ok() {
                     report.emulator_accepts_kernel_refuses += 1;
+                    *report
+                        .emulator_accepts_reasons
+                        .entry(reason_class(&first_error))
+                        .or_default() += 1;
                     if report.emulator_accepts_examples.len() < EXAMPLES {
                         report.emulator_accepts_examples.push(format!(
                             "kernel: {first_error}\n{}",
@@ -246,14 +319,27 @@ fn flush(
     let results = scratch.probe_many(&groups)?;
     for (p, probes) in pending.iter().zip(&results) {
         let mut diverged = false;
+        // The probing child: root, in the program's scratch cgroup (whose
+        // id is its directory's inode number).
+        let caller = Caller {
+            uid: Some(0),
+            gid: Some(0),
+            cgroup_id: std::fs::metadata(p.cgroup.path())
+                .ok()
+                .map(|m| std::os::unix::fs::MetadataExt::ino(&m)),
+        };
         for probe in probes {
             let Some(kernel) = probe.outcome.verdict() else {
                 report.unexpected += 1;
                 continue;
             };
             let Ok(emu) = &p.emulator else { continue };
+            let got = emu.run_as(&probe.request, &caller).verdict;
+            if let Err(EmuError::Nondeterministic { .. }) = got {
+                report.nondeterministic += 1;
+                continue;
+            }
             report.probes += 1;
-            let got = emu.run(&probe.request);
             if got.as_ref().ok() != Some(&kernel) {
                 diverged = true;
                 if report.divergences.len() < 50 {
@@ -285,7 +371,8 @@ pub fn summary(r: &FidelityReport) -> String {
         out,
         "emulator fidelity: seed {:#x}, {} programs, {} loaded, {} refused by the kernel \
          ({} of those accepted by the emulator), {} loaded but refused by the emulator, \
-         {} probes compared, {} unexpected, {} divergences in {} programs; \
+         {} probes compared, {} nondeterministic (not compared), {} unexpected, \
+         {} divergences in {} programs; \
          {} built to break a verifier rule, {} of those loaded by the kernel",
         r.seed,
         r.programs,
@@ -294,6 +381,7 @@ pub fn summary(r: &FidelityReport) -> String {
         r.emulator_accepts_kernel_refuses,
         r.emulator_refusals,
         r.probes,
+        r.nondeterministic,
         r.unexpected,
         r.divergences.len(),
         r.divergent_programs,
@@ -305,6 +393,16 @@ pub fn summary(r: &FidelityReport) -> String {
     }
     for (why, n) in &r.emulator_refusal_reasons {
         let _ = writeln!(out, "  emulator refused {n}x (kernel loaded): {why}");
+    }
+    for (why, n) in &r.emulator_accepts_reasons {
+        let _ = writeln!(out, "  emulator accepted {n}x (kernel refused): {why}");
+    }
+    for (class, c) in &r.classes {
+        let _ = writeln!(
+            out,
+            "  class {class}: {} programs, {} loaded, {} of those refused by the emulator",
+            c.programs, c.loaded, c.emulator_refused
+        );
     }
     for ex in &r.breaching_loaded_examples {
         let _ = writeln!(out, "  kernel loaded a breach: {ex}");

@@ -66,6 +66,17 @@ fn emulator_matches_the_kernel_on_random_programs() {
         "the kernel loaded programs built to break a rule:\n{}",
         r.breaching_loaded_examples.join("\n")
     );
+    assert_eq!(
+        r.emulator_accepts_kernel_refuses,
+        0,
+        "the emulator accepts programs the kernel refuses:\n{}",
+        r.emulator_accepts_examples.join("\n")
+    );
+    assert!(
+        r.emulator_refusals * 100 < r.loaded,
+        "the emulator refuses 1% or more of what the kernel loads: {:?}",
+        r.emulator_refusal_reasons
+    );
     assert!(
         r.divergences.is_empty(),
         "the emulator and the kernel disagree:\n{}",
