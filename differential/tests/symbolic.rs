@@ -108,10 +108,11 @@ proptest! {
     #[test]
     fn random_programs_are_followed_exactly_or_not_at_all(
         shape in programs::shapes(&programs::ProgramSpace {
-            v4: false,
+            v4: true,
             invalid: false,
             max_items: 12,
             loops: false,
+            extended: true,
         }),
         pick in (any::<u32>(), any::<u32>()),
     ) {
