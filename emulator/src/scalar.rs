@@ -117,6 +117,35 @@ pub(crate) fn eval_alu(operation: u8, w64: bool, dst: u64, src: u64) -> u64 {
     }
 }
 
+/// Whether `a <cond> b` holds at the width, as the kernel compares: 32-bit
+/// jumps see the low halves, signed conditions their two's complement.
+pub(crate) fn eval_cond(cond: u8, w64: bool, a: u64, b: u64) -> bool {
+    let (a, b) = if w64 {
+        (a, b)
+    } else {
+        (a & 0xffff_ffff, b & 0xffff_ffff)
+    };
+    let (sa, sb) = if w64 {
+        (a as i64, b as i64)
+    } else {
+        (i64::from(a as u32 as i32), i64::from(b as u32 as i32))
+    };
+    match cond {
+        op::JEQ => a == b,
+        op::JNE => a != b,
+        op::JGT => a > b,
+        op::JGE => a >= b,
+        op::JLT => a < b,
+        op::JLE => a <= b,
+        op::JSET => a & b != 0,
+        op::JSGT => sa > sb,
+        op::JSGE => sa >= sb,
+        op::JSLT => sa < sb,
+        op::JSLE => sa <= sb,
+        _ => unreachable!("not a condition: {cond:#x}"),
+    }
+}
+
 /// Interval of `dst <op> src` (both already reduced to the operation's
 /// width: 32-bit operands are their `low32()`).
 pub(crate) fn alu(operation: u8, w64: bool, a: Range, b: Range) -> Range {

@@ -518,7 +518,7 @@ impl<'a> Machine<'a> {
                         a.as_number() | b.as_number()
                     };
                     self.control |= t;
-                    if compare(cond, w64, a.v, b.v) {
+                    if crate::scalar::eval_cond(cond, w64, a.v, b.v) {
                         next = target;
                     }
                 }
@@ -721,33 +721,6 @@ fn sdiv(w64: bool, modulo: bool, a: u64, b: u64) -> u64 {
                 (_, true) => x % y,
             }) as u32,
         )
-    }
-}
-
-fn compare(cond: u8, w64: bool, a: u64, b: u64) -> bool {
-    let (a, b) = if w64 {
-        (a, b)
-    } else {
-        (a & 0xffff_ffff, b & 0xffff_ffff)
-    };
-    let (sa, sb) = if w64 {
-        (a as i64, b as i64)
-    } else {
-        (i64::from(a as u32 as i32), i64::from(b as u32 as i32))
-    };
-    match cond {
-        op::JEQ => a == b,
-        op::JNE => a != b,
-        op::JGT => a > b,
-        op::JGE => a >= b,
-        op::JLT => a < b,
-        op::JLE => a <= b,
-        op::JSET => a & b != 0,
-        op::JSGT => sa > sb,
-        op::JSGE => sa >= sb,
-        op::JSLT => sa < sb,
-        op::JSLE => sa <= sb,
-        _ => false,
     }
 }
 

@@ -35,7 +35,7 @@ use devcg_engine::{Access, DeviceType, Request};
 use thiserror::Error;
 
 use crate::decode::{self, Op, Src};
-use crate::scalar::eval_alu;
+use crate::scalar::{eval_alu, eval_cond};
 
 /// An inclusive range of numbers.
 pub type Span = (u32, u32);
@@ -174,30 +174,6 @@ fn truncate_val(v: Val, w64: bool) -> Val {
         Val::Bytes(b) => Val::Bytes(truncate(b, w64)),
         Val::Lanes(l) if !w64 => Val::Lanes(l.map(|x| x & u64::from(u32::MAX))),
         other => other,
-    }
-}
-
-/// Whether `x <cond> y` holds at the width (the kernel's semantics).
-fn holds(cond: u8, w64: bool, x: u64, y: u64) -> bool {
-    let (ux, uy, sx, sy) = if w64 {
-        (x, y, x as i64, y as i64)
-    } else {
-        let (a, b) = (x as u32, y as u32);
-        (u64::from(a), u64::from(b), a as i32 as i64, b as i32 as i64)
-    };
-    match cond {
-        op::JEQ => ux == uy,
-        op::JNE => ux != uy,
-        op::JGT => ux > uy,
-        op::JGE => ux >= uy,
-        op::JLT => ux < uy,
-        op::JLE => ux <= uy,
-        op::JSET => ux & uy != 0,
-        op::JSGT => sx > sy,
-        op::JSGE => sx >= sy,
-        op::JSLT => sx < sy,
-        op::JSLE => sx <= sy,
-        _ => unreachable!("decode admits only these conditions: {cond:#x}"),
     }
 }
 
@@ -794,7 +770,7 @@ fn branch(
     };
     let mut taken: Lanes = 0;
     for i in (0..LANES).filter(|i| st.lanes & (1 << i) != 0) {
-        if holds(cond, w64, x[i], y[i]) {
+        if eval_cond(cond, w64, x[i], y[i]) {
             taken |= 1 << i;
         }
     }
@@ -834,9 +810,9 @@ fn split(
     let (lo, hi) = *st.span(field);
     let eval = |v: u32| {
         if sym_first {
-            holds(cond, w64, u64::from(v), k)
+            eval_cond(cond, w64, u64::from(v), k)
         } else {
-            holds(cond, w64, k, u64::from(v))
+            eval_cond(cond, w64, k, u64::from(v))
         }
     };
     // The truth of a comparison with k changes only at k, k + 1 and, for
