@@ -221,25 +221,11 @@ impl Container {
             return Container::start_lxc(scratch, name, rules);
         }
         let devices = devcg_engine::strategy::models::oci_devices_json(rules);
-        let busybox = busybox().ok_or(RuntimeError::NoBusybox)?;
-        let dir = owned::temp_dir().join(owned::fresh_name(RUNTIME_PREFIX));
-        let bundle = dir.join("bundle");
-        let rootfs = bundle.join("rootfs");
-        fs::create_dir_all(rootfs.join("bin")).map_err(io("create the bundle"))?;
-        fs::create_dir_all(dir.join("state")).map_err(io("create the state directory"))?;
-        fs::copy(&busybox, rootfs.join("bin/busybox")).map_err(io("copy busybox"))?;
-        let rel = scratch
-            .dir()
-            .strip_prefix(&scratch.mount().mount_point)
-            .expect("the scratch directory is under the mount")
-            .join(name);
-        let container = Container {
-            runtime,
-            id: owned::fresh_name("devcg-"),
-            cgroup: scratch.mount().mount_point.join(&rel),
-            dir,
-            deleted: false,
-        };
+        let (container, rel) =
+            Container::prepare(runtime, scratch, name, "bundle/rootfs", &["bin"])?;
+        let bundle = container.dir.join("bundle");
+        fs::create_dir_all(container.dir.join("state"))
+            .map_err(io("create the state directory"))?;
         if runtime == Runtime::Crun {
             let source = container.dir.join("memlock.c");
             fs::write(&source, MEMLOCK_SHIM).map_err(io("write the memlock shim"))?;
@@ -281,25 +267,14 @@ impl Container {
     /// `name-monitor`, the rules as `lxc.cgroup2.devices.*` lines. The
     /// container is named by its id, its state kept in the temp directory.
     fn start_lxc(scratch: &Scratch, name: &str, rules: &[Rule]) -> Result<Container, RuntimeError> {
-        let busybox = busybox().ok_or(RuntimeError::NoBusybox)?;
-        let dir = owned::temp_dir().join(owned::fresh_name(RUNTIME_PREFIX));
-        let rootfs = dir.join("rootfs");
-        for sub in ["bin", "dev", "proc", "sys", "tmp"] {
-            fs::create_dir_all(rootfs.join(sub)).map_err(io("create the root filesystem"))?;
-        }
-        fs::copy(&busybox, rootfs.join("bin/busybox")).map_err(io("copy busybox"))?;
-        let rel = scratch
-            .dir()
-            .strip_prefix(&scratch.mount().mount_point)
-            .expect("the scratch directory is under the mount")
-            .join(name);
-        let container = Container {
-            runtime: Runtime::Lxc,
-            id: owned::fresh_name("devcg-"),
-            cgroup: scratch.mount().mount_point.join(&rel),
-            dir,
-            deleted: false,
-        };
+        let (container, rel) = Container::prepare(
+            Runtime::Lxc,
+            scratch,
+            name,
+            "rootfs",
+            &["bin", "dev", "proc", "sys", "tmp"],
+        )?;
+        let rootfs = container.dir.join("rootfs");
         let mut config = format!(
             "lxc.uts.name = devcg\n\
              lxc.rootfs.path = dir:{rootfs}\n\
@@ -324,6 +299,38 @@ impl Container {
         let log = log.to_str().unwrap_or("");
         container.runtime(&["lxc-start", "-d", "-f", config, "-o", log])?;
         Ok(container)
+    }
+
+    /// A container not started yet: its temp directory with a busybox root
+    /// filesystem at `rootfs` (and `dirs` in it), and its cgroup `name`
+    /// under `scratch`, also relative to the hierarchy's root.
+    fn prepare(
+        runtime: Runtime,
+        scratch: &Scratch,
+        name: &str,
+        rootfs: &str,
+        dirs: &[&str],
+    ) -> Result<(Container, PathBuf), RuntimeError> {
+        let busybox = busybox().ok_or(RuntimeError::NoBusybox)?;
+        let dir = owned::temp_dir().join(owned::fresh_name(RUNTIME_PREFIX));
+        let rootfs = dir.join(rootfs);
+        for sub in dirs {
+            fs::create_dir_all(rootfs.join(sub)).map_err(io("create the root filesystem"))?;
+        }
+        fs::copy(&busybox, rootfs.join("bin/busybox")).map_err(io("copy busybox"))?;
+        let rel = scratch
+            .dir()
+            .strip_prefix(&scratch.mount().mount_point)
+            .expect("the scratch directory is under the mount")
+            .join(name);
+        let container = Container {
+            runtime,
+            id: owned::fresh_name("devcg-"),
+            cgroup: scratch.mount().mount_point.join(&rel),
+            dir,
+            deleted: false,
+        };
+        Ok((container, rel))
     }
 
     /// The container's cgroup, as this process sees it.
