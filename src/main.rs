@@ -939,11 +939,8 @@ fn cmd_runtime(name: RuntimeName, cases: u64, seed: u64, json: bool) -> Result<E
     let crun_model =
         move |rules: &[devcg_engine::Rule]| crun::compile_for_version(crun_version, rules);
     // LXC adds no default devices: the model is the registered strategy.
-    let lxc_model = |rules: &[devcg_engine::Rule]| {
-        strategy::by_name("lxc")
-            .expect("the lxc model")
-            .compile(rules)
-    };
+    let lxc_model =
+        |rules: &[devcg_engine::Rule]| devcg_differential::findings::model("lxc", true, rules);
     let (runtime, model): (runtime::Source, runtime::ModelOf) = match name {
         RuntimeName::Runc => (
             runtime::Source::Binary(Runtime::Runc),

@@ -3,7 +3,7 @@
 //! and the tests below pin each against the oracle and devcg's model (the
 //! same cases are the named tests of `tests/findings.rs`).
 
-use devcg_engine::strategy::models::{crun, runc, youki};
+use devcg_engine::strategy::by_name;
 use devcg_engine::{CompileError, Program, Request, Rule, RuleFile, Verdict};
 
 use Verdict::{Allow, Deny};
@@ -335,14 +335,14 @@ pub const LXC: &[Reproducer] = &[
 /// library alone (as the findings other than the defaults' are stated), or
 /// with the runtime's default devices, as the binary runs it.
 pub fn model(runtime: &str, defaults: bool, rules: &[Rule]) -> Result<Program, CompileError> {
-    match (runtime, defaults) {
-        ("runc", true) => runc::compile_with_defaults(rules),
-        ("crun", true) => crun::compile_with_defaults(rules),
-        ("youki", true) => youki::compile_with_defaults(rules),
-        (name, _) => devcg_engine::strategy::by_name(name)
-            .expect("a registered runtime model")
-            .compile(rules),
-    }
+    // `NAME+defaults` where the runtime has defaults (LXC has none).
+    let with_defaults = format!("{runtime}+defaults");
+    defaults
+        .then(|| by_name(&with_defaults))
+        .flatten()
+        .or_else(|| by_name(runtime))
+        .expect("a registered runtime model")
+        .compile(rules)
 }
 
 #[cfg(test)]

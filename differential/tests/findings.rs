@@ -16,8 +16,6 @@
 use devcg_differential::counterexample::Answer;
 use devcg_differential::exhaustive;
 use devcg_differential::sampled::program_answer;
-use devcg_emulator::Emulator;
-use devcg_engine::strategy::models::{crun, runc, youki};
 use devcg_engine::{strategy, CompileError, Program, Request, Rule, RuleFile, Verdict};
 use devcg_oracle::Policy;
 use rstest::rstest;
@@ -37,28 +35,19 @@ fn request(text: &str) -> Request {
     Request::parse(text).expect("valid request")
 }
 
-/// What the model compiles, or the error it returns.
-fn compile(model: &str, rules: &[Rule]) -> Result<Program, CompileError> {
-    match model {
-        "runc+defaults" => runc::compile_with_defaults(rules),
-        "crun+defaults" => crun::compile_with_defaults(rules),
-        "youki+defaults" => youki::compile_with_defaults(rules),
-        name => strategy::by_name(name)
-            .unwrap_or_else(|| panic!("no strategy {name}"))
-            .compile(rules),
-    }
+/// A model by name: registered, or `NAME+defaults`.
+fn model(name: &str) -> Box<dyn strategy::Strategy> {
+    strategy::by_name(name).unwrap_or_else(|| panic!("no strategy {name}"))
 }
 
-/// The model's answer, through `program_answer` for registered strategies.
-fn model_answer(model: &str, rules: &[Rule], req: &Request) -> Option<Answer> {
-    if let Some(s) = strategy::by_name(model) {
-        return program_answer(s.as_ref(), rules, req);
-    }
-    let program = compile(model, rules).ok()?;
-    Some(match Emulator::new(&program).and_then(|emu| emu.run(req)) {
-        Ok(v) => Answer::Verdict(v),
-        Err(e) => Answer::Error(e.to_string()),
-    })
+/// What the model compiles, or the error it returns.
+fn compile(name: &str, rules: &[Rule]) -> Result<Program, CompileError> {
+    model(name).compile(rules)
+}
+
+/// The model's answer, through `program_answer`.
+fn model_answer(name: &str, rules: &[Rule], req: &Request) -> Option<Answer> {
+    program_answer(model(name).as_ref(), rules, req)
 }
 
 /// Every own strategy answers exactly what the oracle answers.

@@ -527,6 +527,7 @@ pub fn run_cases(
             &mut nodes,
             &format!("finding{i}"),
             r,
+            model,
         )?);
     }
     let pass = out.iter().all(|c| {
@@ -753,13 +754,16 @@ pub struct ReproducerResult {
     pub status: String,
 }
 
-/// One reproducer through the real `runtime`, in cgroup `name`.
+/// One reproducer through the real `runtime`, in cgroup `name`; `model`
+/// (what the runtime attaches, defaults included) tells a finding the
+/// defaults mask from one not seen.
 pub fn run_reproducer(
     runtime: Source,
     scratch: &Scratch,
     nodes: &mut NodeDir,
     name: &str,
     r: &Reproducer,
+    model: ModelOf,
 ) -> Result<ReproducerResult, RuntimeError> {
     let moved_to = (!r.defaults)
         .then(|| free_major(scratch.drivers()))
@@ -811,7 +815,7 @@ pub fn run_reproducer(
                 };
             }
             captured.release(scratch)?;
-            let with_defaults = findings::model(runtime.name(), true, &rules)
+            let with_defaults = model(&rules)
                 .ok()
                 .and_then(|p| devcg_emulator::Emulator::new(&p).ok()?.run(&req).ok());
             out.status = if Some(real) == r.runtime && real != r.oracle {
