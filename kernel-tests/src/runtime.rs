@@ -616,17 +616,7 @@ fn capture(
         Holder::Container(c) => c.cgroup().to_path_buf(),
         Holder::Cgroup(cg) => cg.path().to_path_buf(),
     };
-    let live = crate::audit::read(&cgroup.display().to_string())?;
-    let mut programs = live.v2.map(|v2| v2.programs).unwrap_or_default();
-    if programs.len() > 1 {
-        return Err(RuntimeError::Programs(programs.len()));
-    }
-    let attached = !programs.is_empty();
-    let program = match programs.pop() {
-        Some(p) => p.program?,
-        // No program: cgroup2 allows every device.
-        None => allow_all(),
-    };
+    let (program, attached) = read_program(&cgroup)?;
     Ok(Ok(Captured {
         holder,
         cgroup,
@@ -635,7 +625,25 @@ fn capture(
     }))
 }
 
-fn decide(program: &Program, rules: &[Rule]) -> Result<Audit, audit::AuditError> {
+/// The one device program attached to `cgroup`, read back, and whether
+/// there was one (none: cgroup2 allows every device, read as a program
+/// that allows all).
+pub(crate) fn read_program(cgroup: &Path) -> Result<(Program, bool), RuntimeError> {
+    let live = crate::audit::read(&cgroup.display().to_string())?;
+    let mut programs = live.v2.map(|v2| v2.programs).unwrap_or_default();
+    if programs.len() > 1 {
+        return Err(RuntimeError::Programs(programs.len()));
+    }
+    let attached = !programs.is_empty();
+    let program = match programs.pop() {
+        Some(p) => p.program?,
+        None => allow_all(),
+    };
+    Ok((program, attached))
+}
+
+/// The audit of `program` against what `rules` mean, with its differences.
+pub(crate) fn decide(program: &Program, rules: &[Rule]) -> Result<Audit, audit::AuditError> {
     let e = Enforcement {
         programs: vec![("program".into(), program.clone())],
         v1: None,
@@ -677,24 +685,43 @@ pub fn run_config(
     };
     case.attached = captured.attached;
     let real = decide(&captured.program, rules)?;
+    case.security = real.differences.iter().filter(|d| d.security).count();
+    case.usability = real.differences.len() - case.security;
+    case.reality = reality(scratch.drivers(), nodes, &captured.cgroup, &real)?;
+    let program = captured.program.clone();
+    captured.release(scratch)?;
+    match model(rules) {
+        Ok(m) => {
+            let modelled = decide(&m, rules)?;
+            case.versus_model = audit::program_disagreements((&real, &program), (&modelled, &m))?;
+        }
+        Err(e) => case.versus_model = vec![format!("devcg's model refuses the config: {e}")],
+    }
+    Ok(case)
+}
+
+/// Each security class of `real` asked of the kernel by a child joined
+/// to `cgroup`, where a device of it can be asked safely.
+pub(crate) fn reality(
+    drivers: &Drivers,
+    nodes: &mut NodeDir,
+    cgroup: &Path,
+    real: &Audit,
+) -> Result<Vec<Reality>, RuntimeError> {
+    let mut out = Vec::new();
     let security: Vec<&audit::Difference> =
         real.differences.iter().filter(|d| d.security).collect();
-    case.security = security.len();
-    case.usability = real.differences.len() - case.security;
     let asked: Vec<(String, Option<Request>)> = security
         .iter()
         .map(|d| {
             let class = format!("{} {}", d.devices, d.access);
-            (
-                class,
-                probe_device(scratch.drivers(), &d.class, d.request_access),
-            )
+            (class, probe_device(drivers, &d.class, d.request_access))
         })
         .collect();
     let requests: Vec<Request> = asked.iter().filter_map(|(_, r)| *r).collect();
-    let mut answers = ask(nodes, &captured.cgroup, &requests)?.into_iter();
+    let mut answers = ask(nodes, cgroup, &requests)?.into_iter();
     for (class, request) in asked {
-        case.reality.push(match request {
+        out.push(match request {
             Some(req) => {
                 let answer = answers.next().expect("one answer per request");
                 Reality {
@@ -714,16 +741,7 @@ pub fn run_config(
             },
         });
     }
-    let program = captured.program.clone();
-    captured.release(scratch)?;
-    match model(rules) {
-        Ok(m) => {
-            let modelled = decide(&m, rules)?;
-            case.versus_model = audit::program_disagreements((&real, &program), (&modelled, &m))?;
-        }
-        Err(e) => case.versus_model = vec![format!("devcg's model refuses the config: {e}")],
-    }
-    Ok(case)
+    Ok(out)
 }
 
 /// A finding's reproducer run through the real binary.
@@ -832,7 +850,7 @@ pub fn run_reproducer(
 
 /// A char major with no driver and no runtime default device (1, 5, 10,
 /// 136 are defaults' majors), for findings that do not depend on numbers.
-fn free_major(drivers: &Drivers) -> Option<u32> {
+pub(crate) fn free_major(drivers: &Drivers) -> Option<u32> {
     (200..4096).find(|&m| {
         drivers
             .probeable(Device::new(devcg_engine::DeviceType::Char, m, 3))
@@ -848,7 +866,7 @@ const HARMLESS: [(u32, u32); 5] = [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9)];
 /// Whether the kernel may be asked `access` on `device`: an open only of a
 /// driverless or harmless device; `access(F_OK)` and mknod of any (neither
 /// reaches a driver).
-fn safe_to_ask(drivers: &Drivers, device: Device, access: Access) -> bool {
+pub(crate) fn safe_to_ask(drivers: &Drivers, device: Device, access: Access) -> bool {
     let any = access.is_empty() || access == Access::MKNOD;
     // A request no syscall makes (`rm`) cannot be asked.
     let realizable =
@@ -861,7 +879,7 @@ fn safe_to_ask(drivers: &Drivers, device: Device, access: Access) -> bool {
 }
 
 /// A device of `class` the kernel may safely be asked `access` about.
-fn probe_device(drivers: &Drivers, class: &Block, access: Access) -> Option<Request> {
+pub(crate) fn probe_device(drivers: &Drivers, class: &Block, access: Access) -> Option<Request> {
     let majors = class.majors.0..=class.majors.1.min(class.majors.0 + 4096);
     let minors = [
         class.minors.0,
@@ -876,7 +894,7 @@ fn probe_device(drivers: &Drivers, class: &Block, access: Access) -> Option<Requ
 /// Asks the kernel each request from a child joined to `cgroup` (the
 /// container's, inside the scratch directory; the nodes made here, in this
 /// process's own cgroup).
-fn ask(
+pub(crate) fn ask(
     nodes: &mut NodeDir,
     cgroup: &Path,
     requests: &[Request],
