@@ -952,6 +952,17 @@ fn cmd_runtime(name: RuntimeName, cases: u64, seed: u64, json: bool) -> Result<E
     };
     let report = runtime::run_cases(runtime, cases, seed, model)
         .with_context(|| format!("runtime {}", runtime.name()))?;
+    print_runtime_report(&report, seed, json)
+}
+
+/// A runtime's report (`devcg runtime`), as text or JSON; exit 1 unless it
+/// passes.
+fn print_runtime_report(
+    report: &devcg_kernel::runtime::RuntimeReport,
+    seed: u64,
+    json: bool,
+) -> Result<ExitCode> {
+    use devcg_kernel::runtime;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
