@@ -1039,6 +1039,13 @@ fn print_runtime_report(
                 r.class, r.name, r.rules, r.request, r.oracle, r.kernel, r.status
             );
         }
+        if !report.facts.is_empty() {
+            println!("\nfacts:");
+            for f in &report.facts {
+                let mark = if f.holds { "holds" } else { "FAILS" };
+                println!("  {mark}: {}: {}", f.name, f.detail);
+            }
+        }
         println!("({:.1} s)", report.seconds);
     }
     Ok(if report.pass {

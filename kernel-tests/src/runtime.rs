@@ -471,10 +471,25 @@ pub struct RuntimeReport {
     pub cases: Vec<Case>,
     /// docs/findings.md's reproducers for this runtime, through the binary.
     pub reproducers: Vec<ReproducerResult>,
+    /// Facts checked on a daemon beyond its configs (systemd's program
+    /// lifecycle, libvirt's map after a hot-unplug); none for the
+    /// container runtimes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub facts: Vec<Fact>,
     pub seconds: f64,
-    /// Every started container's program decides as devcg's model, and
-    /// the kernel answered every probe as the audit said it would.
+    /// Every started container's program decides as devcg's model, the
+    /// kernel answered every probe as the audit said it would, and every
+    /// fact holds.
     pub pass: bool,
+}
+
+/// One fact checked on the real daemon, as observed.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Fact {
+    pub name: String,
+    /// What was seen (ids, counts), or why it could not be checked.
+    pub detail: String,
+    pub holds: bool,
 }
 
 /// How devcg models a runtime: its program for a config, defaults included.
@@ -538,6 +553,7 @@ pub fn run_cases(
         version: runtime.version(),
         cases: out,
         reproducers,
+        facts: Vec::new(),
         seconds: started.elapsed().as_secs_f64(),
         pass,
     })
