@@ -13,6 +13,7 @@ use devcg_engine::{disasm, strategy, Program, Request, RuleFile, Strategy};
 use devcg_oracle::Policy;
 use input::{ProgramOptions, ProgramSource};
 
+mod guest;
 mod input;
 
 /// The emulator's runs allocate (rbpf gives each run a fresh stack); in
@@ -156,6 +157,20 @@ enum Command {
     /// vm/expected. Exit 0 as expected, 1 a result differs, 2 the runner
     /// could not start, 3 some kernel could not be installed.
     Vm(devcg_vm::Options),
+    /// Run a shell command as root in the full-distribution guest: Debian
+    /// with systemd as init, libvirt with its LXC driver and busybox, built
+    /// from packages with mmdebstrap on first use and cached, booted under
+    /// qemu (KVM when a real boot works, else TCG), no network. This devcg
+    /// is /mnt/devcg/devcg there. Prints the command's output and exits
+    /// with its status. Needs root.
+    Guest {
+        #[command(flatten)]
+        guest: guest::GuestArgs,
+        /// The command, joined with spaces and run by the guest's sh, as
+        /// ssh does (`-- systemctl --version`, `-- 'a | b'`).
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// What a live cgroup lets through: reads the device programs that run
     /// for it (with their maps) and its v1 devices.list, decides every
     /// reachable request class, and prints the policy as a table and as v1
@@ -388,6 +403,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Vm(opts) => Ok(vm_exit(devcg_vm::main_with(&opts))),
+        Command::Guest { guest, command } => guest::run(&guest, &command.join(" ")),
         Command::Audit {
             target,
             expect,

@@ -20,6 +20,7 @@
 
 pub mod apt;
 pub mod config;
+pub mod distro;
 pub mod error;
 pub mod fetch;
 pub mod guest;
