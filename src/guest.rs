@@ -53,14 +53,12 @@ pub fn run(args: &GuestArgs, script: &str) -> Result<ExitCode> {
     let guest = Guest::prepare(&cache, !args.no_install)
         .with_context(|| format!("preparing the guest (cache {})", cache.display()))?;
     let me = std::env::current_exe().context("finding this devcg binary")?;
-    let job = Job {
+    let job = Job::new(
         script,
-        files: vec![("devcg", me.as_path())],
-        timeout: Duration::from_secs(args.guest_timeout),
+        vec![("devcg", me.as_path())],
+        Duration::from_secs(args.guest_timeout),
         accel,
-        memory: "2048",
-        cpus: 2,
-    };
+    );
     let out = guest.run(&job).context("running the guest")?;
     std::io::stdout().write_all(&out.stdout)?;
     std::io::stderr().write_all(&out.stderr)?;
@@ -85,6 +83,25 @@ pub fn run(args: &GuestArgs, script: &str) -> Result<ExitCode> {
     }
     let rc = out.rc.unwrap_or(2);
     Ok(ExitCode::from(u8::try_from(rc).unwrap_or(2)))
+}
+
+/// `devcg runtime NAME --here …` in the guest, for a daemon that needs a
+/// whole system (systemd as PID 1, libvirtd).
+pub fn runtime(
+    args: &GuestArgs,
+    name: &str,
+    cases: u64,
+    seed: u64,
+    json: bool,
+) -> Result<ExitCode> {
+    let mut words: Vec<String> = [GUEST_DEVCG, "runtime", name, "--here", "--cases"]
+        .map(String::from)
+        .into();
+    words.extend([cases.to_string(), "--seed".into(), seed.to_string()]);
+    if json {
+        words.push("--json".into());
+    }
+    run(args, &shell_words(&words))
 }
 
 /// `words` quoted for the guest's sh.

@@ -209,6 +209,13 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// systemd and libvirt: run here, on a system whose PID 1 is
+        /// systemd (and, for libvirt, with libvirtd and its LXC driver),
+        /// instead of in the full-distribution guest (`devcg guest`).
+        #[arg(long)]
+        here: bool,
+        #[command(flatten)]
+        guest: guest::GuestArgs,
     },
 }
 
@@ -218,6 +225,25 @@ enum RuntimeName {
     Crun,
     Lxc,
     Youki,
+    /// systemd's DevicePolicy=/DeviceAllow= on transient units (in the
+    /// guest unless --here).
+    Systemd,
+    /// libvirt's LXC driver, domains with host devices hot-plugged and
+    /// unplugged (in the guest unless --here).
+    Libvirt,
+}
+
+impl RuntimeName {
+    /// Daemons that need a whole system: run in the guest unless --here.
+    fn is_daemon(self) -> bool {
+        matches!(self, RuntimeName::Systemd | RuntimeName::Libvirt)
+    }
+
+    fn name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
 }
 
 const AUDIT_HELP: &str = "\
@@ -414,7 +440,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             cases,
             seed,
             json,
-        } => cmd_runtime(runtime, cases, seed, json),
+            here,
+            guest,
+        } => {
+            if runtime.is_daemon() && !here {
+                guest::runtime(&guest, &runtime.name(), cases, seed, json)
+            } else {
+                cmd_runtime(runtime, cases, seed, json)
+            }
+        }
     }
 }
 
@@ -965,6 +999,9 @@ fn cmd_runtime(name: RuntimeName, cases: u64, seed: u64, json: bool) -> Result<E
         RuntimeName::Crun => (runtime::Source::Binary(Runtime::Crun), &crun_model),
         RuntimeName::Lxc => (runtime::Source::Binary(Runtime::Lxc), &lxc_model),
         RuntimeName::Youki => (youki_source()?, &youki::compile_with_defaults),
+        RuntimeName::Systemd | RuntimeName::Libvirt => {
+            bail!("devcg runtime {} --here is not built yet", name.name())
+        }
     };
     let report = runtime::run_cases(runtime, cases, seed, model)
         .with_context(|| format!("runtime {}", runtime.name()))?;

@@ -432,6 +432,29 @@ pub struct Job<'a> {
     /// qemu's `-m` and `-smp`.
     pub memory: &'a str,
     pub cpus: u32,
+    /// How long a KVM guest may take to start the job before it boots
+    /// again under TCG.
+    pub kvm_boot: Duration,
+}
+
+impl<'a> Job<'a> {
+    /// A job with 2 GiB, 2 CPUs and the default KVM boot budget.
+    pub fn new(
+        script: &'a str,
+        files: Vec<(&'a str, &'a Path)>,
+        timeout: Duration,
+        accel: AccelChoice,
+    ) -> Job<'a> {
+        Job {
+            script,
+            files,
+            timeout,
+            accel,
+            memory: "2048",
+            cpus: 2,
+            kvm_boot: KVM_BOOT,
+        }
+    }
 }
 
 /// How a job ended.
@@ -530,7 +553,7 @@ fn boot(
     let log = work.path.join("qemu.log");
     let mut g = Group::spawn(&mut cmd, &log).map_err(|e| VmError::io("starting qemu", e))?;
     let boot_budget = match accel {
-        Accel::Kvm => KVM_BOOT,
+        Accel::Kvm => job.kvm_boot,
         Accel::Tcg => TCG_BOOT,
     };
     let abort_on: &[&str] = match accel {
@@ -783,5 +806,76 @@ mod tests {
             "{unit_text}"
         );
         assert_eq!(UNIT_LINK.1, format!("/{unit}"));
+    }
+
+    /// A stand-in for qemu: under KVM it never starts the job; under TCG
+    /// it runs job.sh from the -virtfs share as the guest would.
+    fn fake_qemu(dir: &Path) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("qemu");
+        fs::write(
+            &path,
+            r#"#!/bin/sh
+case " $* " in *" kvm "*) sleep 600; exit 1;; esac
+share=$(echo "$*" | sed -n 's/.*local,path=\([^,]*\),.*/\1/p')
+: > "$share/started"
+sh "$share/job.sh" > "$share/stdout" 2> "$share/stderr"
+echo $? > "$share/rc"
+"#,
+        )
+        .unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn fake_image(dir: &Path) -> DistroImage {
+        DistroImage {
+            dir: dir.to_owned(),
+            root: dir.join("root.ext4"),
+            kernel: dir.join("vmlinuz"),
+            initrd: dir.join("initrd.img"),
+            versions: vec![],
+        }
+    }
+
+    #[test]
+    fn a_guest_that_does_not_boot_under_kvm_boots_again_under_tcg() {
+        let dir = tempfile::tempdir().unwrap();
+        let qemu = fake_qemu(dir.path());
+        let mut job = Job::new(
+            "cat \"$(dirname \"$0\")/input\"; echo oops >&2; exit 7",
+            vec![("input", qemu.as_path())],
+            Duration::from_secs(60),
+            AccelChoice::Auto,
+        );
+        job.kvm_boot = Duration::from_millis(300);
+        let out = run_job(&fake_image(dir.path()), &qemu, &Ok(()), &job).unwrap();
+        assert_eq!(out.accel, Accel::Tcg);
+        assert_eq!(out.rc, Some(7));
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("#!/bin/sh"));
+        assert_eq!(out.stderr, b"oops\n");
+        assert!(out.failure.is_none(), "{:?}", out.failure);
+        // Forced KVM is reported, not retried.
+        job.accel = AccelChoice::Kvm;
+        let out = run_job(&fake_image(dir.path()), &qemu, &Ok(()), &job).unwrap();
+        assert_eq!((out.accel, out.rc), (Accel::Kvm, None));
+        assert!(out.failure.unwrap().contains("had not started the job"));
+    }
+
+    #[test]
+    fn a_job_past_its_deadline_is_killed_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let qemu = fake_qemu(dir.path());
+        let job = Job::new(
+            "sleep 600",
+            vec![],
+            Duration::from_secs(1),
+            AccelChoice::Tcg,
+        );
+        let started = std::time::Instant::now();
+        let out = run_job(&fake_image(dir.path()), &qemu, &Err("no".into()), &job).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(30));
+        assert_eq!(out.rc, None);
+        assert!(out.failure.unwrap().contains("still running after 1 s"));
     }
 }

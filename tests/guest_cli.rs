@@ -1,0 +1,88 @@
+//! The full-distribution guest end to end (`devcg guest`, and `devcg
+//! runtime systemd|libvirt`, which run inside it): the image is built from
+//! Debian packages on first use and cached, the guest boots under qemu and
+//! runs the job. Needs root (qemu, mmdebstrap); skips with one line
+//! otherwise.
+
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+
+/// One guest at a time: two TCG guests on a small machine only slow each
+/// other down, and the leftover checks below see every job's directory.
+static GUEST: Mutex<()> = Mutex::new(());
+
+fn one_guest() -> MutexGuard<'static, ()> {
+    GUEST.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: the guest needs root (qemu, mmdebstrap)");
+        return false;
+    }
+    true
+}
+
+fn devcg(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_devcg"))
+        .args(args)
+        .output()
+        .expect("run devcg")
+}
+
+/// Temp entries a guest run leaves: none may outlive it.
+fn job_dirs() -> Vec<String> {
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(devcg_vm::distro::JOB_PREFIX))
+        .collect()
+}
+
+#[test]
+fn a_command_runs_as_root_under_systemd_and_its_status_comes_back() {
+    if !root() {
+        return;
+    }
+    let _one = one_guest();
+    let o = devcg(&[
+        "guest",
+        "--",
+        "echo pid1=$(cat /proc/1/comm) uid=$(id -u); /mnt/devcg/devcg --version; stat -fc %T /sys/fs/cgroup; echo oops >&2; exit 3",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{out}{err}");
+    assert!(out.contains("pid1=systemd uid=0"), "{out}{err}");
+    assert!(
+        out.contains("devcg "),
+        "the host's devcg runs in the guest: {out}"
+    );
+    assert!(out.contains("cgroup2fs"), "a pure cgroup2 system: {out}");
+    assert!(err.contains("oops"), "{err}");
+    assert!(
+        err.contains("systemd 252") && err.contains("libvirt-daemon 9.0.0"),
+        "the image's versions are named: {err}"
+    );
+    assert!(job_dirs().is_empty(), "{:?}", job_dirs());
+}
+
+#[test]
+fn a_guest_past_its_deadline_is_killed_and_nothing_is_left() {
+    if !root() {
+        return;
+    }
+    let _one = one_guest();
+    let o = devcg(&["guest", "--guest-timeout", "5", "--", "sleep", "600"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("still running after 5 s"), "{err}");
+    let qemu = Command::new("pgrep")
+        .args(["-f", "qemu-system-x86_64.*mount_tag=devcg"])
+        .output()
+        .unwrap();
+    assert!(qemu.stdout.is_empty(), "qemu left running");
+    assert!(job_dirs().is_empty(), "{:?}", job_dirs());
+}
