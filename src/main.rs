@@ -194,6 +194,10 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// systemd only: check the systemd that is PID 1 on this machine
+        /// (inside the guest devcg boots for it).
+        #[arg(long)]
+        here: bool,
     },
 }
 
@@ -203,6 +207,8 @@ enum RuntimeName {
     Crun,
     Lxc,
     Youki,
+    /// systemd's DevicePolicy=/DeviceAllow= (needs systemd as PID 1).
+    Systemd,
 }
 
 const AUDIT_HELP: &str = "\
@@ -394,11 +400,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
         } => cmd_audit(&target, expect.as_deref(), json),
         Command::Runtime {
+            runtime: RuntimeName::Systemd,
+            cases,
+            seed,
+            json,
+            here,
+        } => cmd_runtime_systemd(cases, seed, json, here),
+        Command::Runtime {
             runtime,
             cases,
             seed,
             json,
-        } => cmd_runtime(runtime, cases, seed, json),
+            here,
+        } => {
+            if here {
+                bail!("--here is for `devcg runtime systemd` only");
+            }
+            cmd_runtime(runtime, cases, seed, json)
+        }
     }
 }
 
@@ -949,9 +968,21 @@ fn cmd_runtime(name: RuntimeName, cases: u64, seed: u64, json: bool) -> Result<E
         RuntimeName::Crun => (runtime::Source::Binary(Runtime::Crun), &crun_model),
         RuntimeName::Lxc => (runtime::Source::Binary(Runtime::Lxc), &lxc_model),
         RuntimeName::Youki => (youki_source()?, &youki::compile_with_defaults),
+        RuntimeName::Systemd => unreachable!("systemd has its own command"),
     };
     let report = runtime::run_cases(runtime, cases, seed, model)
         .with_context(|| format!("runtime {}", runtime.name()))?;
+    print_runtime_report(&report, seed, json)
+}
+
+/// `devcg runtime systemd`: with `--here`, the systemd that is PID 1 on
+/// this machine, every unit read back and audited
+/// (`devcg_kernel::systemd`).
+fn cmd_runtime_systemd(cases: u64, seed: u64, json: bool, here: bool) -> Result<ExitCode> {
+    if !here {
+        bail!("systemd needs --here on a machine where systemd is PID 1");
+    }
+    let report = devcg_kernel::systemd::run(cases, seed).context("runtime systemd")?;
     print_runtime_report(&report, seed, json)
 }
 
