@@ -545,20 +545,58 @@ fn facts(run: &mut Run) -> Result<Vec<Fact>, KernelError> {
     unit.start()?;
     let cgroup = unit.cgroup(&run.mount)?;
     let before = attached_ids(&cgroup)?;
-    systemctl(&["daemon-reexec"])?;
-    // The new manager answers once it is back.
-    let back = wait_for(Duration::from_secs(60), || {
-        Ok(systemctl(&["show", "-P", "ActiveState", &unit.name]).is_ok_and(|s| s == "active"))
+    let (before_prog, _) = runtime::read_program(&cgroup)?;
+    // What is attached while the manager re-executes, watched from a
+    // thread: each distinct id list in the order seen (an empty one would
+    // be a moment without enforcement).
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (back, seen) = std::thread::scope(|s| -> Result<_, KernelError> {
+        let watcher = s.spawn(|| {
+            let mut seen: Vec<Vec<u32>> = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(ids) = attached_ids(&cgroup) {
+                    if seen.last() != Some(&ids) {
+                        seen.push(ids);
+                    }
+                }
+            }
+            seen
+        });
+        let reexec = systemctl(&["daemon-reexec"]);
+        // The new manager answers once it is back.
+        let back = reexec.is_ok()
+            && wait_for(Duration::from_secs(60), || {
+                Ok(systemctl(&["show", "-P", "ActiveState", &unit.name])
+                    .is_ok_and(|s| s == "active"))
+            })?;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let seen = watcher.join().expect("the watcher does not panic");
+        reexec?;
+        Ok((back, seen))
     })?;
     let after = attached_ids(&cgroup)?;
+    let (after_prog, _) = runtime::read_program(&cgroup)?;
+    let rules = systemd_units::documented(&run.host, &config);
+    let differ = (|| {
+        audit::program_disagreements(
+            (&runtime::decide(&before_prog, &rules)?, &before_prog),
+            (&runtime::decide(&after_prog, &rules)?, &after_prog),
+        )
+    })()
+    .map_err(RuntimeError::from)?;
+    let gap = seen.iter().any(Vec::is_empty);
+    let states: Vec<String> = seen.iter().map(|ids| format!("{ids:?}")).collect();
     out.push(Fact {
-        name: "daemon-reexec keeps the unit's programs".into(),
+        name: "daemon-reexec keeps the unit's policy enforced".into(),
         detail: format!(
-            "program ids on {} before {before:?}, after {after:?}{}",
+            "program ids on {} before {before:?}, after {after:?} ({}); attached while re-executing: {}; the program after decides {}{}",
             cgroup.display(),
+            if before == after { "the same program" } else { "a new program replaced it" },
+            states.join(" -> "),
+            if differ.is_empty() { "every class as before".to_string() } else { format!("{} classes otherwise", differ.len()) },
             if back { "" } else { " (systemd did not answer within 60 s)" }
         ),
-        holds: back && !before.is_empty() && before == after,
+        holds: back && !before.is_empty() && after.len() == before.len() && !gap && differ.is_empty(),
     });
     unit.remove()?;
     let mut ids: Vec<u32> = before.iter().chain(&after).copied().collect();
