@@ -366,7 +366,13 @@ mod tests {
     #[test]
     fn every_reproducer_is_a_named_test() {
         let tests = include_str!("../tests/findings.rs");
-        for r in RUNC.iter().chain(CRUN).chain(YOUKI).chain(LXC).chain(SYSTEMD) {
+        for r in RUNC
+            .iter()
+            .chain(CRUN)
+            .chain(YOUKI)
+            .chain(LXC)
+            .chain(SYSTEMD)
+        {
             assert!(tests.contains(&format!("case::{}(", r.name)), "{}", r.name);
         }
     }

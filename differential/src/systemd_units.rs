@@ -66,8 +66,7 @@ impl UnitConfig {
 
     /// The unit a v1 rule list becomes (`unit_from_rules`).
     pub fn from_rules(rules: &[Rule]) -> Result<UnitConfig, CompileError> {
-        let (policy, allows) =
-            devcg_engine::strategy::models::systemd::unit_from_rules(rules)?;
+        let (policy, allows) = devcg_engine::strategy::models::systemd::unit_from_rules(rules)?;
         Ok(UnitConfig {
             policy,
             entries: allows
@@ -303,7 +302,10 @@ mod tests {
         #[case] access: u8,
         #[case] want: &[&str],
     ) {
-        assert_eq!(texts(&documented_entry(&host(), spec, Access(access))), want);
+        assert_eq!(
+            texts(&documented_entry(&host(), spec, Access(access))),
+            want
+        );
     }
 
     #[test]

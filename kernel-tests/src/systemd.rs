@@ -30,16 +30,12 @@ use devcg_differential::audit;
 use devcg_differential::findings::{self, Reproducer};
 use devcg_differential::gen::Draw;
 use devcg_differential::systemd_units::{self, Entry, Pool, UnitConfig};
-use devcg_engine::strategy::models::systemd::{
-    compile_unit_on, DevicePolicy, Host,
-};
+use devcg_engine::strategy::models::systemd::{compile_unit_on, DevicePolicy, Host};
 use devcg_engine::{Access, DeviceType, Program};
 
 use crate::device::{Device, Drivers};
 use crate::probe::NodeDir;
-use crate::runtime::{
-    self, Case, Fact, ReproducerResult, RuntimeError, RuntimeReport,
-};
+use crate::runtime::{self, Case, Fact, ReproducerResult, RuntimeError, RuntimeReport};
 use crate::v2::Scratch;
 use crate::KernelError;
 
@@ -210,7 +206,10 @@ fn host() -> Result<Host, RuntimeError> {
             };
             let ft = meta.file_type();
             if ft.is_dir() && dir == Path::new("/dev") {
-                if !matches!(e.file_name().to_str(), Some("char" | "block" | "shm" | "mqueue")) {
+                if !matches!(
+                    e.file_name().to_str(),
+                    Some("char" | "block" | "shm" | "mqueue")
+                ) {
                     dirs.push(path);
                 }
                 continue;
@@ -264,7 +263,11 @@ fn parse_proc_devices(text: &str) -> Vec<(DeviceType, u32, String)> {
 /// Char majors with no driver, where the kernel may be asked anything.
 fn free_majors(drivers: &Drivers) -> Vec<u32> {
     (200..255)
-        .filter(|&m| drivers.probeable(Device::new(DeviceType::Char, m, 3)).is_ok())
+        .filter(|&m| {
+            drivers
+                .probeable(Device::new(DeviceType::Char, m, 3))
+                .is_ok()
+        })
         .take(6)
         .collect()
 }
@@ -298,8 +301,10 @@ fn pool(host: &Host, free: &[u32]) -> Pool {
         .groups
         .iter()
         .filter(|(_, _, n)| {
-            ["pts", "tty", "ttyS", "mem", "misc", "loop", "virtblk", "ptm", "input"]
-                .contains(&n.as_str())
+            [
+                "pts", "tty", "ttyS", "mem", "misc", "loop", "virtblk", "ptm", "input",
+            ]
+            .contains(&n.as_str())
         })
         .map(|(t, _, n)| (*t, n.clone()))
         .collect();
@@ -506,7 +511,10 @@ fn device_programs() -> Result<usize, KernelError> {
 
 /// Polls `done` for up to `limit`: the kernel frees programs after an RCU
 /// grace period, not at detach.
-fn wait_for(limit: Duration, mut done: impl FnMut() -> Result<bool, KernelError>) -> Result<bool, KernelError> {
+fn wait_for(
+    limit: Duration,
+    mut done: impl FnMut() -> Result<bool, KernelError>,
+) -> Result<bool, KernelError> {
     let start = Instant::now();
     loop {
         if done()? {

@@ -77,8 +77,13 @@
 //!   D-Bus path, `cgroup_context_add_or_update_device_allow`) instead
 //!   replaces the permissions of an entry with the same path, so there
 //!   `allow c 1:3 r; allow c 1:3 w` would leave only `w`.
-//! * Other `/dev/…` paths and `char-NAME` classes need `stat` or
-//!   `/proc/devices` and are not modelled (the mapping never produces them).
+//! * Other `/dev/…` paths and `char-NAME` groups need `stat` and
+//!   `/proc/devices`: [`compile_unit_on`] takes them as a [`Host`] (a
+//!   group name is an `fnmatch` glob over `/proc/devices`, as
+//!   `bpf_devices_allow_list_major` walks it, major 0 skipped); on the
+//!   standard host of [`compile_unit`] they are refused (the mapping never
+//!   produces them). `devcg runtime systemd` compares systemd 252's real
+//!   programs with [`compile_unit_on`] on the guest's own tables.
 //! * Attach details (`BPF_F_ALLOW_MULTI`, replacing the previous program)
 //!   are outside the model.
 
