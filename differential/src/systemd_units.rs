@@ -228,15 +228,25 @@ fn type_word(t: DeviceType) -> &'static str {
     }
 }
 
-/// A unit configuration: a policy and 0 to 5 entries from `pool`.
+/// A unit configuration: a policy and 0 to 5 entries from `pool`; in one
+/// of four, the last entry repeats an earlier specifier with other access
+/// letters (the only way two entries name the same device in v1's sense,
+/// which S1 needs).
 pub fn configs(pool: &Pool) -> BoxedStrategy<UnitConfig> {
     let policy = prop_oneof![
         Just(DevicePolicy::Auto),
         Just(DevicePolicy::Closed),
         Just(DevicePolicy::Strict)
     ];
-    (policy, prop::collection::vec(entry(pool), 0..=5))
-        .prop_map(|(policy, entries)| UnitConfig { policy, entries })
+    let repeat = prop::option::weighted(0.25, (any::<prop::sample::Index>(), access()));
+    (policy, prop::collection::vec(entry(pool), 0..=5), repeat)
+        .prop_map(|(policy, mut entries, repeat)| {
+            if let (Some((i, access)), 1..=4) = (repeat, entries.len()) {
+                let spec = entries[i.index(entries.len())].spec.clone();
+                entries.push(Entry { spec, access });
+            }
+            UnitConfig { policy, entries }
+        })
         .boxed()
 }
 
@@ -328,6 +338,22 @@ mod tests {
         assert_eq!(closed.last().unwrap().to_string(), "allow c 136:* rw");
         let auto = documented(&host(), &unit(DevicePolicy::Auto, vec![null]));
         assert_eq!(auto.len(), 12);
+    }
+
+    /// The generator repeats a specifier now and then (S1 needs it).
+    #[test]
+    fn some_drawn_units_name_one_device_twice() {
+        let mut draw = crate::gen::Draw::new(1);
+        let strategy = configs(&pool());
+        let repeats = (0..200)
+            .map(|_| draw.value(&strategy))
+            .filter(|c| {
+                let mut specs: Vec<&str> = c.entries.iter().map(|e| e.spec.as_str()).collect();
+                specs.sort_unstable();
+                specs.windows(2).any(|w| w[0] == w[1])
+            })
+            .count();
+        assert!((20..=120).contains(&repeats), "{repeats} of 200");
     }
 
     #[test]

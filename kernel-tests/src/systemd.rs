@@ -709,6 +709,23 @@ pub fn run(cases: u64, seed: u64) -> Result<RuntimeReport, KernelError> {
 mod tests {
     use super::*;
 
+    /// Off a systemd machine the run refuses at once, in one line naming
+    /// PID 1, and touches nothing.
+    #[test]
+    fn without_systemd_as_pid_1_the_run_is_unavailable() {
+        let comm = fs::read_to_string("/proc/1/comm").unwrap_or_default();
+        if comm.trim() == "systemd" {
+            eprintln!("skipped: systemd is PID 1 here");
+            return;
+        }
+        match run(1, 0) {
+            Err(KernelError::Unavailable(why)) => {
+                assert!(why.contains("PID 1") && !why.contains('\n'), "{why}")
+            }
+            other => panic!("expected Unavailable, got {:?}", other.map(|r| r.pass)),
+        }
+    }
+
     #[test]
     fn proc_devices_is_read_by_section() {
         let text = "Character devices:\n  1 mem\n  4 /dev/vc/0\n  4 tty\n136 pts\n\nBlock devices:\n  7 loop\n254 virtblk\n";
