@@ -870,3 +870,24 @@ fn clang_built_filter_with_helper_and_subprogram() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("program allow"), "{text}");
 }
+
+/// `devcg runtime systemd --here` off a machine where systemd is PID 1
+/// says so in one line (exit 2); `--here` is the daemons' alone. (Without
+/// it, systemd runs in the guest: tests/guest_cli.rs.)
+#[test]
+fn runtime_systemd_here_says_what_it_needs() {
+    let pid1 = std::fs::read_to_string("/proc/1/comm").unwrap_or_default();
+    if pid1.trim() != "systemd" {
+        let out = devcg(&["runtime", "systemd", "--here", "--cases", "1"]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("PID 1") && err.trim().lines().count() == 1,
+            "{err}"
+        );
+    }
+    let out = devcg(&["runtime", "runc", "--here"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--here is for systemd and libvirt"), "{err}");
+}

@@ -331,7 +331,17 @@ pub const LXC: &[Reproducer] = &[
     rep("L9", "lxc_drops_all_spelled_out", "deny all", "c 1:3 r", Deny, Some(Allow), false),
 ];
 
-/// devcg's model of `runtime` ("runc", "crun", "youki" or "lxc") for `rules`: the
+/// systemd's classes S1 and S2, as unit settings (`unit_from_rules`): S1
+/// also as an `O_RDWR` open, which a syscall makes (`rm` is no single
+/// syscall's request); S2 only shows on a major no node can have.
+#[rustfmt::skip]
+pub const SYSTEMD: &[Reproducer] = &[
+    rep("S1", "systemd_never_merges_access", "deny a; allow c 1:3 r; allow c 1:3 m", "c 1:3 rm", Allow, Some(Deny), false),
+    rep("S1", "systemd_never_merges_read_and_write", "deny a; allow c 1:3 r; allow c 1:3 w", "c 1:3 rw", Allow, Some(Deny), false),
+    rep("S2", "systemd_skips_major_beyond_dev_t", "deny a; allow c 4096:1 r", "c 4096:1 r", Allow, Some(Deny), false),
+];
+
+/// devcg's model of `runtime` ("runc", "crun", "youki", "lxc" or "systemd") for `rules`: the
 /// library alone (as the findings other than the defaults' are stated), or
 /// with the runtime's default devices, as the binary runs it.
 pub fn model(runtime: &str, defaults: bool, rules: &[Rule]) -> Result<Program, CompileError> {
@@ -351,6 +361,22 @@ mod tests {
     use devcg_emulator::Emulator;
     use devcg_oracle::Policy;
 
+    /// Every table entry is a named test of `tests/findings.rs` (its name
+    /// appears there as a case).
+    #[test]
+    fn every_reproducer_is_a_named_test() {
+        let tests = include_str!("../tests/findings.rs");
+        for r in RUNC
+            .iter()
+            .chain(CRUN)
+            .chain(YOUKI)
+            .chain(LXC)
+            .chain(SYSTEMD)
+        {
+            assert!(tests.contains(&format!("case::{}(", r.name)), "{}", r.name);
+        }
+    }
+
     /// Each entry says what the oracle and devcg's model say.
     #[test]
     fn every_reproducer_holds_for_the_oracle_and_the_model() {
@@ -359,6 +385,7 @@ mod tests {
             ("crun", CRUN),
             ("youki", YOUKI),
             ("lxc", LXC),
+            ("systemd", SYSTEMD),
         ] {
             for r in reps {
                 let (rules, req) = (r.rules(), r.request());

@@ -17,3 +17,4 @@ pub mod programs;
 pub mod rng;
 pub mod sampled;
 pub mod shrink;
+pub mod systemd_units;

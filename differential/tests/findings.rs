@@ -395,6 +395,14 @@ fn assert_own_strategies_agree(rules: &[Rule], req: &Request, oracle: Verdict) {
     Deny,
     true
 )]
+#[case::systemd_never_merges_read_and_write(
+    "systemd",
+    "deny a; allow c 1:3 r; allow c 1:3 w",
+    "c 1:3 rw",
+    Allow,
+    Deny,
+    true
+)]
 #[case::systemd_skips_major_beyond_dev_t(
     "systemd",
     "deny a; allow c 4096:1 r",

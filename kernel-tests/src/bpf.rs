@@ -26,6 +26,7 @@ const BPF_OBJ_PIN: u32 = 6;
 const BPF_OBJ_GET: u32 = 7;
 const BPF_PROG_ATTACH: u32 = 8;
 const BPF_PROG_DETACH: u32 = 9;
+const BPF_PROG_GET_NEXT_ID: u32 = 11;
 const BPF_PROG_GET_FD_BY_ID: u32 = 13;
 const BPF_MAP_GET_FD_BY_ID: u32 = 14;
 const BPF_OBJ_GET_INFO_BY_FD: u32 = 15;
@@ -467,6 +468,14 @@ pub fn prog_by_id(id: u32) -> Result<OwnedFd, BpfError> {
     let mut a = Attr::new();
     a.u32(0, id);
     fd_result("BPF_PROG_GET_FD_BY_ID", BPF_PROG_GET_FD_BY_ID, &mut a)
+}
+
+/// The id after `start` of any program loaded on the machine, `None` at
+/// the end.
+pub fn prog_next_id(start: u32) -> Result<Option<u32>, BpfError> {
+    let mut a = Attr::new();
+    a.u32(0, start);
+    Ok(found("BPF_PROG_GET_NEXT_ID", BPF_PROG_GET_NEXT_ID, &mut a)?.then(|| a.read_u32(4)))
 }
 
 /// A new fd for the link with this id (ENOENT once it is gone).

@@ -24,6 +24,7 @@ pub mod probe;
 pub mod runtime;
 pub mod semantics;
 pub mod sys;
+pub mod systemd;
 pub mod v1;
 pub mod v2;
 

@@ -77,8 +77,13 @@
 //!   D-Bus path, `cgroup_context_add_or_update_device_allow`) instead
 //!   replaces the permissions of an entry with the same path, so there
 //!   `allow c 1:3 r; allow c 1:3 w` would leave only `w`.
-//! * Other `/dev/…` paths and `char-NAME` classes need `stat` or
-//!   `/proc/devices` and are not modelled (the mapping never produces them).
+//! * Other `/dev/…` paths and `char-NAME` groups need `stat` and
+//!   `/proc/devices`: [`compile_unit_on`] takes them as a [`Host`] (a
+//!   group name is an `fnmatch` glob over `/proc/devices`, as
+//!   `bpf_devices_allow_list_major` walks it, major 0 skipped); on the
+//!   standard host of [`compile_unit`] they are refused (the mapping never
+//!   produces them). `devcg runtime systemd` compares systemd 252's real
+//!   programs with [`compile_unit_on`] on the guest's own tables.
 //! * Attach details (`BPF_F_ALLOW_MULTI`, replacing the previous program)
 //!   are outside the model.
 
@@ -155,7 +160,7 @@ const STAT_TABLE: &[(&str, u32, u32)] = &[
 ];
 
 /// `bpf_devices_allow_list_static`: the nodes (rwm), then `char-pts` rw.
-const STATIC_NODES: &[&str] = &[
+pub const STATIC_NODES: &[&str] = &[
     "/dev/null",
     "/dev/zero",
     "/dev/full",
@@ -166,6 +171,104 @@ const STATIC_NODES: &[&str] = &[
     "/run/systemd/inaccessible/chr",
     "/run/systemd/inaccessible/blk",
 ];
+
+/// What systemd reads from the machine to resolve an entry: the nodes it
+/// would `stat` and the `/proc/devices` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Host {
+    /// Device nodes by path: type, major, minor.
+    pub nodes: Vec<(String, DeviceType, u32, u32)>,
+    /// `/proc/devices`: type, major, group name, in file order.
+    pub groups: Vec<(DeviceType, u32, String)>,
+    /// Whether `nodes` and `groups` are the whole machine: then a path or
+    /// group not in them is skipped, as systemd skips it (a failed `stat`,
+    /// no `/proc/devices` match). A partial host refuses them instead of
+    /// guessing.
+    pub complete: bool,
+}
+
+impl Host {
+    /// A standard Linux host: the static nodes at their usual numbers and
+    /// `pts` as char major 136, nothing else known.
+    pub fn standard() -> Host {
+        Host {
+            nodes: STAT_TABLE
+                .iter()
+                .map(|&(p, ma, mi)| (p.to_string(), DeviceType::Char, ma, mi))
+                .collect(),
+            groups: vec![(DeviceType::Char, 136, "pts".into())],
+            complete: false,
+        }
+    }
+
+    /// What `stat` says of `path`, if it is a device node.
+    pub fn node(&self, path: &str) -> Option<(DeviceType, u32, u32)> {
+        self.nodes
+            .iter()
+            .find(|(p, ..)| p == path)
+            .map(|&(_, ty, ma, mi)| (ty, ma, mi))
+    }
+
+    /// The majors of `ty` whose `/proc/devices` name matches `pattern`
+    /// (fnmatch, no flags), in file order; major 0 is skipped as systemd
+    /// skips it.
+    pub fn majors(&self, ty: DeviceType, pattern: &str) -> Vec<u32> {
+        self.groups
+            .iter()
+            .filter(|(t, m, name)| *t == ty && *m > 0 && fnmatch(pattern, name))
+            .map(|&(_, m, _)| m)
+            .collect()
+    }
+}
+
+/// `fnmatch(pattern, name, 0)`: `*` and `?` match any characters (`/`
+/// included, no FNM_PATHNAME), `[...]` a set (`!` or `^` negates, ranges),
+/// `\` escapes.
+pub fn fnmatch(pattern: &str, name: &str) -> bool {
+    fn set(p: &[char], c: char) -> Option<(bool, usize)> {
+        // p[0] == '['; returns (matched, length of the bracket expression).
+        let mut i = 1;
+        let negate = matches!(p.get(i), Some('!') | Some('^'));
+        if negate {
+            i += 1;
+        }
+        let mut hit = false;
+        let mut first = true;
+        loop {
+            let &ch = p.get(i)?;
+            if ch == ']' && !first {
+                return Some((hit != negate, i + 1));
+            }
+            first = false;
+            if p.get(i + 1) == Some(&'-') && p.get(i + 2).is_some_and(|&e| e != ']') {
+                hit |= (ch..=p[i + 2]).contains(&c);
+                i += 3;
+            } else {
+                hit |= ch == c;
+                i += 1;
+            }
+        }
+    }
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some('*') => (0..=n.len()).any(|k| go(&p[1..], &n[k..])),
+            Some('?') => !n.is_empty() && go(&p[1..], &n[1..]),
+            Some('[') => match (set(p, *n.first().unwrap_or(&'\0')), n.first()) {
+                (Some((true, len)), Some(_)) => go(&p[len..], &n[1..]),
+                (Some(_), _) => false,
+                // An unclosed `[` is an ordinary character.
+                (None, Some('[')) => go(&p[1..], &n[1..]),
+                (None, _) => false,
+            },
+            Some('\\') if p.len() > 1 => n.first() == Some(&p[1]) && go(&p[2..], &n[1..]),
+            Some(c) => n.first() == Some(c) && go(&p[1..], &n[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    go(&p, &n)
+}
 
 /// `parse_devnum` on canonical decimal text: `None` where it fails, which
 /// systemd logs and skips.
@@ -179,67 +282,83 @@ fn parse_devnum(s: &str) -> Option<(u32, u32)> {
     (ma < MAJOR_LIMIT && mi < MINOR_LIMIT).then_some((ma, mi))
 }
 
-/// `bpf_devices_allow_list_device` / `_major` up to the emitting call:
-/// `Ok(None)` is an entry systemd skips (with a warning).
-fn resolve(path: &str) -> Result<Option<Pattern>, CompileError> {
+/// `bpf_devices_allow_list_device` / `_major` up to the emitting calls:
+/// the patterns an entry becomes (none: systemd skips it with a warning).
+fn resolve(host: &Host, path: &str) -> Result<Vec<Pattern>, CompileError> {
     let node = |ty, ma, mi| {
-        Some(Pattern {
+        vec![Pattern {
             ty,
             major: Some(ma),
             minor: Some(mi),
-        })
+        }]
     };
     match path {
         "/run/systemd/inaccessible/chr" => return Ok(node(DeviceType::Char, 0, 0)),
         "/run/systemd/inaccessible/blk" => return Ok(node(DeviceType::Block, 0, 0)),
         _ => {}
     }
+    let parsed = |rest: &str, ty| {
+        parse_devnum(rest)
+            .map(|(ma, mi)| node(ty, ma, mi))
+            .unwrap_or_default()
+    };
     if let Some(rest) = path.strip_prefix("/dev/char/") {
-        return Ok(parse_devnum(rest).and_then(|(ma, mi)| node(DeviceType::Char, ma, mi)));
+        return Ok(parsed(rest, DeviceType::Char));
     }
     if let Some(rest) = path.strip_prefix("/dev/block/") {
-        return Ok(parse_devnum(rest).and_then(|(ma, mi)| node(DeviceType::Block, ma, mi)));
+        return Ok(parsed(rest, DeviceType::Block));
     }
-    if let Some(&(_, ma, mi)) = STAT_TABLE.iter().find(|(p, _, _)| *p == path) {
-        return Ok(node(DeviceType::Char, ma, mi));
+    if path.starts_with("/dev/") {
+        return match host.node(path) {
+            Some((ty, ma, mi)) => Ok(node(ty, ma, mi)),
+            None if host.complete => Ok(Vec::new()),
+            None => Err(refused(format!(
+                "DeviceAllow={path} needs stat(): not modelled"
+            ))),
+        };
     }
-    let class = |ty, name: &str| -> Result<Option<Pattern>, CompileError> {
-        if name == "*" {
-            return Ok(Some(Pattern {
-                ty,
-                major: None,
-                minor: None,
-            }));
-        }
-        if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
-            // A numeric major outside the valid range falls through to the
-            // /proc/devices name search, where no driver is named by digits.
-            return Ok(name
-                .parse::<u32>()
-                .ok()
-                .filter(|&m| m < MAJOR_LIMIT)
+    let class = |ty, name: &str| -> Result<Vec<Pattern>, CompileError> {
+        let majors = |m: Vec<u32>| {
+            m.into_iter()
                 .map(|m| Pattern {
                     ty,
                     major: Some(m),
                     minor: None,
-                }));
-        }
-        match (ty, name) {
-            (DeviceType::Char, "pts") => Ok(Some(Pattern {
+                })
+                .collect::<Vec<_>>()
+        };
+        if name == "*" {
+            return Ok(vec![Pattern {
                 ty,
-                major: Some(136),
+                major: None,
                 minor: None,
-            })),
-            _ => Err(refused(format!(
-                "DeviceAllow={path} needs /proc/devices: not modelled"
-            ))),
+            }]);
         }
+        if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
+            // A numeric major outside the valid range falls through to
+            // the /proc/devices name search, where no group is digits.
+            return Ok(majors(match name.parse::<u32>() {
+                Ok(m) if m < MAJOR_LIMIT => vec![m],
+                _ => host.majors(ty, name),
+            }));
+        }
+        let found = host.majors(ty, name);
+        if found.is_empty() && !host.complete {
+            return Err(refused(format!(
+                "DeviceAllow={path} needs /proc/devices: not modelled"
+            )));
+        }
+        Ok(majors(found))
     };
     if let Some(name) = path.strip_prefix("char-") {
         return class(DeviceType::Char, name);
     }
     if let Some(name) = path.strip_prefix("block-") {
         return class(DeviceType::Block, name);
+    }
+    if host.complete {
+        // cgroup_apply_devices ignores any other specifier.
+        return Ok(Vec::new());
     }
     Err(refused(format!(
         "DeviceAllow={path} needs stat(): not modelled"
@@ -267,8 +386,18 @@ fn emit(a: &mut Asm, p: Pattern, permissions: Access, pass: Label) {
 }
 
 /// `cgroup_apply_devices` for a unit with this policy and these
-/// `DeviceAllow=` entries (in unit-file order).
+/// `DeviceAllow=` entries (in unit-file order), on a standard host.
 pub fn compile_unit(
+    policy: DevicePolicy,
+    device_allow: &[DeviceAllow],
+) -> Result<Program, CompileError> {
+    compile_unit_on(&Host::standard(), policy, device_allow)
+}
+
+/// `cgroup_apply_devices` on `host`: its nodes and `/proc/devices` resolve
+/// the static list and the entries.
+pub fn compile_unit_on(
+    host: &Host,
     policy: DevicePolicy,
     device_allow: &[DeviceAllow],
 ) -> Result<Program, CompileError> {
@@ -285,19 +414,19 @@ pub fn compile_unit(
     let mut any = false;
     if policy == DevicePolicy::Closed || (policy == DevicePolicy::Auto && allow_list) {
         for node in STATIC_NODES {
-            if let Some(p) = resolve(node)? {
+            for p in resolve(host, node)? {
                 emit(&mut a, p, Access::ALL, pass);
                 any = true;
             }
         }
-        if let Some(p) = resolve("char-pts")? {
+        for p in resolve(host, "char-pts")? {
             emit(&mut a, p, Access::READ.union(Access::WRITE), pass);
             any = true;
         }
     }
     // LIST_PREPEND: the last DeviceAllow= comes first.
     for entry in device_allow.iter().rev() {
-        if let Some(p) = resolve(&entry.path)? {
+        for p in resolve(host, &entry.path)? {
             emit(&mut a, p, entry.permissions, pass);
             any = true;
         }
@@ -581,36 +710,90 @@ mod tests {
 
     #[test]
     fn paths_resolve_like_systemd() {
+        let host = Host::standard();
+        let r = |path: &str| resolve(&host, path);
         let p = |ty, ma, mi| {
-            Some(Pattern {
+            vec![Pattern {
                 ty,
                 major: ma,
                 minor: mi,
-            })
+            }]
         };
         assert_eq!(
-            resolve("/dev/char/1:3").unwrap(),
+            r("/dev/char/1:3").unwrap(),
             p(DeviceType::Char, Some(1), Some(3))
         );
         assert_eq!(
-            resolve("/dev/block/4095:1048575").unwrap(),
+            r("/dev/block/4095:1048575").unwrap(),
             p(DeviceType::Block, Some(4095), Some(1048575))
         );
-        assert_eq!(resolve("/dev/char/4096:0").unwrap(), None);
+        assert_eq!(r("/dev/char/4096:0").unwrap(), vec![]);
         assert_eq!(
-            resolve("char-4095").unwrap(),
+            r("char-4095").unwrap(),
             p(DeviceType::Char, Some(4095), None)
         );
-        assert_eq!(resolve("char-4096").unwrap(), None);
+        assert_eq!(r("char-4096").unwrap(), vec![]);
+        assert_eq!(r("block-*").unwrap(), p(DeviceType::Block, None, None));
         assert_eq!(
-            resolve("block-*").unwrap(),
-            p(DeviceType::Block, None, None)
-        );
-        assert_eq!(
-            resolve("/run/systemd/inaccessible/blk").unwrap(),
+            r("/run/systemd/inaccessible/blk").unwrap(),
             p(DeviceType::Block, Some(0), Some(0))
         );
-        assert!(resolve("/dev/sda").is_err());
-        assert!(resolve("char-drm").is_err());
+        assert!(r("/dev/sda").is_err());
+        assert!(r("char-drm").is_err());
+    }
+
+    /// A complete host resolves from its own tables and skips what it
+    /// lacks, as systemd does after a failed stat or lookup.
+    #[test]
+    fn a_complete_host_resolves_globs_and_skips_unknowns() {
+        let host = Host {
+            nodes: vec![("/dev/vda".into(), DeviceType::Block, 254, 0)],
+            groups: vec![
+                (DeviceType::Char, 4, "tty".into()),
+                (DeviceType::Char, 4, "ttyS".into()),
+                (DeviceType::Char, 5, "/dev/tty".into()),
+                (DeviceType::Char, 136, "pts".into()),
+                (DeviceType::Block, 7, "loop".into()),
+            ],
+            complete: true,
+        };
+        let majors = |path: &str| -> Vec<Option<u32>> {
+            resolve(&host, path)
+                .unwrap()
+                .iter()
+                .map(|p| p.major)
+                .collect()
+        };
+        assert_eq!(majors("char-tty*"), [Some(4), Some(4)]);
+        assert_eq!(majors("char-pt?"), [Some(136)]);
+        assert_eq!(majors("char-*tty"), [Some(4), Some(5)]);
+        assert_eq!(majors("block-loop"), [Some(7)]);
+        assert_eq!(majors("char-loop"), Vec::<Option<u32>>::new());
+        assert_eq!(majors("/dev/sda"), Vec::<Option<u32>>::new());
+        assert_eq!(
+            resolve(&host, "/dev/vda").unwrap(),
+            vec![Pattern {
+                ty: DeviceType::Block,
+                major: Some(254),
+                minor: Some(0)
+            }]
+        );
+    }
+
+    #[rstest]
+    #[case("tty*", "ttyS", true)]
+    #[case("tty*", "tty", true)]
+    #[case("tty?", "tty", false)]
+    #[case("cpu/*", "cpu/msr", true)]
+    #[case("*", "", true)]
+    #[case("[a-c]x", "bx", true)]
+    #[case("[!a-c]x", "bx", false)]
+    #[case("[]]", "]", true)]
+    #[case("a\\*", "a*", true)]
+    #[case("a\\*", "ab", false)]
+    #[case("[ab", "[ab", true)]
+    #[case("pts", "ptsx", false)]
+    fn fnmatch_like_libc(#[case] pattern: &str, #[case] name: &str, #[case] want: bool) {
+        assert_eq!(fnmatch(pattern, name), want, "{pattern} {name}");
     }
 }
