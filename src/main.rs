@@ -1075,8 +1075,18 @@ fn print_runtime_report(
             .filter(|r| r.request.is_some())
             .collect();
         let confirmed = asked.iter().filter(|r| r.confirmed).count();
+        let (asked_spot, agree) = report
+            .cases
+            .iter()
+            .fold((0, 0), |(a, g), c| (a + c.kernel.asked, g + c.kernel.agree));
         println!(
-            "\nreality: {confirmed} of {} security classes asked from inside the live cgroups were let through by the kernel ({} not safe to ask)",
+            "\nkernel: {agree} of {asked_spot} sampled requests (allowed and denied classes of each program) answered from inside the live cgroups as the program decides"
+        );
+        for d in report.cases.iter().flat_map(|c| &c.kernel.disagreements) {
+            println!("  DIFFERS: {d}");
+        }
+        println!(
+            "reality: {confirmed} of {} security classes asked from inside the live cgroups were let through by the kernel ({} not safe to ask)",
             asked.len(),
             report.cases.iter().flat_map(|c| &c.reality).count() - asked.len()
         );

@@ -447,6 +447,87 @@ pub struct Case {
     pub usability: usize,
     /// Each security class asked of the kernel in the live container.
     pub reality: Vec<Reality>,
+    /// Requests of the program's own classes, allowed and denied alike,
+    /// asked of the kernel in the live container.
+    pub kernel: SpotCheck,
+}
+
+impl Case {
+    /// A case for a config (its lines as run), before anything is known.
+    pub fn new(rules: Vec<String>) -> Case {
+        Case {
+            rules,
+            refused: None,
+            attached: false,
+            versus_model: Vec::new(),
+            security: 0,
+            usability: 0,
+            reality: Vec::new(),
+            kernel: SpotCheck::default(),
+        }
+    }
+
+    /// Judges the live `program` of `cgroup` against `meaning` (the v1
+    /// rules the config means): its differences counted, each security
+    /// class asked of the kernel, and a sample of its classes checked on
+    /// the kernel. The audit is returned for the model's comparison.
+    pub(crate) fn judge(
+        &mut self,
+        drivers: &Drivers,
+        nodes: &mut NodeDir,
+        cgroup: &Path,
+        program: &Program,
+        meaning: &[Rule],
+    ) -> Result<Audit, RuntimeError> {
+        let real = decide(program, meaning)?;
+        self.security = real.differences.iter().filter(|d| d.security).count();
+        self.usability = real.differences.len() - self.security;
+        self.reality = reality(drivers, nodes, cgroup, &real)?;
+        self.kernel = spot_check(drivers, nodes, cgroup, &real)?;
+        Ok(real)
+    }
+
+    /// Compares the real program (audited as `real`) with the model's
+    /// program for the same config, on their common classes.
+    pub(crate) fn compare_model(
+        &mut self,
+        real: (&Audit, &Program),
+        model: Result<Program, devcg_engine::CompileError>,
+        meaning: &[Rule],
+    ) -> Result<(), RuntimeError> {
+        match model {
+            Ok(m) => {
+                let modelled = decide(&m, meaning)?;
+                self.versus_model = audit::program_disagreements(real, (&modelled, &m))?;
+            }
+            Err(e) => self.versus_model = vec![format!("devcg's model refuses the config: {e}")],
+        }
+        Ok(())
+    }
+
+    /// The program decides as the model, every security class asked was
+    /// let through, and the kernel answered every sampled request as the
+    /// program decides.
+    pub fn passes(&self) -> bool {
+        self.versus_model.is_empty()
+            && self
+                .reality
+                .iter()
+                .all(|r| r.confirmed || r.request.is_none())
+            && self.kernel.disagreements.is_empty()
+    }
+}
+
+/// The kernel against the program, on a sample of the program's classes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SpotCheck {
+    /// Requests asked (one device of a class, one access).
+    pub asked: usize,
+    /// ... the kernel answered as the program decides.
+    pub agree: usize,
+    /// The others: `c 200:3 r: program allow, kernel deny`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub disagreements: Vec<String>,
 }
 
 /// A security class tried for real: a child joined to the live
@@ -545,9 +626,7 @@ pub fn run_cases(
             model,
         )?);
     }
-    let pass = out.iter().all(|c| {
-        c.versus_model.is_empty() && c.reality.iter().all(|r| r.confirmed || r.request.is_none())
-    }) && reproducers.iter().all(|r| r.kernel_agrees);
+    let pass = out.iter().all(Case::passes) && reproducers.iter().all(|r| r.kernel_agrees);
     Ok(RuntimeReport {
         runtime: runtime.name().to_string(),
         version: runtime.version(),
@@ -683,15 +762,7 @@ pub fn run_config(
     rules: &[Rule],
     model: ModelOf,
 ) -> Result<Case, RuntimeError> {
-    let mut case = Case {
-        rules: rules.iter().map(Rule::to_string).collect(),
-        refused: None,
-        attached: false,
-        versus_model: Vec::new(),
-        security: 0,
-        usability: 0,
-        reality: Vec::new(),
-    };
+    let mut case = Case::new(rules.iter().map(Rule::to_string).collect());
     let captured = match capture(runtime, scratch, name, rules)? {
         Ok(c) => c,
         Err(why) => {
@@ -700,19 +771,16 @@ pub fn run_config(
         }
     };
     case.attached = captured.attached;
-    let real = decide(&captured.program, rules)?;
-    case.security = real.differences.iter().filter(|d| d.security).count();
-    case.usability = real.differences.len() - case.security;
-    case.reality = reality(scratch.drivers(), nodes, &captured.cgroup, &real)?;
+    let real = case.judge(
+        scratch.drivers(),
+        nodes,
+        &captured.cgroup,
+        &captured.program,
+        rules,
+    )?;
     let program = captured.program.clone();
     captured.release(scratch)?;
-    match model(rules) {
-        Ok(m) => {
-            let modelled = decide(&m, rules)?;
-            case.versus_model = audit::program_disagreements((&real, &program), (&modelled, &m))?;
-        }
-        Err(e) => case.versus_model = vec![format!("devcg's model refuses the config: {e}")],
-    }
+    case.compare_model((&real, &program), model(rules), rules)?;
     Ok(case)
 }
 
@@ -756,6 +824,57 @@ pub(crate) fn reality(
                 confirmed: false,
             },
         });
+    }
+    Ok(out)
+}
+
+/// Requests sampled per case for [`spot_check`].
+const SPOT_REQUESTS: usize = 32;
+
+/// Asks the kernel, from a child joined to `cgroup`, one request of each
+/// of up to [`SPOT_REQUESTS`] (class, access) pairs of the program's own
+/// audit, spread over its blocks, allowed and denied alike, where a
+/// device of the class can be asked safely; compares each answer with
+/// the program's decision.
+pub(crate) fn spot_check(
+    drivers: &Drivers,
+    nodes: &mut NodeDir,
+    cgroup: &Path,
+    real: &Audit,
+) -> Result<SpotCheck, RuntimeError> {
+    let pairs = real.blocks.len() * audit::ACCESSES.len();
+    // Every pair when few; else an even spread over twice the budget, as
+    // some pairs have no device that is safe to ask.
+    let stride = (pairs / (2 * SPOT_REQUESTS)).max(1);
+    let mut asked: Vec<(Request, Verdict)> = Vec::new();
+    for i in (0..pairs).step_by(stride) {
+        if asked.len() == SPOT_REQUESTS {
+            break;
+        }
+        let block = &real.blocks[i / audit::ACCESSES.len()];
+        let k = i % audit::ACCESSES.len();
+        if let Some(req) = probe_device(drivers, block, audit::ACCESSES[k]) {
+            let verdict = if block.allowed.contains(k) {
+                Verdict::Allow
+            } else {
+                Verdict::Deny
+            };
+            asked.push((req, verdict));
+        }
+    }
+    let requests: Vec<Request> = asked.iter().map(|(r, _)| *r).collect();
+    let answers = ask(nodes, cgroup, &requests)?;
+    let mut out = SpotCheck {
+        asked: asked.len(),
+        ..SpotCheck::default()
+    };
+    for ((req, program), answer) in asked.iter().zip(answers) {
+        if answer.verdict() == Some(*program) {
+            out.agree += 1;
+        } else {
+            out.disagreements
+                .push(format!("{req}: program {program}, kernel {answer}"));
+        }
     }
     Ok(out)
 }

@@ -372,15 +372,7 @@ impl Run {
     /// security classes asked of the kernel, compared with the model.
     fn case(&mut self, config: &UnitConfig) -> Result<Case, RuntimeError> {
         let rules = systemd_units::documented(&self.host, config);
-        let mut case = Case {
-            rules: config.lines(),
-            refused: None,
-            attached: false,
-            versus_model: Vec::new(),
-            security: 0,
-            usability: 0,
-            reality: Vec::new(),
-        };
+        let mut case = Case::new(config.lines());
         let started = match self.start(config)? {
             Ok(s) => s,
             Err(why) => {
@@ -389,24 +381,15 @@ impl Run {
             }
         };
         case.attached = started.attached;
-        let real = runtime::decide(&started.program, &rules)?;
-        case.security = real.differences.iter().filter(|d| d.security).count();
-        case.usability = real.differences.len() - case.security;
-        case.reality = runtime::reality(
+        let real = case.judge(
             self.scratch.drivers(),
             &mut self.nodes,
             &started.cgroup,
-            &real,
+            &started.program,
+            &rules,
         )?;
         started.unit.remove()?;
-        match self.model(config) {
-            Ok(m) => {
-                let modelled = runtime::decide(&m, &rules)?;
-                case.versus_model =
-                    audit::program_disagreements((&real, &started.program), (&modelled, &m))?;
-            }
-            Err(e) => case.versus_model = vec![format!("devcg's model refuses the unit: {e}")],
-        }
+        case.compare_model((&real, &started.program), self.model(config), &rules)?;
         Ok(case)
     }
 
@@ -690,9 +673,8 @@ pub fn run(cases: u64, seed: u64) -> Result<RuntimeReport, KernelError> {
         reproducers.push(run.reproducer(r)?);
     }
     let facts = facts(&mut run)?;
-    let pass = out.iter().all(|c| {
-        c.versus_model.is_empty() && c.reality.iter().all(|r| r.confirmed || r.request.is_none())
-    }) && reproducers.iter().all(|r| r.kernel_agrees)
+    let pass = out.iter().all(Case::passes)
+        && reproducers.iter().all(|r| r.kernel_agrees)
         && facts.iter().all(|f| f.holds);
     Ok(RuntimeReport {
         runtime: "systemd".into(),
