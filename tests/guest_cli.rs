@@ -86,3 +86,88 @@ fn a_guest_past_its_deadline_is_killed_and_nothing_is_left() {
     assert!(qemu.stdout.is_empty(), "qemu left running");
     assert!(job_dirs().is_empty(), "{:?}", job_dirs());
 }
+
+/// `devcg runtime NAME --cases 20 --seed 7 --json`, booted in the guest.
+fn daemon_report(name: &str) -> (Option<i32>, serde_json::Value) {
+    let o = devcg(&["runtime", name, "--cases", "20", "--seed", "7", "--json"]);
+    let report = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    (o.status.code(), report)
+}
+
+/// Every case judged on the real daemon: the program decides as devcg's
+/// model, the kernel answers sampled requests as the program decides and
+/// lets every security class through; every fact holds.
+fn assert_daemon_report(report: &serde_json::Value) {
+    let cases = report["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 20, "{report}");
+    assert!(
+        cases.iter().filter(|c| c.get("refused").is_none()).count() >= 15,
+        "most configs run: {report}"
+    );
+    let mut asked = 0;
+    for c in cases {
+        assert_eq!(c["versus_model"], serde_json::json!([]), "{c}");
+        assert_eq!(c["kernel"]["asked"], c["kernel"]["agree"], "{c}");
+        asked += c["kernel"]["asked"].as_u64().unwrap();
+        for r in c["reality"].as_array().unwrap() {
+            assert!(r["request"].is_null() || r["confirmed"] == true, "{r}");
+        }
+    }
+    assert!(asked >= 100, "the kernel was asked from inside: {asked}");
+    for f in report["facts"].as_array().unwrap() {
+        assert_eq!(f["holds"], true, "{f}");
+    }
+    for r in report["reproducers"].as_array().unwrap() {
+        assert_eq!(r["kernel_agrees"], true, "{r}");
+    }
+    assert_eq!(report["pass"], true);
+}
+
+/// systemd 252 as PID 1: random DevicePolicy=/DeviceAllow= units, the
+/// findings S1 and S2 confirmed, and the program lifecycle (re-exec,
+/// stop, 100 start/stop cycles).
+#[test]
+fn systemd_units_decide_as_devcgs_model_on_the_real_daemon() {
+    if !root() {
+        return;
+    }
+    let _one = one_guest();
+    let (code, report) = daemon_report("systemd");
+    assert!(report["version"]
+        .as_str()
+        .unwrap()
+        .starts_with("systemd 252"));
+    assert_daemon_report(&report);
+    assert_eq!(code, Some(0), "{report}");
+    let facts: Vec<&str> = report["facts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(facts.len(), 3, "{facts:?}");
+    assert!(
+        facts.iter().any(|f| f.contains("daemon-reexec")),
+        "{facts:?}"
+    );
+    assert!(
+        facts.iter().any(|f| f.contains("100 start/stop")),
+        "{facts:?}"
+    );
+    let statuses: Vec<&str> = report["reproducers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert!(
+        statuses.len() >= 2 && statuses.iter().all(|s| s.starts_with("confirmed")),
+        "{statuses:?}"
+    );
+}
