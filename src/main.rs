@@ -194,6 +194,10 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Run here rather than in a guest (libvirt needs a whole system:
+        /// `devcg runtime libvirt` runs `--here` inside a Debian guest).
+        #[arg(long)]
+        here: bool,
     },
 }
 
@@ -203,6 +207,8 @@ enum RuntimeName {
     Crun,
     Lxc,
     Youki,
+    /// libvirt's LXC driver (libvirtd and virsh), in a Debian guest.
+    Libvirt,
 }
 
 const AUDIT_HELP: &str = "\
@@ -398,7 +404,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             cases,
             seed,
             json,
-        } => cmd_runtime(runtime, cases, seed, json),
+            here,
+        } => cmd_runtime(runtime, cases, seed, json, here),
     }
 }
 
@@ -927,7 +934,20 @@ fn audit_text(
     out
 }
 
-fn cmd_runtime(name: RuntimeName, cases: u64, seed: u64, json: bool) -> Result<ExitCode> {
+fn cmd_runtime(
+    name: RuntimeName,
+    cases: u64,
+    seed: u64,
+    json: bool,
+    here: bool,
+) -> Result<ExitCode> {
+    if name == RuntimeName::Libvirt {
+        if !here {
+            bail!("devcg runtime libvirt needs a guest with a whole system; not built yet: run `devcg runtime libvirt --here` inside one");
+        }
+        let report = devcg_kernel::libvirt::run(cases, seed).context("runtime libvirt")?;
+        return print_runtime_report(&report, seed, json);
+    }
     use devcg_engine::strategy::models::{crun, runc, youki};
     use devcg_kernel::runtime::{self, Runtime};
     // Each runtime with devcg's model of what it attaches, for the version
@@ -949,6 +969,7 @@ fn cmd_runtime(name: RuntimeName, cases: u64, seed: u64, json: bool) -> Result<E
         RuntimeName::Crun => (runtime::Source::Binary(Runtime::Crun), &crun_model),
         RuntimeName::Lxc => (runtime::Source::Binary(Runtime::Lxc), &lxc_model),
         RuntimeName::Youki => (youki_source()?, &youki::compile_with_defaults),
+        RuntimeName::Libvirt => unreachable!("handled above"),
     };
     let report = runtime::run_cases(runtime, cases, seed, model)
         .with_context(|| format!("runtime {}", runtime.name()))?;
