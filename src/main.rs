@@ -994,9 +994,20 @@ fn print_runtime_report(
         );
         for (i, c) in report.cases.iter().enumerate() {
             match &c.refused {
-                Some(why) => println!("case {i}: refused by the runtime: {why}"),
+                Some(why) => println!(
+                    "case {i}: {}refused by the runtime: {why}",
+                    match c.rules.first() {
+                        Some(step) if step.starts_with("step ") => format!("{step}: "),
+                        _ => String::new(),
+                    }
+                ),
                 None => println!(
-                    "case {i}: {}vs model {}, vs config: {} security, {} usability",
+                    "case {i}: {}{}vs model {}, vs config: {} security, {} usability",
+                    // A daemon's case is one step of a longer life: say which.
+                    match c.rules.first() {
+                        Some(step) if step.starts_with("step ") => format!("{step}: "),
+                        _ => String::new(),
+                    },
                     if c.attached {
                         ""
                     } else {
@@ -1053,7 +1064,8 @@ fn print_runtime_report(
         for r in &report.reproducers {
             let real = match (&r.real, &r.refused) {
                 (Some(v), _) => format!("real {v}"),
-                (None, _) => "refused".to_string(),
+                (None, Some(_)) => "refused".to_string(),
+                (None, None) => "not run".to_string(),
             };
             println!(
                 "  {} {:<48} [{}] {}: v1 {}, {real}; kernel {}: {}",

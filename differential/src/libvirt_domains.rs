@@ -132,13 +132,14 @@ impl fmt::Display for Step {
 }
 
 /// The domain's XML: an LXC domain running busybox's `sleep`, no network,
-/// 64 MiB, with `hostdevs` (nodes in `dir`).
+/// 64 MiB, a pty console (the driver requires one), with `hostdevs`
+/// (nodes in `dir`).
 pub fn domain_xml(name: &str, hostdevs: &[Hostdev], dir: &str) -> String {
     let devices: String = hostdevs.iter().map(|h| h.xml(dir)).collect();
     format!(
         "<domain type='lxc'><name>{name}</name><memory unit='MiB'>64</memory>\
          <os><type>exe</type><init>/bin/busybox</init><initarg>sleep</initarg>\
-         <initarg>3600</initarg></os><devices>{devices}</devices></domain>"
+         <initarg>3600</initarg></os><devices><console type='pty'/>{devices}</devices></domain>"
     )
 }
 
@@ -253,12 +254,14 @@ pub fn draw(rng: &mut Rng, majors: &[u32]) -> Vec<Step> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::Rng as Seeded;
     use devcg_emulator::Emulator;
     use devcg_engine::strategy::models::libvirt::Libvirt;
     use devcg_engine::{Access, Request, Strategy as _, Verdict};
     use devcg_oracle::Policy;
-    use crate::rng::Rng as Seeded;
-    use proptest::prelude::{any, prop_assert, prop_assert_eq, prop_assume, proptest, Strategy as _};
+    use proptest::prelude::{
+        any, prop_assert, prop_assert_eq, prop_assume, proptest, Strategy as _,
+    };
     use rstest::rstest;
 
     const C: Kind = Kind::Misc;
@@ -289,7 +292,10 @@ mod tests {
         assert_eq!(c[0], "deny a");
         assert_eq!(c[at], hostdev_call);
         // The pty major comes after the start's hostdevs.
-        assert_eq!(c[Step::Start(present(&steps[..1])).len_calls() - 1], "allow c 136:* rwm");
+        assert_eq!(
+            c[Step::Start(present(&steps[..1])).len_calls() - 1],
+            "allow c 136:* rwm"
+        );
     }
 
     impl Step {
@@ -321,11 +327,17 @@ mod tests {
     /// leave the model's program granting only the later one.
     #[test]
     fn shared_numbers_lose_the_earlier_type() {
-        let steps = vec![Step::Start(vec![Hostdev::new(C, 240, 1), Hostdev::new(B, 240, 1)])];
+        let steps = vec![Step::Start(vec![
+            Hostdev::new(C, 240, 1),
+            Hostdev::new(B, 240, 1),
+        ])];
         let req = Request::parse("c 240:1 r").unwrap();
         let meant = Policy::of(&rules(&meaning(&steps))).decide(&req);
         let (v1, model) = verdicts(&calls(&steps), &req);
-        assert_eq!((meant, v1, model), (Verdict::Allow, Verdict::Allow, Verdict::Deny));
+        assert_eq!(
+            (meant, v1, model),
+            (Verdict::Allow, Verdict::Allow, Verdict::Deny)
+        );
     }
 
     fn any_steps() -> impl proptest::strategy::Strategy<Value = Vec<Step>> {

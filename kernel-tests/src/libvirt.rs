@@ -86,17 +86,53 @@ fn virsh(args: &[&str]) -> Result<String, RuntimeError> {
     }
 }
 
-/// A libvirtd devcg started (stopped on drop), or none when one ran.
-struct Daemon(Option<i32>);
+/// A libvirtd devcg started (stopped on drop, its driver directory
+/// removed), or none when one ran.
+struct Daemon {
+    pid: Option<i32>,
+    drivers: Option<PathBuf>,
+}
+
+/// libvirt's driver modules (`.../libvirt/connection-driver`).
+fn driver_dir() -> Option<PathBuf> {
+    fs::read_dir("/usr/lib")
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("libvirt/connection-driver"))
+        .chain(std::iter::once(PathBuf::from(
+            "/usr/lib/libvirt/connection-driver",
+        )))
+        .find(|d| d.join("libvirt_driver_lxc.so").is_file())
+}
 
 impl Daemon {
+    /// A libvirtd answering on lxc:///, started if none runs. devcg's own
+    /// loads the LXC driver alone (LIBVIRT_DRIVER_DIR names a directory
+    /// holding only it): without libvirt-daemon-system the QEMU driver's
+    /// start-up fails for want of the libvirt-qemu user, and libvirtd
+    /// then serves nothing.
     fn ensure() -> Result<Daemon, RuntimeError> {
         if virsh(&["version"]).is_ok() {
-            return Ok(Daemon(None));
+            return Ok(Daemon {
+                pid: None,
+                drivers: None,
+            });
         }
+        let lxc = driver_dir()
+            .ok_or(RuntimeError::Missing("libvirt-daemon-driver-lxc"))?
+            .join("libvirt_driver_lxc.so");
+        let dir = owned::temp_dir().join(owned::fresh_name("devcg-libvirt-drivers-"));
+        fs::create_dir_all(&dir).map_err(io("mkdir the driver directory"))?;
+        let mut daemon = Daemon {
+            pid: None,
+            drivers: Some(dir.clone()),
+        };
+        std::os::unix::fs::symlink(&lxc, dir.join("libvirt_driver_lxc.so"))
+            .map_err(io("link the LXC driver"))?;
         let pid_file = Path::new("/run/libvirtd.pid");
         let status = Command::new("libvirtd")
             .arg("--daemon")
+            .env("LIBVIRT_DRIVER_DIR", &dir)
             .status()
             .map_err(io("libvirtd --daemon"))?;
         if !status.success() {
@@ -108,16 +144,12 @@ impl Daemon {
         }
         let started = Instant::now();
         loop {
-            let pid = fs::read_to_string(pid_file)
+            daemon.pid = fs::read_to_string(pid_file)
                 .ok()
                 .and_then(|s| s.trim().parse::<i32>().ok());
             match virsh(&["version"]) {
-                Ok(_) => return Ok(Daemon(pid)),
-                Err(e) if started.elapsed() > Duration::from_secs(60) => {
-                    let d = Daemon(pid);
-                    drop(d);
-                    return Err(e);
-                }
+                Ok(_) => return Ok(daemon),
+                Err(e) if started.elapsed() > Duration::from_secs(60) => return Err(e),
                 Err(_) => std::thread::sleep(Duration::from_millis(200)),
             }
         }
@@ -126,13 +158,16 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if let Some(pid) = self.0 {
+        if let Some(pid) = self.pid {
             let pid = nix::unistd::Pid::from_raw(pid);
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
             let started = Instant::now();
             while owned::pid_alive(pid.as_raw()) && started.elapsed() < Duration::from_secs(20) {
                 std::thread::sleep(Duration::from_millis(100));
             }
+        }
+        if let Some(dir) = &self.drivers {
+            let _ = fs::remove_dir_all(dir);
         }
     }
 }
@@ -312,11 +347,19 @@ fn observe(name: &str) -> Result<Observed, KernelError> {
 }
 
 /// Runs one step through virsh; libvirt's refusal as `Err(reason)`.
-fn perform(files: &Files, name: &str, step: &Step, n: usize) -> Result<Result<(), String>, RuntimeError> {
+fn perform(
+    files: &Files,
+    name: &str,
+    step: &Step,
+    n: usize,
+) -> Result<Result<(), String>, RuntimeError> {
     let dir = files.dir();
     let result = match step {
         Step::Start(hostdevs) => {
-            let xml = files.write(&format!("{name}.xml"), &domains::domain_xml(name, hostdevs, &dir))?;
+            let xml = files.write(
+                &format!("{name}.xml"),
+                &domains::domain_xml(name, hostdevs, &dir),
+            )?;
             virsh(&["define", &xml]).and_then(|_| virsh(&["start", name]))
         }
         Step::Attach(h) | Step::Detach(h) => {
@@ -332,7 +375,8 @@ fn perform(files: &Files, name: &str, step: &Step, n: usize) -> Result<Result<()
             loop {
                 match virsh(&[verb, name, &xml, "--live"]) {
                     Err(RuntimeError::Failed { stderr, .. })
-                        if stderr.contains("init PID") && started.elapsed() < Duration::from_secs(10) =>
+                        if stderr.contains("init PID")
+                            && started.elapsed() < Duration::from_secs(10) =>
                     {
                         std::thread::sleep(Duration::from_millis(200));
                     }
@@ -377,16 +421,24 @@ fn run_domain(
     Ok(None)
 }
 
+/// A map entry as seen and as the model has it (`None`: no entry).
+type Entry = (Option<u32>, Option<u32>);
+
+/// Program id and map ids, before and after a hot-plug step.
+type Ids = ((u32, u32), (Vec<u32>, Vec<u32>));
+
 /// Per-step observations kept for the facts.
 #[derive(Default)]
 struct Seen {
     /// (hostdev, real entry after its detach, the model's entry).
-    detaches: Vec<(Hostdev, Option<u32>, Option<u32>)>,
+    detaches: Vec<(Hostdev, Entry)>,
     /// (numbers, real entry, the model's entry) where a char and a block
     /// hostdev at the same numbers were both present.
-    shared: Vec<((u32, u32), Option<u32>, Option<u32>)>,
+    shared: Vec<((u32, u32), Entry)>,
     /// (step, program id before/after, map ids before/after) per hot-plug.
-    ids: Vec<(String, (u32, u32), (Vec<u32>, Vec<u32>))>,
+    ids: Vec<(String, Ids)>,
+    /// Where the first program was attached, and the cgroup probed.
+    place: Option<(PathBuf, PathBuf)>,
 }
 
 /// `cases` random domains (seeded), then the reproducers.
@@ -416,10 +468,10 @@ pub fn run(cases: u64, seed: u64) -> Result<RuntimeReport, KernelError> {
         .ok()
         .and_then(|v| {
             v.lines()
-                .find(|l| l.contains("hypervisor") || l.contains("libvirt"))
-                .map(|l| l.trim().to_string())
+                .find(|l| l.starts_with("Using library:"))
+                .map(|l| l.trim_start_matches("Using library:").trim().to_string())
         })
-        .map(|v| format!("libvirt LXC driver ({v})"))
+        .map(|v| format!("{v} (LXC driver)"))
         .unwrap_or_else(|| "libvirt LXC driver".into());
     let files = Files::new()?;
     let mut rng = Rng::new(seed);
@@ -431,43 +483,43 @@ pub fn run(cases: u64, seed: u64) -> Result<RuntimeReport, KernelError> {
         let mut prev: Option<(u32, Vec<u32>)> = None;
         let mut step_cases: Vec<Case> = Vec::new();
         let refused = run_domain(&files, &name, &steps, |s, o| {
-            let c = judge(drivers, &mut nodes, &steps[..=s], o)?;
+            let c = judge(i, drivers, &mut nodes, &steps[..=s], o)?;
             let model_map = model_map(&steps[..=s]);
             let step = &steps[s];
             if let Step::Detach(h) = step {
                 let k = model::key(h.major, h.minor);
                 seen.detaches
-                    .push((*h, o.map.get(&k).copied(), model_map.get(&k).copied()));
+                    .push((*h, (o.map.get(&k).copied(), model_map.get(&k).copied())));
             }
             let present = domains::present(&steps[..=s]);
             for h in &present {
                 if h.kind == Kind::Misc
-                    && present
-                        .iter()
-                        .any(|g| g.kind == Kind::Storage && (g.major, g.minor) == (h.major, h.minor))
+                    && present.iter().any(|g| {
+                        g.kind == Kind::Storage && (g.major, g.minor) == (h.major, h.minor)
+                    })
                 {
                     let k = model::key(h.major, h.minor);
                     seen.shared.push((
                         (h.major, h.minor),
-                        o.map.get(&k).copied(),
-                        model_map.get(&k).copied(),
+                        (o.map.get(&k).copied(), model_map.get(&k).copied()),
                     ));
                 }
             }
             if let (Some((pid, mids)), false) = (&prev, matches!(step, Step::Start(_))) {
                 seen.ids.push((
                     step.to_string(),
-                    (*pid, o.prog_id),
-                    (mids.clone(), o.map_ids.clone()),
+                    ((*pid, o.prog_id), (mids.clone(), o.map_ids.clone())),
                 ));
             }
             prev = Some((o.prog_id, o.map_ids.clone()));
-            let _ = &o.attach_point;
+            if seen.place.is_none() {
+                seen.place = Some((o.attach_point.clone(), o.leaf.clone()));
+            }
             step_cases.push(c);
             Ok(())
         })?;
         if let Some((s, why)) = refused {
-            let lines = step_lines(&steps[..=s]);
+            let lines = step_lines(i, &steps[..=s]);
             step_cases.push(Case {
                 rules: lines,
                 refused: Some(why),
@@ -484,7 +536,9 @@ pub fn run(cases: u64, seed: u64) -> Result<RuntimeReport, KernelError> {
     let mut reproducers = Vec::new();
     for (i, r) in findings::LIBVIRT.iter().enumerate() {
         let name = format!("devcg{}v{i}", std::process::id());
-        reproducers.push(reproducer(drivers, &mut nodes, &files, &name, r, majors[0])?);
+        reproducers.push(reproducer(
+            drivers, &mut nodes, &files, &name, r, majors[0],
+        )?);
     }
     drop(files);
     drop(daemon);
@@ -506,11 +560,14 @@ pub fn run(cases: u64, seed: u64) -> Result<RuntimeReport, KernelError> {
 }
 
 /// The case's description: the step, then every call the cgroup has seen.
-fn step_lines(steps: &[Step]) -> Vec<String> {
+fn step_lines(domain: u64, steps: &[Step]) -> Vec<String> {
     let last = steps.last().expect("a step");
-    std::iter::once(format!("step {}: {last}", steps.len() - 1))
-        .chain(short_calls(steps))
-        .collect()
+    std::iter::once(format!(
+        "step {} of domain {domain}: {last}",
+        steps.len() - 1
+    ))
+    .chain(short_calls(steps))
+    .collect()
 }
 
 /// The calls, with the driver's start-up defaults folded into one word.
@@ -542,6 +599,7 @@ fn model_map(steps: &[Step]) -> BTreeMap<u64, u32> {
 /// One step's case: the real program against the meaning and the model,
 /// and its security classes asked of the kernel.
 fn judge(
+    domain: u64,
     drivers: &Drivers,
     nodes: &mut NodeDir,
     steps: &[Step],
@@ -556,7 +614,7 @@ fn judge(
     let versus_model = audit::program_disagreements((&real, &o.program), (&modelled, &m))
         .map_err(RuntimeError::from)?;
     Ok(Case {
-        rules: step_lines(steps),
+        rules: step_lines(domain, steps),
         refused: None,
         attached: true,
         versus_model,
@@ -573,17 +631,17 @@ fn hex(v: Option<u32>) -> String {
 /// The facts, as observed, each against the model's prediction.
 fn facts(seen: &Seen) -> Vec<Fact> {
     let mut out = Vec::new();
-    let deleted = seen.detaches.iter().filter(|d| d.1.is_none()).count();
+    let deleted = seen.detaches.iter().filter(|d| d.1 .0.is_none()).count();
     let left: Vec<String> = seen
         .detaches
         .iter()
-        .filter_map(|(h, real, _)| real.map(|v| format!("{h}: {v:#x}")))
+        .filter_map(|(h, (real, _))| real.map(|v| format!("{h}: {v:#x}")))
         .collect();
     let wrong: Vec<String> = seen
         .detaches
         .iter()
-        .filter(|d| d.1 != d.2)
-        .map(|(h, r, m)| format!("{h}: real {}, model {}", hex(*r), hex(*m)))
+        .filter(|d| d.1 .0 != d.1 .1)
+        .map(|(h, (r, m))| format!("{h}: real {}, model {}", hex(*r), hex(*m)))
         .collect();
     out.push(Fact {
         name: "a hot-unplug deletes the map entry, or leaves what other types' bits remain".into(),
@@ -604,8 +662,8 @@ fn facts(seen: &Seen) -> Vec<Fact> {
     let wrong: Vec<String> = seen
         .shared
         .iter()
-        .filter(|s| s.1 != s.2 || !one_type(&s.1))
-        .map(|((ma, mi), r, m)| format!("{ma}:{mi}: real {}, model {}", hex(*r), hex(*m)))
+        .filter(|s| s.1 .0 != s.1 .1 || !one_type(&s.1 .0))
+        .map(|((ma, mi), (r, m))| format!("{ma}:{mi}: real {}, model {}", hex(*r), hex(*m)))
         .collect();
     out.push(Fact {
         name: "a char and a block device at the same numbers share one map entry (V4)".into(),
@@ -616,7 +674,7 @@ fn facts(seen: &Seen) -> Vec<Fact> {
                 let ex = seen
                     .shared
                     .first()
-                    .map(|((ma, mi), r, _)| format!(" (e.g. {ma}:{mi} = {})", hex(*r)))
+                    .map(|((ma, mi), (r, _))| format!(" (e.g. {ma}:{mi} = {})", hex(*r)))
                     .unwrap_or_default();
                 format!("one entry with one type bit each time, as the model predicts{ex}")
             } else {
@@ -628,8 +686,8 @@ fn facts(seen: &Seen) -> Vec<Fact> {
     let changed: Vec<String> = seen
         .ids
         .iter()
-        .filter(|(_, p, m)| p.0 != p.1 || m.0 != m.1)
-        .map(|(s, p, m)| format!("{s}: prog {}->{}, maps {:?}->{:?}", p.0, p.1, m.0, m.1))
+        .filter(|(_, (p, m))| p.0 != p.1 || m.0 != m.1)
+        .map(|(s, (p, m))| format!("{s}: prog {}->{}, maps {:?}->{:?}", p.0, p.1, m.0, m.1))
         .collect();
     out.push(Fact {
         name: "hot-plug updates the map in place (program and map ids kept)".into(),
@@ -644,6 +702,17 @@ fn facts(seen: &Seen) -> Vec<Fact> {
         ),
         holds: !seen.ids.is_empty() && changed.is_empty(),
     });
+    if let Some((at, leaf)) = &seen.place {
+        out.push(Fact {
+            name: "where libvirt attaches the program".into(),
+            detail: format!(
+                "{} (the domain's processes in {})",
+                at.display(),
+                leaf.display()
+            ),
+            holds: true,
+        });
+    }
     out
 }
 
@@ -700,7 +769,7 @@ fn reproducer(
         finding: r.runtime,
         real: None,
         refused: None,
-        kernel: "not asked: not run".into(),
+        kernel: "not asked".into(),
         kernel_agrees: true,
         status: String::new(),
     };
@@ -748,7 +817,11 @@ fn reproducer(
             let k = runtime::ask(nodes, &o.leaf, &[req])?[0];
             (real, k.to_string(), k.verdict() == Some(real))
         } else {
-            (real, format!("not asked: {device} is not safe to open"), true)
+            (
+                real,
+                format!("not asked: {device} is not safe to open"),
+                true,
+            )
         });
         Ok(())
     })?;
