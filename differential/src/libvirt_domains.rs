@@ -251,6 +251,45 @@ pub fn draw(rng: &mut Rng, majors: &[u32]) -> Vec<Step> {
     steps
 }
 
+/// How a finding's reproducer (`findings::LIBVIRT`, by name) is driven
+/// through the LXC driver: the domain's steps and the request, at char
+/// and block major `major`; or why the driver cannot produce it (read in
+/// its source, docs/libvirt.md).
+pub fn driven(name: &str, major: u32) -> Result<(Vec<Step>, String), &'static str> {
+    let h = |kind, minor| Hostdev::new(kind, major, minor);
+    match name {
+        "libvirt_key_has_no_device_type" => Ok((
+            vec![Step::Start(vec![h(Kind::Misc, 3), h(Kind::Storage, 3)])],
+            format!("c {major}:3 r"),
+        )),
+        "libvirt_char_deny_strips_block_access" => Ok((
+            vec![
+                Step::Start(vec![h(Kind::Misc, 4)]),
+                Step::Attach(h(Kind::Storage, 4)),
+                Step::Detach(h(Kind::Misc, 4)),
+            ],
+            format!("b {major}:4 r"),
+        )),
+        "libvirt_first_allow_creates_deny_all" | "libvirt_first_deny_creates_deny_all" => Err(
+            "not drivable: the driver's first call on a domain's cgroup is always virCgroupDenyAllDevices (virLXCCgroupSetupDeviceACL)",
+        ),
+        "libvirt_deny_all_after_program_is_ignored" => Err(
+            "not drivable: the driver calls virCgroupDenyAllDevices only at start, before any other call; hot-plug never does",
+        ),
+        "libvirt_device_deny_after_allow_all_is_ignored"
+        | "libvirt_wildcard_allow_narrows_allow_all" => Err(
+            "not drivable: the LXC driver never allows all devices rwm (virCgroupAllowAllDevices only with mknod, for the mknod capability)",
+        ),
+        "libvirt_allow_overwrites_access" => Err(
+            "not drivable: every allow the LXC driver makes is rwm, so an overwrite can only change the type (that is V4)",
+        ),
+        "libvirt_deny_clears_type_bit" => Err(
+            "not drivable: every deny the LXC driver makes is rwm of the node's own type, which clears the access bits with the type bit (the entry goes, or keeps only another type's bit: V4)",
+        ),
+        _ => Err("not drivable: no LXC driver sequence known for it"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,6 +377,27 @@ mod tests {
             (meant, v1, model),
             (Verdict::Allow, Verdict::Allow, Verdict::Deny)
         );
+    }
+
+    /// Each driven reproducer shows its finding in devcg's model: v1 and
+    /// the model answer as the finding says; every other one has a reason.
+    #[test]
+    fn driven_reproducers_show_their_finding() {
+        let mut drivable = 0;
+        for r in crate::findings::LIBVIRT {
+            match driven(r.name, 240) {
+                Ok((steps, request)) => {
+                    drivable += 1;
+                    let req = Request::parse(&request).unwrap();
+                    let (v1, model) = verdicts(&calls(&steps), &req);
+                    assert_eq!((v1, Some(model)), (r.oracle, r.runtime), "{}", r.name);
+                    // What the domain means agrees with v1 on the calls.
+                    assert_eq!(Policy::of(&rules(&meaning(&steps))).decide(&req), v1);
+                }
+                Err(why) => assert!(why.starts_with("not drivable: "), "{}", r.name),
+            }
+        }
+        assert_eq!(drivable, 2);
     }
 
     fn any_steps() -> impl proptest::strategy::Strategy<Value = Vec<Step>> {

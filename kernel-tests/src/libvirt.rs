@@ -716,42 +716,6 @@ fn facts(seen: &Seen) -> Vec<Fact> {
     out
 }
 
-/// How a reproducer is driven through the LXC driver (steps, request,
-/// both with `{M}` the free major), or why it cannot be.
-fn drive(r: &Reproducer) -> Result<(Vec<Step>, &'static str), &'static str> {
-    let h = |kind, minor| Hostdev::new(kind, 0, minor);
-    match r.name {
-        "libvirt_key_has_no_device_type" => Ok((
-            vec![Step::Start(vec![h(Kind::Misc, 3), h(Kind::Storage, 3)])],
-            "c {M}:3 r",
-        )),
-        "libvirt_char_deny_strips_block_access" => Ok((
-            vec![
-                Step::Start(vec![h(Kind::Misc, 4)]),
-                Step::Attach(h(Kind::Storage, 4)),
-                Step::Detach(h(Kind::Misc, 4)),
-            ],
-            "b {M}:4 r",
-        )),
-        "libvirt_first_allow_creates_deny_all" | "libvirt_first_deny_creates_deny_all" => Err(
-            "not drivable: the driver's first call on a domain's cgroup is always virCgroupDenyAllDevices (virLXCCgroupSetupDeviceACL)",
-        ),
-        "libvirt_deny_all_after_program_is_ignored" => Err(
-            "not drivable: the driver calls virCgroupDenyAllDevices only at start, before any other call; hot-plug never does",
-        ),
-        "libvirt_device_deny_after_allow_all_is_ignored" | "libvirt_wildcard_allow_narrows_allow_all" => Err(
-            "not drivable: the LXC driver never allows all devices rwm (virCgroupAllowAllDevices only with mknod, for the mknod capability)",
-        ),
-        "libvirt_allow_overwrites_access" => Err(
-            "not drivable: every allow the LXC driver makes is rwm, so an overwrite can only change the type (that is V4)",
-        ),
-        "libvirt_deny_clears_type_bit" => Err(
-            "not drivable: every deny the LXC driver makes is rwm of the node's own type, which clears the access bits with the type bit (the entry goes, or keeps only another type's bit: V4)",
-        ),
-        _ => Err("not drivable: no LXC driver sequence known for it"),
-    }
-}
-
 fn reproducer(
     drivers: &Drivers,
     nodes: &mut NodeDir,
@@ -773,25 +737,13 @@ fn reproducer(
         kernel_agrees: true,
         status: String::new(),
     };
-    let (steps, request) = match drive(r) {
+    let (steps, request) = match domains::driven(r.name, major) {
         Ok(d) => d,
         Err(why) => {
             out.status = why.into();
             return Ok(out);
         }
     };
-    let steps: Vec<Step> = steps
-        .into_iter()
-        .map(|s| {
-            let m = |h: Hostdev| Hostdev::new(h.kind, major, h.minor);
-            match s {
-                Step::Start(hs) => Step::Start(hs.into_iter().map(m).collect()),
-                Step::Attach(h) => Step::Attach(m(h)),
-                Step::Detach(h) => Step::Detach(m(h)),
-            }
-        })
-        .collect();
-    let request = request.replace("{M}", &major.to_string());
     let req = Request::parse(&request).expect("a valid request");
     let calls = domains::calls(&steps);
     out.rules = short_calls(&steps).join("; ");
