@@ -441,6 +441,50 @@ struct Seen {
     place: Option<(PathBuf, PathBuf)>,
 }
 
+impl Seen {
+    /// What step `s` of `steps` shows for the facts; `prev` is the
+    /// previous step's program and map ids (of the same domain).
+    fn record(
+        &mut self,
+        steps: &[Step],
+        s: usize,
+        o: &Observed,
+        prev: &mut Option<(u32, Vec<u32>)>,
+    ) {
+        let model_map = model_map(&steps[..=s]);
+        let step = &steps[s];
+        if let Step::Detach(h) = step {
+            let k = model::key(h.major, h.minor);
+            self.detaches
+                .push((*h, (o.map.get(&k).copied(), model_map.get(&k).copied())));
+        }
+        let present = domains::present(&steps[..=s]);
+        for h in &present {
+            if h.kind == Kind::Misc
+                && present
+                    .iter()
+                    .any(|g| g.kind == Kind::Storage && (g.major, g.minor) == (h.major, h.minor))
+            {
+                let k = model::key(h.major, h.minor);
+                self.shared.push((
+                    (h.major, h.minor),
+                    (o.map.get(&k).copied(), model_map.get(&k).copied()),
+                ));
+            }
+        }
+        if let (Some((pid, mids)), false) = (&*prev, matches!(step, Step::Start(_))) {
+            self.ids.push((
+                step.to_string(),
+                ((*pid, o.prog_id), (mids.clone(), o.map_ids.clone())),
+            ));
+        }
+        *prev = Some((o.prog_id, o.map_ids.clone()));
+        if self.place.is_none() {
+            self.place = Some((o.attach_point.clone(), o.leaf.clone()));
+        }
+    }
+}
+
 /// `cases` random domains (seeded), then the reproducers.
 pub fn run(cases: u64, seed: u64) -> Result<RuntimeReport, KernelError> {
     if let Some(why) = skip_reason() {
@@ -484,37 +528,7 @@ pub fn run(cases: u64, seed: u64) -> Result<RuntimeReport, KernelError> {
         let mut step_cases: Vec<Case> = Vec::new();
         let refused = run_domain(&files, &name, &steps, |s, o| {
             let c = judge(i, drivers, &mut nodes, &steps[..=s], o)?;
-            let model_map = model_map(&steps[..=s]);
-            let step = &steps[s];
-            if let Step::Detach(h) = step {
-                let k = model::key(h.major, h.minor);
-                seen.detaches
-                    .push((*h, (o.map.get(&k).copied(), model_map.get(&k).copied())));
-            }
-            let present = domains::present(&steps[..=s]);
-            for h in &present {
-                if h.kind == Kind::Misc
-                    && present.iter().any(|g| {
-                        g.kind == Kind::Storage && (g.major, g.minor) == (h.major, h.minor)
-                    })
-                {
-                    let k = model::key(h.major, h.minor);
-                    seen.shared.push((
-                        (h.major, h.minor),
-                        (o.map.get(&k).copied(), model_map.get(&k).copied()),
-                    ));
-                }
-            }
-            if let (Some((pid, mids)), false) = (&prev, matches!(step, Step::Start(_))) {
-                seen.ids.push((
-                    step.to_string(),
-                    ((*pid, o.prog_id), (mids.clone(), o.map_ids.clone())),
-                ));
-            }
-            prev = Some((o.prog_id, o.map_ids.clone()));
-            if seen.place.is_none() {
-                seen.place = Some((o.attach_point.clone(), o.leaf.clone()));
-            }
+            seen.record(&steps, s, o, &mut prev);
             step_cases.push(c);
             Ok(())
         })?;
@@ -532,14 +546,16 @@ pub fn run(cases: u64, seed: u64) -> Result<RuntimeReport, KernelError> {
         }
         out.extend(step_cases);
     }
-    let facts = facts(&seen);
     let mut reproducers = Vec::new();
     for (i, r) in findings::LIBVIRT.iter().enumerate() {
         let name = format!("devcg{}v{i}", std::process::id());
         reproducers.push(reproducer(
-            drivers, &mut nodes, &files, &name, r, majors[0],
+            drivers, &mut nodes, &files, &name, r, majors[0], &mut seen,
         )?);
     }
+    // The reproducers' domains count too: they unplug a device and share
+    // numbers whatever the random domains do.
+    let facts = facts(&seen);
     drop(files);
     drop(daemon);
     let pass = out.iter().all(|c| {
@@ -723,6 +739,7 @@ fn reproducer(
     name: &str,
     r: &Reproducer,
     major: u32,
+    seen: &mut Seen,
 ) -> Result<ReproducerResult, KernelError> {
     let mut out = ReproducerResult {
         class: r.class,
@@ -751,7 +768,9 @@ fn reproducer(
     out.oracle = Policy::of(&domains::rules(&calls)).decide(&req);
     let last = steps.len() - 1;
     let mut answer: Option<(Verdict, String, bool)> = None;
+    let mut prev = None;
     let refused = run_domain(files, name, &steps, |s, o| {
+        seen.record(&steps, s, o, &mut prev);
         if s != last {
             return Ok(());
         }
