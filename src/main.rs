@@ -445,7 +445,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => match (runtime, here) {
             (r, false) if r.is_daemon() => guest::runtime(&guest, &r.name(), cases, seed, json),
             (RuntimeName::Systemd, true) => cmd_runtime_systemd(cases, seed, json),
-            (RuntimeName::Libvirt, true) => bail!("devcg runtime libvirt --here is not built yet"),
+            (RuntimeName::Libvirt, true) => cmd_runtime_libvirt(cases, seed, json),
             (r, true) => bail!(
                 "--here is for systemd and libvirt, which devcg otherwise runs in its guest; {} runs here anyway",
                 r.name()
@@ -1011,6 +1011,14 @@ fn cmd_runtime(name: RuntimeName, cases: u64, seed: u64, json: bool) -> Result<E
     print_runtime_report(&report, seed, json)
 }
 
+/// `devcg runtime libvirt --here`: libvirt's LXC driver on this machine
+/// (devcg's own libvirtd when none answers), each domain step read back
+/// and audited (`devcg_kernel::libvirt`).
+fn cmd_runtime_libvirt(cases: u64, seed: u64, json: bool) -> Result<ExitCode> {
+    let report = devcg_kernel::libvirt::run(cases, seed).context("runtime libvirt")?;
+    print_runtime_report(&report, seed, json)
+}
+
 /// `devcg runtime systemd --here`: the systemd that is PID 1 on this
 /// machine, every unit read back and audited (`devcg_kernel::systemd`).
 fn cmd_runtime_systemd(cases: u64, seed: u64, json: bool) -> Result<ExitCode> {
@@ -1036,9 +1044,20 @@ fn print_runtime_report(
         );
         for (i, c) in report.cases.iter().enumerate() {
             match &c.refused {
-                Some(why) => println!("case {i}: refused by the runtime: {why}"),
+                Some(why) => println!(
+                    "case {i}: {}refused by the runtime: {why}",
+                    match c.rules.first() {
+                        Some(step) if step.starts_with("step ") => format!("{step}: "),
+                        _ => String::new(),
+                    }
+                ),
                 None => println!(
-                    "case {i}: {}vs model {}, vs config: {} security, {} usability",
+                    "case {i}: {}{}vs model {}, vs config: {} security, {} usability",
+                    // A daemon's case is one step of a longer life: say which.
+                    match c.rules.first() {
+                        Some(step) if step.starts_with("step ") => format!("{step}: "),
+                        _ => String::new(),
+                    },
                     if c.attached {
                         ""
                     } else {
@@ -1105,7 +1124,8 @@ fn print_runtime_report(
         for r in &report.reproducers {
             let real = match (&r.real, &r.refused) {
                 (Some(v), _) => format!("real {v}"),
-                (None, _) => "refused".to_string(),
+                (None, Some(_)) => "refused".to_string(),
+                (None, None) => "not run".to_string(),
             };
             println!(
                 "  {} {:<48} [{}] {}: v1 {}, {real}; kernel {}: {}",

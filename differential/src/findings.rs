@@ -341,7 +341,23 @@ pub const SYSTEMD: &[Reproducer] = &[
     rep("S2", "systemd_skips_major_beyond_dev_t", "deny a; allow c 4096:1 r", "c 4096:1 r", Allow, Some(Deny), false),
 ];
 
-/// devcg's model of `runtime` ("runc", "crun", "youki", "lxc" or "systemd") for `rules`: the
+/// libvirt's classes V1-V6 (libvirt has no rule text: each rule is the
+/// matching `virCgroup*Device*` call, docs/findings.md; its drivers add
+/// their own default devices, which these lists leave out).
+#[rustfmt::skip]
+pub const LIBVIRT: &[Reproducer] = &[
+    rep("V1", "libvirt_first_allow_creates_deny_all", "allow c 1:3 r", "c 1:4 r", Allow, Some(Deny), false),
+    rep("V1", "libvirt_first_deny_creates_deny_all", "deny c 1:3 r", "c 1:4 r", Allow, Some(Deny), false),
+    rep("V2", "libvirt_deny_all_after_program_is_ignored", "allow a; deny a", "c 1:3 r", Deny, Some(Allow), false),
+    rep("V3", "libvirt_device_deny_after_allow_all_is_ignored", "allow a; deny c 1:3 r", "c 1:3 r", Deny, Some(Allow), false),
+    rep("V4", "libvirt_key_has_no_device_type", "deny a; allow c 1:3 r; allow b 1:3 w", "c 1:3 r", Allow, Some(Deny), false),
+    rep("V4", "libvirt_char_deny_strips_block_access", "allow a; deny c *:* w", "b 8:0 w", Allow, Some(Deny), false),
+    rep("V5", "libvirt_allow_overwrites_access", "deny a; allow c 1:3 r; allow c 1:3 w", "c 1:3 r", Allow, Some(Deny), false),
+    rep("V5", "libvirt_wildcard_allow_narrows_allow_all", "allow a; allow c *:* r", "b 8:0 r", Allow, Some(Deny), false),
+    rep("V6", "libvirt_deny_clears_type_bit", "deny a; allow c 1:3 rw; deny c 1:3 w", "c 1:3 r", Allow, Some(Deny), false),
+];
+
+/// devcg's model of `runtime` ("runc", "crun", "youki", "lxc", "systemd" or "libvirt") for `rules`: the
 /// library alone (as the findings other than the defaults' are stated), or
 /// with the runtime's default devices, as the binary runs it.
 pub fn model(runtime: &str, defaults: bool, rules: &[Rule]) -> Result<Program, CompileError> {
@@ -372,6 +388,7 @@ mod tests {
             .chain(YOUKI)
             .chain(LXC)
             .chain(SYSTEMD)
+            .chain(LIBVIRT)
         {
             assert!(tests.contains(&format!("case::{}(", r.name)), "{}", r.name);
         }
@@ -386,6 +403,7 @@ mod tests {
             ("youki", YOUKI),
             ("lxc", LXC),
             ("systemd", SYSTEMD),
+            ("libvirt", LIBVIRT),
         ] {
             for r in reps {
                 let (rules, req) = (r.rules(), r.request());

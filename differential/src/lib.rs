@@ -12,6 +12,7 @@ pub mod counterexample;
 pub mod exhaustive;
 pub mod findings;
 pub mod gen;
+pub mod libvirt_domains;
 mod parallel;
 pub mod programs;
 pub mod rng;

@@ -17,6 +17,7 @@ pub mod differential;
 mod error;
 pub mod fidelity;
 pub mod gen;
+pub mod libvirt;
 pub mod mounts;
 pub mod objects;
 pub mod owned;

@@ -20,6 +20,10 @@
 //! * `src/util/vircgroup.c` (same commit): `virCgroupAllowDevice` & co.
 //!   only dispatch to the backend; a negative number means `*`.
 //!
+//! libvirt 9.0.0's release (Debian 12's) has the same functions; its LXC
+//! driver's real program and map decide as this model on every step of
+//! `devcg runtime libvirt` (docs/libvirt.md, docs/findings.md).
+//!
 //! # Mapping from the shared rule list
 //!
 //! libvirt has no rule text: its drivers call the cgroup API (the QEMU and
