@@ -27,11 +27,11 @@ use devcg_differential::findings::{self, Reproducer};
 use devcg_differential::libvirt_domains::{self as domains, Hostdev, Kind, Step};
 use devcg_differential::rng::Rng;
 use devcg_engine::strategy::models::libvirt::{self as model, Libvirt};
-use devcg_engine::{DeviceType, Program, Request, Rule, Strategy, Verdict};
+use devcg_engine::{Access, DeviceType, Program, Request, Rule, Strategy, Verdict};
 use devcg_oracle::Policy;
 
 use crate::device::{Device, Drivers};
-use crate::probe::NodeDir;
+use crate::probe::{self, KernelAnswer, NodeDir};
 use crate::runtime::{self, Case, Fact, ReproducerResult, RuntimeError, RuntimeReport};
 use crate::v2::Scratch;
 use crate::{owned, KernelError};
@@ -549,7 +549,12 @@ pub fn run(cases: u64, seed: u64) -> Result<RuntimeReport, KernelError> {
     }
     // The reproducers' domains count too: they unplug a device and share
     // numbers whatever the random domains do.
-    let facts = facts(&seen);
+    let mut facts = facts(&seen);
+    facts.push(node_types(
+        &files,
+        &format!("devcg{}n", std::process::id()),
+        majors[0],
+    )?);
     drop(files);
     drop(daemon);
     let pass = out.iter().all(|c| c.refused.is_none() && c.passes())
@@ -623,6 +628,126 @@ fn judge(
 
 fn hex(v: Option<u32>) -> String {
     v.map_or("none".into(), |v| format!("{v:#x}"))
+}
+
+/// The type of the node at `path` as a process of the domain sees it
+/// (through `/proc/PID/root` of a process in `leaf`).
+fn node_type_in_domain(leaf: &Path, path: &str) -> Option<DeviceType> {
+    use std::os::unix::fs::FileTypeExt;
+    let procs = fs::read_to_string(leaf.join("cgroup.procs")).ok()?;
+    let pid = procs.lines().next()?.trim().to_string();
+    let meta = fs::symlink_metadata(format!("/proc/{pid}/root{path}")).ok()?;
+    let ft = meta.file_type();
+    if ft.is_char_device() {
+        Some(DeviceType::Char)
+    } else if ft.is_block_device() {
+        Some(DeviceType::Block)
+    } else {
+        None
+    }
+}
+
+/// Opens (read-only) `path` inside the domain, through `/proc/PID/root`
+/// of a process in `leaf`, from a child joined to `leaf`.
+fn open_in_domain(leaf: &Path, path: &str) -> Result<Option<KernelAnswer>, KernelError> {
+    let procs = fs::read_to_string(leaf.join("cgroup.procs")).unwrap_or_default();
+    let Some(pid) = procs.lines().next().map(str::trim) else {
+        return Ok(None);
+    };
+    let join = crate::sys::cstring(&leaf.join("cgroup.procs")).map_err(RuntimeError::from)?;
+    let node = crate::sys::cstring(Path::new(&format!("/proc/{pid}/root{path}")))
+        .map_err(RuntimeError::from)?;
+    let steps = [
+        probe::Step::Join(join),
+        probe::Step::Open(node, probe::open_flags(Access::READ)),
+    ];
+    let codes = probe::run_child(&steps).map_err(RuntimeError::from)?;
+    Ok(Some(steps[1].outcome(codes[1])))
+}
+
+/// V7 (docs/findings.md): the node the LXC driver makes inside the domain
+/// for a hostdev. At start it has the hostdev's type; on hot-plug, a
+/// `misc` (char) hostdev's node is made as a *block* node
+/// (`lxcDomainAttachDeviceHostdevMiscLive` passes `S_IFBLK`), which the
+/// domain's own program then denies, since it allowed the char device.
+/// Holds when the real driver does exactly that: a fix upstream shows as
+/// this fact failing, and the finding must then be updated.
+fn node_types(files: &Files, name: &str, major: u32) -> Result<Fact, KernelError> {
+    let at_start = Hostdev::new(Kind::Misc, major, 10);
+    let misc = Hostdev::new(Kind::Misc, major, 11);
+    let storage = Hostdev::new(Kind::Storage, major, 12);
+    let steps = vec![
+        Step::Start(vec![at_start]),
+        Step::Attach(misc),
+        Step::Attach(storage),
+    ];
+    let dir = files.dir();
+    let mut seen: Vec<(Hostdev, &str, Option<DeviceType>, Option<Verdict>)> = Vec::new();
+    // The kernel's answer to a read open of the hot-plugged misc node, by
+    // a child joined to the domain's cgroup.
+    let mut kernel = None;
+    let refused = run_domain(files, name, &steps, |s, o| {
+        if s + 1 < steps.len() {
+            return Ok(());
+        }
+        kernel = open_in_domain(&o.leaf, &misc.path(&dir))?;
+        for (h, how) in [
+            (at_start, "start"),
+            (misc, "hot-plug"),
+            (storage, "hot-plug"),
+        ] {
+            let ty = node_type_in_domain(&o.leaf, &h.path(&dir));
+            // What the domain's program answers for a read of that node.
+            let verdict = ty.and_then(|ty| {
+                let req = Device::new(ty, h.major, h.minor).request(Access::READ);
+                devcg_emulator::Emulator::new(&o.program)
+                    .ok()?
+                    .run(&req)
+                    .ok()
+            });
+            seen.push((h, how, ty, verdict));
+        }
+        Ok(())
+    })?;
+    if let Some((s, why)) = refused {
+        return Ok(Fact {
+            name: "V7: a hot-plugged misc hostdev's node in the domain".into(),
+            detail: format!("not checked: step {s} failed: {why}"),
+            holds: false,
+        });
+    }
+    let expected = [DeviceType::Char, DeviceType::Block, DeviceType::Block];
+    let holds = seen.len() == 3
+        && seen.iter().zip(expected).all(|(o, want)| o.2 == Some(want))
+        && seen[1].3 == Some(Verdict::Deny)
+        && kernel == Some(KernelAnswer::Denied);
+    let shown: Vec<String> = seen
+        .iter()
+        .map(|(h, how, ty, v)| {
+            let node = match ty {
+                Some(t) => format!(
+                    "a {} node",
+                    if *t == DeviceType::Char {
+                        "char"
+                    } else {
+                        "block"
+                    }
+                ),
+                None => "no node".into(),
+            };
+            let v = v.map(|v| format!(", read {v}")).unwrap_or_default();
+            format!("{h} ({how}): {node}{v}")
+        })
+        .collect();
+    let kernel = kernel.map_or("not asked".into(), |k| k.to_string());
+    Ok(Fact {
+        name: "V7: a hot-plugged misc (char) hostdev gets a block node in the domain, which the domain's program denies".into(),
+        detail: format!(
+            "{}; the kernel, asked to open the hot-plugged node from inside the domain's cgroup: {kernel}",
+            shown.join("; ")
+        ),
+        holds,
+    })
 }
 
 /// The facts, as observed, each against the model's prediction.
