@@ -226,6 +226,33 @@ impl Drop for Files {
     }
 }
 
+/// The leftovers of a killed run: its domains (`devcg<pid>…`), node
+/// directories under /dev and XML directories, where the pid is dead.
+fn remove_stale() {
+    if let Ok(names) = virsh(&["list", "--all", "--name"]) {
+        for name in names.lines().map(str::trim) {
+            let pid = name
+                .strip_prefix("devcg")
+                .map(|rest| {
+                    rest.chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect::<String>()
+                })
+                .and_then(|p| p.parse::<i32>().ok());
+            if pid.is_some_and(|p| !owned::pid_alive(p)) {
+                drop(Domain(name.to_string()));
+            }
+        }
+    }
+    for dir in [Path::new("/dev").to_path_buf(), owned::temp_dir()] {
+        for prefix in ["devcg-libvirt-", "devcg-libvirt-drivers-"] {
+            for stale in owned::stale_entries(&dir, prefix) {
+                let _ = fs::remove_dir_all(stale);
+            }
+        }
+    }
+}
+
 /// A defined domain: destroyed and undefined on drop.
 struct Domain(String);
 
@@ -508,6 +535,7 @@ pub fn run(cases: u64, seed: u64) -> Result<RuntimeReport, KernelError> {
         ));
     }
     let daemon = Daemon::ensure()?;
+    remove_stale();
     let version = virsh(&["version"])
         .ok()
         .and_then(|v| {
