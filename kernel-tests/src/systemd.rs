@@ -30,7 +30,7 @@ use devcg_differential::audit;
 use devcg_differential::findings::{self, Reproducer};
 use devcg_differential::gen::Draw;
 use devcg_differential::systemd_units::{self, Entry, Pool, UnitConfig};
-use devcg_engine::strategy::models::systemd::{compile_unit_on, DevicePolicy, Host};
+use devcg_engine::strategy::models::systemd::{compile_unit_on, DevicePolicy, Host, STATIC_NODES};
 use devcg_engine::{Access, DeviceType, Program};
 
 use crate::device::{Device, Drivers};
@@ -153,23 +153,26 @@ impl Unit {
     }
 
     /// Stops it, removes its file and resets its failure state.
-    fn remove(mut self) -> Result<(), RuntimeError> {
-        self.gone = true;
+    fn teardown(&self) -> Result<(), RuntimeError> {
         let stopped = self.stop();
         let _ = fs::remove_file(&self.file);
         let _ = systemctl(&["reset-failed", &self.name]);
         stopped
+    }
+
+    /// [`Unit::teardown`], reporting a failure to stop.
+    fn remove(mut self) -> Result<(), RuntimeError> {
+        self.gone = true;
+        self.teardown()
     }
 }
 
 impl Drop for Unit {
     fn drop(&mut self) {
         if !self.gone {
-            if let Err(e) = self.stop() {
+            if let Err(e) = self.teardown() {
                 eprintln!("devcg: could not stop {}: {e}", self.name);
             }
-            let _ = fs::remove_file(&self.file);
-            let _ = systemctl(&["reset-failed", &self.name]);
         }
     }
 }
@@ -274,14 +277,9 @@ fn free_majors(drivers: &Drivers) -> Vec<u32> {
 
 /// What the generator draws from on this machine.
 fn pool(host: &Host, free: &[u32]) -> Pool {
-    const NODES: &[&str] = &[
-        "/dev/null",
-        "/dev/zero",
-        "/dev/full",
-        "/dev/random",
-        "/dev/urandom",
-        "/dev/tty",
-        "/dev/ptmx",
+    // The static list's own nodes (a unit may name them too), then others
+    // a machine of this kind has.
+    const MORE: &[&str] = &[
         "/dev/console",
         "/dev/tty0",
         "/dev/ttyS0",
@@ -291,9 +289,10 @@ fn pool(host: &Host, free: &[u32]) -> Pool {
         "/dev/net/tun",
         "/dev/fuse",
     ];
-    let mut nodes: Vec<String> = NODES
+    let mut nodes: Vec<String> = STATIC_NODES
         .iter()
-        .filter(|p| host.node(p).is_some())
+        .chain(MORE)
+        .filter(|p| p.starts_with("/dev/") && host.node(p).is_some())
         .map(|p| p.to_string())
         .collect();
     nodes.push("/dev/devcg-no-such-node".into());
