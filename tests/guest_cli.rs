@@ -24,11 +24,34 @@ fn root() -> bool {
     true
 }
 
-fn devcg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_devcg"))
+/// devcg with `args`; `None` (after one line) when the guest's host tools
+/// could not be installed here, as the kernel matrix skips then too.
+fn devcg(args: &[&str]) -> Option<Output> {
+    let o = Command::new(env!("CARGO_BIN_EXE_devcg"))
         .args(args)
         .output()
-        .expect("run devcg")
+        .expect("run devcg");
+    let err = String::from_utf8_lossy(&o.stderr);
+    if let Some(line) = err
+        .lines()
+        .find(|l| l.contains("cannot install what the VM runner needs"))
+    {
+        eprintln!("SKIPPED: {line}");
+        return None;
+    }
+    Some(o)
+}
+
+/// Pids of guest qemus running now (another run's may be among them).
+fn guest_qemus() -> Vec<String> {
+    let o = Command::new("pgrep")
+        .args(["-f", "qemu-system-x86_64.*mount_tag=devcg"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Temp entries a guest run leaves: none may outlive it.
@@ -47,11 +70,13 @@ fn a_command_runs_as_root_under_systemd_and_its_status_comes_back() {
         return;
     }
     let _one = one_guest();
-    let o = devcg(&[
+    let Some(o) = devcg(&[
         "guest",
         "--",
         "echo pid1=$(cat /proc/1/comm) uid=$(id -u); /mnt/devcg/devcg --version; stat -fc %T /sys/fs/cgroup; echo oops >&2; exit 3",
-    ]);
+    ]) else {
+        return;
+    };
     let out = String::from_utf8_lossy(&o.stdout);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(3), "{out}{err}");
@@ -75,22 +100,25 @@ fn a_guest_past_its_deadline_is_killed_and_nothing_is_left() {
         return;
     }
     let _one = one_guest();
-    let o = devcg(&["guest", "--guest-timeout", "5", "--", "sleep", "600"]);
+    let before = guest_qemus();
+    let Some(o) = devcg(&["guest", "--guest-timeout", "5", "--", "sleep", "600"]) else {
+        return;
+    };
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("still running after 5 s"), "{err}");
-    let qemu = Command::new("pgrep")
-        .args(["-f", "qemu-system-x86_64.*mount_tag=devcg"])
-        .output()
-        .unwrap();
-    assert!(qemu.stdout.is_empty(), "qemu left running");
+    let left: Vec<String> = guest_qemus()
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .collect();
+    assert!(left.is_empty(), "qemu left running: {left:?}");
     assert!(job_dirs().is_empty(), "{:?}", job_dirs());
 }
 
 /// `devcg runtime NAME --cases 20 --seed 7 --json`, booted in the guest
 /// (systemd: 20 units; libvirt: 20 domains, a case per step).
-fn daemon_report(name: &str) -> (Option<i32>, serde_json::Value) {
-    let o = devcg(&["runtime", name, "--cases", "20", "--seed", "7", "--json"]);
+fn daemon_report(name: &str) -> Option<(Option<i32>, serde_json::Value)> {
+    let o = devcg(&["runtime", name, "--cases", "20", "--seed", "7", "--json"])?;
     let report = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
         panic!(
             "{e}: {}{}",
@@ -98,7 +126,7 @@ fn daemon_report(name: &str) -> (Option<i32>, serde_json::Value) {
             String::from_utf8_lossy(&o.stderr)
         )
     });
-    (o.status.code(), report)
+    Some((o.status.code(), report))
 }
 
 /// Every case judged on the real daemon: the program decides as devcg's
@@ -139,7 +167,9 @@ fn systemd_units_decide_as_devcgs_model_on_the_real_daemon() {
         return;
     }
     let _one = one_guest();
-    let (code, report) = daemon_report("systemd");
+    let Some((code, report)) = daemon_report("systemd") else {
+        return;
+    };
     assert!(report["version"]
         .as_str()
         .unwrap()
@@ -182,7 +212,9 @@ fn libvirt_domains_decide_as_devcgs_model_on_the_real_daemon() {
         return;
     }
     let _one = one_guest();
-    let (code, report) = daemon_report("libvirt");
+    let Some((code, report)) = daemon_report("libvirt") else {
+        return;
+    };
     assert!(
         report["version"].as_str().unwrap().contains("9.0.0"),
         "{}",
