@@ -373,6 +373,9 @@ fn observe(name: &str) -> Result<Observed, KernelError> {
     })
 }
 
+/// How long a hot-plug waits for libvirtd to learn the domain's init pid.
+const INIT_PID_WAIT: Duration = Duration::from_secs(120);
+
 /// Runs one step through virsh; libvirt's refusal as `Err(reason)`.
 fn perform(
     files: &Files,
@@ -396,14 +399,14 @@ fn perform(
                 "detach-device"
             };
             let xml = files.write(&format!("{name}-{n}.xml"), &h.xml(&dir))?;
-            // libvirtd learns the init pid from the controller just after
-            // the start: a hot-plug before that is refused, so retry.
+            // libvirtd learns the init pid from the controller some time
+            // after the start (seconds on a loaded TCG guest: 10 s was
+            // once too short): a hot-plug before that is refused, so retry.
             let started = Instant::now();
             loop {
                 match virsh(&[verb, name, &xml, "--live"]) {
                     Err(RuntimeError::Failed { stderr, .. })
-                        if stderr.contains("init PID")
-                            && started.elapsed() < Duration::from_secs(10) =>
+                        if stderr.contains("init PID") && started.elapsed() < INIT_PID_WAIT =>
                     {
                         std::thread::sleep(Duration::from_millis(200));
                     }
