@@ -410,7 +410,16 @@ fn perform(
                     {
                         std::thread::sleep(Duration::from_millis(200));
                     }
-                    other => break other,
+                    other => {
+                        let waited = started.elapsed();
+                        if waited > Duration::from_secs(1) {
+                            eprintln!(
+                                "devcg: {verb} {name}: libvirtd knew the init pid after {:.1} s",
+                                waited.as_secs_f64()
+                            );
+                        }
+                        break other;
+                    }
                 }
             }
         }
