@@ -890,19 +890,7 @@ fn reproducer(
     major: u32,
     seen: &mut Seen,
 ) -> Result<ReproducerResult, KernelError> {
-    let mut out = ReproducerResult {
-        class: r.class,
-        name: r.name,
-        rules: r.rules.to_string(),
-        request: r.request.to_string(),
-        oracle: r.oracle,
-        finding: r.runtime,
-        real: None,
-        refused: None,
-        kernel: "not asked".into(),
-        kernel_agrees: true,
-        status: String::new(),
-    };
+    let mut out = ReproducerResult::new(r, r.rules.to_string(), r.request.to_string(), "not asked");
     let (steps, request) = match domains::driven(r.name, major) {
         Ok(d) => d,
         Err(why) => {

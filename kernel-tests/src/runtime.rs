@@ -907,6 +907,26 @@ pub struct ReproducerResult {
     pub status: String,
 }
 
+impl ReproducerResult {
+    /// A reproducer as run (`rules`, `request`), before anything is
+    /// known; `kernel` says why the kernel was not asked, until it is.
+    pub(crate) fn new(r: &Reproducer, rules: String, request: String, kernel: &str) -> Self {
+        ReproducerResult {
+            class: r.class,
+            name: r.name,
+            rules,
+            request,
+            oracle: r.oracle,
+            finding: r.runtime,
+            real: None,
+            refused: None,
+            kernel: kernel.into(),
+            kernel_agrees: true,
+            status: String::new(),
+        }
+    }
+}
+
 /// One reproducer through the real `runtime`, in cgroup `name`; `model`
 /// (what the runtime attaches, defaults included) tells a finding the
 /// defaults mask from one not seen.
@@ -923,19 +943,12 @@ pub fn run_reproducer(
         .flatten();
     let (rules_text, request_text) = r.texts(moved_to);
     let (rules, req) = findings::parse(r.name, &rules_text, &request_text);
-    let mut out = ReproducerResult {
-        class: r.class,
-        name: r.name,
-        rules: rules_text,
-        request: request_text,
-        oracle: r.oracle,
-        finding: r.runtime,
-        real: None,
-        refused: None,
-        kernel: "not asked: the container did not start".into(),
-        kernel_agrees: true,
-        status: String::new(),
-    };
+    let mut out = ReproducerResult::new(
+        r,
+        rules_text,
+        request_text,
+        "not asked: the container did not start",
+    );
     match capture(runtime, scratch, name, &rules)? {
         Err(why) => {
             out.status = if r.runtime.is_none() {

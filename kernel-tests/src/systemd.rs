@@ -398,19 +398,12 @@ impl Run {
         let moved_to = runtime::free_major(self.scratch.drivers());
         let (rules_text, request_text) = r.texts(moved_to);
         let (rules, req) = findings::parse(r.name, &rules_text, &request_text);
-        let mut out = ReproducerResult {
-            class: r.class,
-            name: r.name,
-            rules: rules_text,
-            request: request_text,
-            oracle: r.oracle,
-            finding: r.runtime,
-            real: None,
-            refused: None,
-            kernel: "not asked: the unit did not start".into(),
-            kernel_agrees: true,
-            status: String::new(),
-        };
+        let mut out = ReproducerResult::new(
+            r,
+            rules_text,
+            request_text,
+            "not asked: the unit did not start",
+        );
         let config = match UnitConfig::from_rules(&rules) {
             Ok(c) => c,
             Err(e) => {
