@@ -139,6 +139,16 @@ fn daemon_report(name: &str) -> Option<(Option<i32>, serde_json::Value)> {
     Some((o.status.code(), report))
 }
 
+/// `field` of each element of the array `list` of `report`.
+fn strings<'a>(report: &'a serde_json::Value, list: &str, field: &str) -> Vec<&'a str> {
+    report[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e[field].as_str().unwrap())
+        .collect()
+}
+
 /// Every case judged on the real daemon: the program decides as devcg's
 /// model, the kernel answers sampled requests as the program decides and
 /// lets every security class through; every fact holds.
@@ -186,12 +196,7 @@ fn systemd_units_decide_as_devcgs_model_on_the_real_daemon() {
         .starts_with("systemd 252"));
     assert_daemon_report(&report);
     assert_eq!(code, Some(0), "{report}");
-    let facts: Vec<&str> = report["facts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["name"].as_str().unwrap())
-        .collect();
+    let facts = strings(&report, "facts", "name");
     assert_eq!(facts.len(), 3, "{facts:?}");
     assert!(
         facts.iter().any(|f| f.contains("daemon-reexec")),
@@ -201,12 +206,7 @@ fn systemd_units_decide_as_devcgs_model_on_the_real_daemon() {
         facts.iter().any(|f| f.contains("100 start/stop")),
         "{facts:?}"
     );
-    let statuses: Vec<&str> = report["reproducers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["status"].as_str().unwrap())
-        .collect();
+    let statuses = strings(&report, "reproducers", "status");
     assert!(
         statuses.len() >= 2 && statuses.iter().all(|s| s.starts_with("confirmed")),
         "{statuses:?}"
@@ -241,12 +241,7 @@ fn libvirt_domains_decide_as_devcgs_model_on_the_real_daemon() {
     assert!(steps.iter().any(|s| s.contains(": detach ")), "{steps:?}");
     assert_daemon_report(&report);
     assert_eq!(code, Some(0), "{report}");
-    let facts: Vec<&str> = report["facts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["name"].as_str().unwrap())
-        .collect();
+    let facts = strings(&report, "facts", "name");
     assert!(facts.iter().any(|f| f.starts_with("V7")), "{facts:?}");
     let confirmed: Vec<&str> = report["reproducers"]
         .as_array()
